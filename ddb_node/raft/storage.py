@@ -1,0 +1,53 @@
+"""The Storage protocol the core reads its persisted log through (etcd-io/raft style).
+
+The core never writes storage itself: it hands entries, hard state and snapshots to
+the driver in a Ready, and the driver calls `save` (one atomic, durable write per
+Ready). Implementations live in `ddb_node.storage` and import these types.
+"""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from .types import ConfState, Entry, HardState, Snapshot
+
+
+@runtime_checkable
+class Storage(Protocol):
+    # ---- read side, used by the core -------------------------------------------
+    def initial_state(self) -> tuple[HardState, ConfState]:
+        """Persisted hard state and the conf state of the latest snapshot
+        (or of the bootstrap configuration)."""
+
+    def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[Entry]:
+        """Entries [lo, hi). Raises Compacted if lo < first_index(), Unavailable if
+        hi > last_index() + 1. With max_bytes, returns at least one entry and stops
+        before the total data size would exceed it."""
+
+    def term(self, index: int) -> int:
+        """Term of the entry at index; index == first_index() - 1 gives the snapshot's
+        term. Raises Compacted / Unavailable outside [first_index()-1, last_index()]."""
+
+    def first_index(self) -> int:
+        """Index of the first available entry (snapshot index + 1)."""
+
+    def last_index(self) -> int:
+        """Index of the last entry (snapshot index if the log is empty)."""
+
+    def snapshot(self) -> Snapshot:
+        """The most recent snapshot (meta + data)."""
+
+    # ---- write side, used by the driver -----------------------------------------
+    def save(self, hard_state: HardState | None, entries: list[Entry],
+             snapshot: Snapshot | None) -> None:
+        """Persist one Ready atomically: apply the snapshot first (discarding the
+        log it covers), then append entries (truncating any conflicting suffix
+        from entries[0].index), then the hard state. Durable on return."""
+
+    def create_snapshot(self, index: int, conf_state: ConfState, data: bytes) -> Snapshot:
+        """Record a snapshot of the applied state at index (index <= last applied)."""
+
+    def compact(self, index: int) -> None:
+        """Discard entries up to and including index (index <= snapshot index)."""
+
+    def close(self) -> None:
+        ...

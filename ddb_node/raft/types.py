@@ -1,0 +1,192 @@
+"""Plain data types shared by the Raft core, its storage and its drivers.
+
+They are small slotted classes (not frozen dataclasses) because the core creates
+millions of them in a benchmark run; equality and repr come from dataclasses so
+tests can compare them directly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+NONE = 0  # "no node": node ids are positive integers
+
+
+class EntryType(IntEnum):
+    NORMAL = 0
+    CONF_CHANGE = 1
+
+
+class Role(IntEnum):
+    FOLLOWER = 0
+    PRE_CANDIDATE = 1
+    CANDIDATE = 2
+    LEADER = 3
+
+
+class MsgType(IntEnum):
+    APP = 1              # AppendEntries (also carries the commit index)
+    APP_RESP = 2
+    VOTE = 3             # RequestVote
+    VOTE_RESP = 4
+    PRE_VOTE = 5         # dissertation 9.6
+    PRE_VOTE_RESP = 6
+    HEARTBEAT = 7
+    HEARTBEAT_RESP = 8   # context echoes a ReadIndex round
+    SNAP = 9             # one chunk of a snapshot install
+    SNAP_RESP = 10       # acknowledges a chunk (or rejects the install)
+    TIMEOUT_NOW = 11     # leadership transfer: campaign now, skip pre-vote
+    READ_INDEX = 12      # follower -> leader: please confirm a read index
+    READ_INDEX_RESP = 13
+    TRANSFER_LEADER = 14  # follower -> leader: please transfer to `frm`/`index`
+
+
+class ConfChangeType(IntEnum):
+    ADD_LEARNER = 0
+    PROMOTE = 1          # learner -> voter
+    REMOVE = 2
+
+
+@dataclass(slots=True)
+class Entry:
+    term: int
+    index: int
+    type: int = EntryType.NORMAL
+    data: bytes = b""
+
+    def size(self) -> int:
+        return len(self.data) + 16
+
+
+@dataclass(slots=True)
+class HardState:
+    term: int = 0
+    vote: int = NONE
+    commit: int = 0
+
+
+@dataclass(slots=True)
+class ConfState:
+    voters: tuple[int, ...] = ()
+    learners: tuple[int, ...] = ()
+
+
+@dataclass(slots=True)
+class ConfChange:
+    type: int
+    node_id: int
+    context: bytes = b""  # opaque to the core (e.g. the node's address)
+
+    def encode(self) -> bytes:
+        ctx = self.context
+        return bytes([self.type]) + self.node_id.to_bytes(8, "big") + ctx
+
+    @classmethod
+    def decode(cls, data: bytes) -> "ConfChange":
+        return cls(data[0], int.from_bytes(data[1:9], "big"), bytes(data[9:]))
+
+
+@dataclass(slots=True)
+class SnapshotMeta:
+    index: int = 0
+    term: int = 0
+    conf_state: ConfState = field(default_factory=ConfState)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    meta: SnapshotMeta = field(default_factory=SnapshotMeta)
+    data: bytes = b""
+
+    def is_empty(self) -> bool:
+        return self.meta.index == 0
+
+
+@dataclass(slots=True)
+class SnapshotChunk:
+    """One piece of a snapshot install (MsgType.SNAP)."""
+    meta: SnapshotMeta
+    offset: int
+    data: bytes
+    done: bool
+    total: int
+
+
+@dataclass(slots=True)
+class Message:
+    type: int
+    to: int
+    frm: int
+    term: int = 0
+    log_term: int = 0        # APP: term of entry at `index`; APP_RESP reject: hint term
+    index: int = 0           # APP: index preceding `entries`; responses: match / hint
+    entries: list = field(default_factory=list)
+    commit: int = 0
+    reject: bool = False
+    reject_hint: int = 0     # APP_RESP reject: follower's best guess of the match point
+    context: bytes = b""     # READ_INDEX ctx, heartbeat round id, campaign kind
+    snapshot: SnapshotChunk | None = None
+
+
+@dataclass(slots=True)
+class SoftState:
+    role: int = Role.FOLLOWER
+    leader: int = NONE
+
+
+@dataclass(slots=True)
+class ReadState:
+    """A ReadIndex answer: reads for `ctx` may be served once applied >= index."""
+    index: int
+    ctx: bytes
+
+
+@dataclass(slots=True)
+class Ready:
+    """Everything the driver must do, in order: persist, send, apply, advance.
+
+    `messages` may be sent at once (in parallel with persisting);
+    `persisted_messages` must wait until hard_state/entries/snapshot are durable.
+    """
+    soft_state: SoftState | None = None
+    hard_state: HardState | None = None
+    entries: list = field(default_factory=list)
+    snapshot: Snapshot | None = None
+    committed_entries: list = field(default_factory=list)
+    messages: list = field(default_factory=list)
+    persisted_messages: list = field(default_factory=list)
+    read_states: list = field(default_factory=list)
+    must_sync: bool = False
+
+    def all_messages(self) -> list:
+        return self.messages + self.persisted_messages
+
+
+class RaftError(Exception):
+    """Base of the core's errors."""
+
+
+class NotLeader(RaftError):
+    def __init__(self, leader_hint: int = NONE, msg: str = "not the leader"):
+        super().__init__(f"{msg} (leader hint: {leader_hint or 'unknown'})")
+        self.leader_hint = leader_hint
+
+
+class ProposalDropped(RaftError):
+    """The leader cannot take this proposal now (transfer in progress, pending conf change...)."""
+
+
+class StorageError(RaftError):
+    pass
+
+
+class Compacted(StorageError):
+    """The requested index is below the storage's first index (compacted into a snapshot)."""
+
+
+class Unavailable(StorageError):
+    """The requested index is beyond the storage's last index."""
+
+
+class SnapshotTemporarilyUnavailable(StorageError):
+    pass

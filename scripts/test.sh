@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Sets up (if needed) and runs the whole default test suite. Extra args go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+exec .venv/bin/python -m pytest -q "$@"
