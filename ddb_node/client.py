@@ -1,0 +1,630 @@
+"""Python clients for ddb: `Client` (sync, thread-safe) and `AsyncClient` (asyncio).
+
+The client learns the members and the leader from any node it is given, sends writes
+straight to the leader (no forwarding hop in the steady state), spreads `none` reads over
+the members, follows leadership changes, and retries writes safely: every write carries a
+client session (client id, sequence number), so a write retried after a lost answer is
+applied exactly once (the state machine remembers the outcome).
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable
+
+import zmq
+import zmq.asyncio
+
+from ddb_node.errors import (ConnectionFailed, DdbError, NoLeader, NotLeader, StatementError,
+                             Timeout, Unavailable, from_reply)
+from ddb_node.net.codec import (KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client,
+                                encode_client)
+
+LEVELS = ("none", "weak", "linearizable", "strong", "auto")
+
+
+def _norm_addr(a: str) -> str:
+    a = a.strip()
+    if "://" not in a:
+        a = "tcp://" + a
+    return a
+
+
+def _statements(sql, params) -> list:
+    if params is None:
+        return [[sql]]
+    if isinstance(params, dict):
+        return [[sql, params]]
+    return [[sql, *params]]
+
+
+class Response:
+    """One answer: a result per statement, plus where and when it was served."""
+
+    def __init__(self, body: dict):
+        from ddb_node.sql import Result
+        self.results = [Result.from_dict(r) for r in body.get("results") or []]
+        self.index = body.get("index")
+        self.node = body.get("node")
+        self.term = body.get("term")
+        self.level = body.get("level")
+        self.time = body.get("time")
+        self.duplicate = bool(body.get("duplicate"))
+        self.raw = body
+
+    def __getitem__(self, i):
+        return self.results[i]
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self):
+        return iter(self.results)
+
+    @property
+    def rows_affected(self) -> int:
+        return sum(r.rows_affected or 0 for r in self.results)
+
+    @property
+    def last_insert_id(self):
+        return self.results[-1].last_insert_id if self.results else None
+
+    def to_pandas(self):
+        """DataFrame of the last result that has columns (a read), typed by affinity."""
+        for r in reversed(self.results):
+            if r.columns:
+                return r.to_pandas()
+        return self.results[-1].to_pandas() if self.results else None
+
+    def __repr__(self) -> str:
+        return (f"<Response node={self.node} index={self.index} level={self.level} "
+                f"results={len(self.results)}>")
+
+
+def _raise_statement_errors(resp: Response) -> Response:
+    for i, r in enumerate(resp.results):
+        if r.error:
+            raise StatementError(f"statement {i}: {r.error}", i, resp)
+    return resp
+
+
+# ============================================================================ sync client
+class Client:
+    def __init__(self, addresses: str | Iterable[str], *, cluster_id: str | None = None,
+                 timeout: float = 10.0, level: str = "weak", redirect: bool = False,
+                 curve: dict | None = None, raise_on_error: bool = True,
+                 attempt_timeout: float = 2.0):
+        if isinstance(addresses, str):
+            addresses = [a for a in addresses.split(",") if a.strip()]
+        self.seeds = [_norm_addr(a) for a in addresses]
+        self.attempt_timeout = attempt_timeout
+        if not self.seeds:
+            raise ValueError("give at least one node address")
+        if level not in LEVELS:
+            raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
+        self.cluster_id = cluster_id or ""
+        self.timeout = timeout
+        self.level = level
+        self.redirect = redirect
+        self.curve = curve
+        self.raise_on_error = raise_on_error
+        self.client_id = uuid.uuid4().hex
+        self._seq = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._ctx = zmq.Context()
+        self._local = threading.local()
+        self._sockets: list[zmq.Socket] = []
+        self.members: dict[int, str] = {}     # node id -> client address
+        self._leader: int | None = None
+        self._rng = random.Random()
+        self._closed = False
+        self._pool: ThreadPoolExecutor | None = None
+
+    # ---- context manager / lifecycle -------------------------------------------------
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._pool:
+            self._pool.shutdown(wait=False)
+        with self._lock:
+            for s in self._sockets:
+                try:
+                    s.close(0)
+                except zmq.ZMQError:
+                    pass
+            self._sockets.clear()
+        self._ctx.term()
+
+    # ---- transport ----------------------------------------------------------------------
+    def _socket(self, addr: str) -> zmq.Socket:
+        socks = getattr(self._local, "socks", None)
+        if socks is None:
+            socks = self._local.socks = {}
+        s = socks.get(addr)
+        if s is None:
+            s = self._ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            if self.curve:
+                s.curve_secretkey = self.curve["secret"]
+                s.curve_publickey = self.curve["public"]
+                s.curve_serverkey = self.curve["server"]
+            s.connect(addr)
+            socks[addr] = s
+            with self._lock:
+                self._sockets.append(s)
+        return s
+
+    def _drop_socket(self, addr: str) -> None:
+        socks = getattr(self._local, "socks", {})
+        s = socks.pop(addr, None)
+        if s is not None:
+            with self._lock:
+                if s in self._sockets:
+                    self._sockets.remove(s)
+            s.close(0)
+
+    def call(self, addr: str, body: dict, timeout: float) -> dict:
+        """One request to one node; raises ConnectionFailed if it does not answer in time."""
+        if self._closed:
+            raise DdbError("the client is closed")
+        addr = _norm_addr(addr)
+        rid = next(self._ids)
+        body = dict(body, id=rid)
+        s = self._socket(addr)
+        s.send(encode_client(self.cluster_id, KIND_REQUEST, body))
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not s.poll(int(left * 1000) + 1):
+                # the node may be down or the answer lost: a new socket drops late replies
+                self._drop_socket(addr)
+                raise ConnectionFailed(f"no answer from {addr} within {timeout:g}s")
+            try:
+                cluster, reply = decode_client(s.recv(), None, KIND_RESPONSE)
+            except FrameError:
+                continue
+            if reply.get("id") != rid:
+                continue   # a late answer to an earlier request
+            if cluster and not self.cluster_id:
+                self.cluster_id = cluster
+            return reply
+
+    # ---- discovery ----------------------------------------------------------------------
+    def _candidates(self) -> list[str]:
+        addrs = list(self.members.values()) or []
+        for a in self.seeds:
+            if a not in addrs:
+                addrs.append(a)
+        return addrs
+
+    def refresh(self, timeout: float | None = None) -> dict:
+        """Learn members and leader from any reachable node."""
+        timeout = timeout or min(self.timeout, 3.0)
+        last_exc: Exception | None = None
+        for addr in self._candidates():
+            try:
+                reply = self.call(addr, {"op": "nodes"}, timeout)
+            except ConnectionFailed as e:
+                last_exc = e
+                continue
+            if reply.get("ok"):
+                members = {int(k): _norm_addr(v["client"]) for k, v in (reply.get("members") or {}).items()
+                           if int(k) in set(reply.get("voters", [])) | set(reply.get("learners", []))}
+                if members:
+                    self.members = members
+                lid = reply.get("leader") or None
+                self._leader = lid if lid in self.members else None
+                return reply
+        raise ConnectionFailed(f"no node reachable at {', '.join(self._candidates())}: {last_exc}")
+
+    def _leader_addr(self) -> str | None:
+        if self._leader and self._leader in self.members:
+            return self.members[self._leader]
+        return None
+
+    # ---- the request loop ------------------------------------------------------------------
+    def _send(self, body: dict, *, to_leader: bool, timeout: float | None = None) -> dict:
+        timeout = timeout or self.timeout
+        deadline = time.monotonic() + timeout
+        backoff = 0.05
+        last_err: Exception | None = None
+        tried_refresh = False
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if isinstance(last_err, (ConnectionFailed, Timeout)) or last_err is None:
+                    raise Timeout(f"no answer within {timeout:g}s; the outcome is unknown"
+                                  + (f" ({last_err})" if last_err else ""))
+                raise last_err
+            if not self.members and not tried_refresh:
+                tried_refresh = True
+                try:
+                    self.refresh(min(left, 2.0))
+                except ConnectionFailed as e:
+                    last_err = e
+            if to_leader:
+                addr = self._leader_addr() or self._rng.choice(self._candidates())
+            else:
+                addr = self._pick_reader()
+            # one attempt is short: a dead node must not eat the whole deadline; retrying is
+            # safe because writes carry a session (applied at most once)
+            attempt = max(0.05, min(left, self.attempt_timeout))
+            body = dict(body, timeout=attempt)
+            try:
+                reply = self.call(addr, body, attempt + 0.5)
+            except ConnectionFailed as e:
+                last_err = e
+                if to_leader:
+                    self._leader = None
+                self._forget_if_seed_only(addr)
+                tried_refresh = False
+                time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+                backoff = min(backoff * 2, 1.0)
+                continue
+            if reply.get("ok"):
+                if to_leader and reply.get("node") in self.members:
+                    self._leader = reply["node"]
+                return reply
+            err = reply.get("error") or {}
+            etype = err.get("type")
+            exc = from_reply(err)
+            if etype == "NotLeader":
+                hint = err.get("leader")
+                if hint and hint.get("id") and hint.get("client"):
+                    self.members[int(hint["id"])] = _norm_addr(hint["client"])
+                    self._leader = int(hint["id"])
+                else:
+                    self._leader = None
+                last_err = exc
+                if self.redirect and body.get("redirect"):
+                    raise exc
+                continue
+            if err.get("retry") or etype in ("NoLeader", "Unavailable", "Timeout"):
+                last_err = exc
+                self._leader = None
+                tried_refresh = False
+                time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+                backoff = min(backoff * 2, 1.0)
+                try:
+                    self.refresh(min(1.0, max(0.05, deadline - time.monotonic())))
+                except ConnectionFailed:
+                    pass
+                continue
+            raise exc
+
+    def _forget_if_seed_only(self, addr: str) -> None:
+        pass
+
+    def _pick_reader(self) -> str:
+        addrs = self._candidates()
+        return self._rng.choice(addrs)
+
+    # ---- public API ---------------------------------------------------------------------
+    def request(self, statements: list, *, transaction: bool = False, level: str | None = None,
+                timeout: float | None = None, freshness: float | None = None) -> Response:
+        """Mixed reads and writes in one request (rqlite's /db/request)."""
+        level = level or self.level
+        stmts = []
+        for s in statements:
+            if isinstance(s, str):
+                stmts.append([s])
+            elif isinstance(s, (list, tuple)):
+                stmts.append(_statements(s[0], s[1] if len(s) > 1 else None)[0])
+            else:
+                raise TypeError(f"a statement is a SQL string or (sql, params), not {s!r}")
+        body = {"op": "request", "statements": stmts, "transaction": transaction, "level": level}
+        if freshness is not None:
+            body["freshness"] = freshness
+        writes_possible = True
+        if level == "none":
+            writes_possible = False
+        if writes_possible:
+            body["session"] = [self.client_id, next(self._seq)]
+        reply = self._send(body, to_leader=level != "none", timeout=timeout)
+        resp = Response(reply)
+        return _raise_statement_errors(resp) if self.raise_on_error else resp
+
+    def execute(self, sql: str, params=None, *, transaction: bool = False,
+                timeout: float | None = None) -> Response:
+        body = {"op": "request", "statements": _statements(sql, params),
+                "transaction": transaction, "level": "weak",
+                "session": [self.client_id, next(self._seq)]}
+        resp = Response(self._send(body, to_leader=True, timeout=timeout))
+        return _raise_statement_errors(resp) if self.raise_on_error else resp
+
+    def query(self, sql: str, params=None, *, level: str | None = None,
+              timeout: float | None = None, freshness: float | None = None) -> Response:
+        level = level or self.level
+        if level not in LEVELS:
+            raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
+        body = {"op": "request", "statements": _statements(sql, params), "level": level}
+        if freshness is not None:
+            body["freshness"] = freshness
+        if level == "strong":
+            body["session"] = [self.client_id, next(self._seq)]
+        resp = Response(self._send(body, to_leader=level != "none", timeout=timeout))
+        return _raise_statement_errors(resp) if self.raise_on_error else resp
+
+    def query_on(self, node_id: int, sql: str, params=None, *, level: str = "none",
+                 timeout: float | None = None) -> Response:
+        """Read from one chosen node (for demos: see what *that* replica says)."""
+        if node_id not in self.members:
+            self.refresh()
+        addr = self.members.get(node_id)
+        if addr is None:
+            raise DdbError(f"node {node_id} is not a member")
+        body = {"op": "request", "statements": _statements(sql, params), "level": level,
+                "timeout": timeout or self.timeout}
+        try:
+            reply = self.call(addr, body, (timeout or self.timeout) + 0.5)
+        except ConnectionFailed as e:
+            raise Timeout(str(e)) from None
+        if not reply.get("ok"):
+            raise from_reply(reply.get("error") or {})
+        resp = Response(reply)
+        return _raise_statement_errors(resp) if self.raise_on_error else resp
+
+    def status(self, node_id: int | None = None, timeout: float = 2.0) -> dict:
+        """Status of one node, or of every member: {id: status or {"error": ...}}."""
+        if not self.members:
+            self.refresh()
+        ids = [node_id] if node_id is not None else sorted(self.members)
+        out = {}
+        for nid in ids:
+            try:
+                reply = self.call(self.members[nid], {"op": "status"}, timeout)
+                out[nid] = reply.get("status") if reply.get("ok") else {"error": reply.get("error")}
+            except ConnectionFailed as e:
+                out[nid] = {"error": {"type": "Unreachable", "message": str(e)}}
+        return out[node_id] if node_id is not None else out
+
+    def leader(self) -> int | None:
+        """The current leader's node id (asks the cluster)."""
+        self.refresh()
+        return self._leader
+
+    def admin(self, node_id: int | None, body: dict, timeout: float | None = None) -> dict:
+        """Send an admin operation to one node (or to the leader when node_id is None)."""
+        timeout = timeout or self.timeout
+        if node_id is None:
+            return self._send(body, to_leader=True, timeout=timeout)
+        if node_id not in self.members:
+            self.refresh()
+        reply = self.call(self.members[node_id], dict(body, timeout=timeout), timeout + 0.5)
+        if not reply.get("ok"):
+            raise from_reply(reply.get("error") or {})
+        return reply
+
+    def transfer_leader(self, to: int, timeout: float | None = None) -> int:
+        reply = self._send({"op": "transfer", "to": to}, to_leader=True, timeout=timeout)
+        self._leader = reply.get("leader")
+        return self._leader
+
+    def remove_node(self, node_id: int, timeout: float | None = None) -> None:
+        self._send({"op": "remove", "node_id": node_id}, to_leader=True, timeout=timeout)
+        self.members.pop(node_id, None)
+
+    # ---- map / reduce --------------------------------------------------------------------
+    def map_reduce(self, map_sql: str, reduce: str | Callable | None = None, params=None, *,
+                   timeout: float | None = None):
+        """Run `map_sql` on every member in parallel, each over its share of the rows, at one
+        common applied index; combine with `reduce` (SQL over a table named `map`, run on an
+        in-memory SQLite) or a Python callable taking the list of partial Results.
+
+        The map query may use `:ddb_part` and `:ddb_parts` (e.g.
+        `WHERE rowid % :ddb_parts = :ddb_part`).
+        """
+        timeout = timeout or self.timeout
+        if params is not None and not isinstance(params, dict):
+            raise TypeError("map_reduce takes named parameters (a dict)")
+        # the map step goes through the log: every member computes its share when it
+        # applies that entry, so all shares see the database at one common index
+        step = self._send({"op": "map", "sql": map_sql, "params": params or {}},
+                          to_leader=True, timeout=timeout)
+        index = step["index"]
+        self.refresh()
+        parts = {int(k): v for k, v in step["parts"].items()}
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=8)
+
+        def fetch(nid: int):
+            body = {"op": "map_result", "index": index, "timeout": timeout}
+            reply = self.call(self.members[nid], body, timeout + 0.5)
+            if not reply.get("ok"):
+                raise from_reply(reply.get("error") or {})
+            return Response(reply)
+
+        partials = list(self._pool.map(fetch, sorted(parts)))
+        results = [r.results[0] for r in partials]
+        for r in results:
+            if r.error:
+                raise StatementError(f"map query: {r.error}", 0)
+        return _reduce(results, reduce)
+
+
+def _reduce(results, reduce):
+    from ddb_node.sql import Result
+    if reduce is None:
+        cols = results[0].columns
+        values = [[] for _ in cols]
+        for r in results:
+            for i, col in enumerate(r.values):
+                values[i].extend(col)
+        return Result(columns=cols, decltypes=results[0].decltypes, values=values)
+    if callable(reduce):
+        return reduce(results)
+    import apsw
+    db = apsw.Connection(":memory:")
+    cols = results[0].columns
+    qcols = ", ".join('"' + c.replace('"', '""') + '"' for c in cols)
+    db.execute(f"CREATE TABLE map({qcols})")
+    ph = ", ".join("?" for _ in cols)
+    with db:
+        for r in results:
+            rows = list(zip(*r.values)) if r.values else []
+            db.executemany(f"INSERT INTO map VALUES({ph})", rows)
+    cur = db.execute(reduce)
+    desc = cur.getdescription() if hasattr(cur, "getdescription") else None
+    rows = cur.fetchall()
+    names = [d[0] for d in desc] if desc else []
+    values = [list(c) for c in zip(*rows)] if rows else [[] for _ in names]
+    return Result(columns=names, decltypes=[d[1] or "" for d in desc] if desc else [], values=values)
+
+
+# ============================================================================ async client
+class AsyncClient:
+    """asyncio client: the same operations, awaitable, many in flight on one socket per node."""
+
+    def __init__(self, addresses: str | Iterable[str], *, cluster_id: str | None = None,
+                 timeout: float = 10.0, level: str = "weak", curve: dict | None = None,
+                 raise_on_error: bool = True):
+        if isinstance(addresses, str):
+            addresses = [a for a in addresses.split(",") if a.strip()]
+        self.seeds = [_norm_addr(a) for a in addresses]
+        self.cluster_id = cluster_id or ""
+        self.timeout = timeout
+        self.level = level
+        self.curve = curve
+        self.raise_on_error = raise_on_error
+        self.client_id = uuid.uuid4().hex
+        self._seq = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._ctx = zmq.asyncio.Context()
+        self._socks: dict[str, zmq.asyncio.Socket] = {}
+        self._readers: dict[str, asyncio.Task] = {}
+        self._waiters: dict[int, asyncio.Future] = {}
+        self.members: dict[int, str] = {}
+        self.leader: int | None = None
+        self._rng = random.Random()
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        for t in self._readers.values():
+            t.cancel()
+        await asyncio.gather(*self._readers.values(), return_exceptions=True)
+        for s in self._socks.values():
+            s.close(0)
+        self._socks.clear()
+        self._ctx.term()
+
+    def _socket(self, addr: str) -> zmq.asyncio.Socket:
+        s = self._socks.get(addr)
+        if s is None:
+            s = self._ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            if self.curve:
+                s.curve_secretkey = self.curve["secret"]
+                s.curve_publickey = self.curve["public"]
+                s.curve_serverkey = self.curve["server"]
+            s.connect(addr)
+            self._socks[addr] = s
+            self._readers[addr] = asyncio.ensure_future(self._reader(s))
+        return s
+
+    async def _reader(self, s) -> None:
+        while True:
+            try:
+                frame = await s.recv()
+            except (asyncio.CancelledError, zmq.ZMQError):
+                return
+            try:
+                cluster, body = decode_client(frame, None, KIND_RESPONSE)
+            except FrameError:
+                continue
+            if cluster and not self.cluster_id:
+                self.cluster_id = cluster
+            fut = self._waiters.pop(body.get("id"), None)
+            if fut is not None and not fut.done():
+                fut.set_result(body)
+
+    async def call_addr(self, addr: str, body: dict, timeout: float) -> dict:
+        addr = _norm_addr(addr)
+        rid = next(self._ids)
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters[rid] = fut
+        try:
+            await self._socket(addr).send(encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=rid)))
+            return await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise ConnectionFailed(f"no answer from {addr} within {timeout:g}s") from None
+        finally:
+            self._waiters.pop(rid, None)
+
+    async def call(self, body: dict, timeout: float | None = None) -> dict:
+        """Send to the known leader or any seed, following NotLeader hints."""
+        timeout = timeout or self.timeout
+        deadline = time.monotonic() + timeout
+        backoff = 0.05
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            addr = (self.members.get(self.leader) if self.leader else None) or \
+                self._rng.choice(list(self.members.values()) or self.seeds)
+            left = deadline - time.monotonic()
+            try:
+                reply = await self.call_addr(addr, dict(body, timeout=max(0.05, left)), left + 0.5)
+            except ConnectionFailed as e:
+                last = e
+                self.leader = None
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            if reply.get("ok"):
+                return reply
+            err = reply.get("error") or {}
+            if err.get("type") == "NotLeader" and err.get("leader"):
+                h = err["leader"]
+                self.members[int(h["id"])] = _norm_addr(h["client"])
+                self.leader = int(h["id"])
+                last = from_reply(err)
+                continue
+            if err.get("retry"):
+                last = from_reply(err)
+                self.leader = None
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            return reply
+        raise Timeout(f"no answer within {timeout:g}s ({last})")
+
+    async def request(self, statements: list, *, transaction: bool = False,
+                      level: str | None = None, timeout: float | None = None) -> Response:
+        stmts = [[s] if isinstance(s, str) else _statements(s[0], s[1] if len(s) > 1 else None)[0]
+                 for s in statements]
+        body = {"op": "request", "statements": stmts, "transaction": transaction,
+                "level": level or self.level, "session": [self.client_id, next(self._seq)]}
+        reply = await self.call(body, timeout)
+        if not reply.get("ok"):
+            raise from_reply(reply.get("error") or {})
+        resp = Response(reply)
+        return _raise_statement_errors(resp) if self.raise_on_error else resp
+
+    async def execute(self, sql: str, params=None, *, transaction: bool = False,
+                      timeout: float | None = None) -> Response:
+        return await self.request([(sql, params)], transaction=transaction, level="weak", timeout=timeout)
+
+    async def query(self, sql: str, params=None, *, level: str | None = None,
+                    timeout: float | None = None) -> Response:
+        return await self.request([(sql, params)], level=level or self.level, timeout=timeout)
+
+    async def status(self, timeout: float = 2.0) -> dict:
+        reply = await self.call({"op": "status"}, timeout)
+        return reply.get("status")

@@ -1,0 +1,57 @@
+"""Errors a ddb client raises. Each names what happened and what to do, in one line."""
+from __future__ import annotations
+
+
+class DdbError(Exception):
+    """Base of everything a ddb client raises."""
+
+
+class BadRequest(DdbError):
+    """The request itself is wrong (syntax error, forbidden statement, bad argument)."""
+
+
+class NotLeader(DdbError):
+    def __init__(self, message: str, leader: dict | None = None):
+        super().__init__(message)
+        self.leader = leader
+
+
+class NoLeader(DdbError):
+    """No leader is known: the cluster is electing or has no quorum."""
+
+
+class Unavailable(DdbError):
+    """The cluster cannot take the request now (e.g. a membership change is pending)."""
+
+
+class Stale(DdbError):
+    """A `none` read refused by its freshness bound."""
+
+
+class Timeout(DdbError):
+    """The request did not complete in time; for a write, the outcome is unknown."""
+
+
+class StatementError(DdbError):
+    """A statement failed in SQLite; the response (with every result) is attached."""
+
+    def __init__(self, message: str, statement: int, response=None):
+        super().__init__(message)
+        self.statement = statement
+        self.response = response
+
+
+class ConnectionFailed(DdbError):
+    """No node could be reached at the given addresses."""
+
+
+ERROR_TYPES = {"BadRequest": BadRequest, "NotLeader": NotLeader, "NoLeader": NoLeader,
+               "Unavailable": Unavailable, "Stale": Stale, "Timeout": Timeout}
+
+
+def from_reply(err: dict) -> DdbError:
+    cls = ERROR_TYPES.get(err.get("type"), DdbError)
+    msg = err.get("message") or err.get("type") or "error"
+    if cls is NotLeader:
+        return NotLeader(msg, err.get("leader"))
+    return cls(msg)

@@ -1,0 +1,1 @@
+"""The ddb node process (see DESIGN.md)."""

@@ -1,0 +1,94 @@
+"""`ddb node`: parse the command line into NodeOptions and run one node until SIGTERM."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+
+from .options import NodeOptions
+
+
+def tcp(addr: str) -> str:
+    addr = addr.strip()
+    return addr if "://" in addr else "tcp://" + addr
+
+
+def parse_peers(text: str | None) -> dict:
+    """'1=tcp://h:p1/tcp://h:c1,2=...' or a JSON object {id: {peer, client, http}}."""
+    if not text:
+        return {}
+    text = text.strip()
+    if text.startswith("{"):
+        return {int(k): v for k, v in json.loads(text).items()}
+    out = {}
+    for item in text.split(","):
+        nid, _, addrs = item.partition("=")
+        parts = re.split(r"(?<![:/])/(?!/)", addrs, maxsplit=1)
+        peer, client = parts[0], (parts[1] if len(parts) > 1 else "")
+        if not nid.strip().isdigit() or not peer:
+            raise ValueError(f"bad peer {item!r}: use ID=PEER_ADDR/CLIENT_ADDR")
+        out[int(nid)] = {"peer": tcp(peer), "client": tcp(client) if client.strip() else None,
+                         "http": None}
+    return out
+
+
+def add_node_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--id", type=int, required=True, help="this node's id (positive integer)")
+    p.add_argument("--data-dir", help="directory for raft.db and data.db")
+    p.add_argument("--storage", choices=("disk", "memory"), default="disk")
+    p.add_argument("--listen", required=True, help="peer address, e.g. tcp://127.0.0.1:7001")
+    p.add_argument("--client", required=True, help="client address, e.g. tcp://127.0.0.1:8001")
+    p.add_argument("--http", default=None, help="HTTP API address host:port (rqlite-compatible)")
+    p.add_argument("--peers", default=None,
+                   help="initial members: ID=PEER/CLIENT,... or a JSON object (include this node)")
+    p.add_argument("--join", default=None, help="client address(es) of members to join, comma-separated")
+    p.add_argument("--cluster-id", default="ddb")
+    p.add_argument("--tick-ms", type=int, default=50)
+    p.add_argument("--election-tick", type=int, default=10)
+    p.add_argument("--heartbeat-tick", type=int, default=2)
+    p.add_argument("--snapshot-entries", type=int, default=20_000)
+    p.add_argument("--snapshot-trailing", type=int, default=2_000)
+    p.add_argument("--curve-keys", default=None, help="JSON file with CURVE keys (ddb keygen)")
+    p.add_argument("--log-level", default="WARNING")
+
+
+def options_from_args(args: argparse.Namespace) -> NodeOptions:
+    peers = parse_peers(args.peers)
+    curve = None
+    if args.curve_keys:
+        with open(args.curve_keys) as f:
+            k = json.load(f)
+        curve = {key: (v.encode() if isinstance(v, str) else v) for key, v in k.items()
+                 if key in ("public", "secret", "server")}
+    return NodeOptions(
+        node_id=args.id, peer_addr=tcp(args.listen), client_addr=tcp(args.client), peers=peers,
+        data_dir=args.data_dir, storage=args.storage, cluster_id=args.cluster_id,
+        join=[a for a in (args.join or "").split(",") if a], http_addr=args.http,
+        tick_ms=args.tick_ms, election_tick=args.election_tick, heartbeat_tick=args.heartbeat_tick,
+        snapshot_entries=args.snapshot_entries, snapshot_trailing=args.snapshot_trailing, curve=curve)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        opts = options_from_args(args)
+        opts.validate()
+    except (ValueError, OSError) as e:
+        print(f"ddb node: {e}", file=sys.stderr)
+        return 2
+    from .node import run_node
+    run_node(opts)
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="ddb node")
+    add_node_args(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The address book: which node id listens where.
+
+Raft's configuration only knows node ids; addresses travel in the conf-change context and
+in join responses, and are kept in `members.json` beside the data so a restarted node finds
+its peers again.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import msgpack
+
+
+def encode_addresses(peer: str, client: str, http: str | None = None) -> bytes:
+    return msgpack.packb({"peer": peer, "client": client, "http": http}, use_bin_type=True)
+
+
+def decode_addresses(ctx: bytes) -> dict | None:
+    try:
+        d = msgpack.unpackb(ctx, raw=False)
+    except Exception:
+        return None
+    if not isinstance(d, dict) or not isinstance(d.get("peer"), str) \
+            or not isinstance(d.get("client"), str):
+        return None
+    return {"peer": d["peer"], "client": d["client"], "http": d.get("http")}
+
+
+class AddressBook:
+    def __init__(self, path: str | None, initial: dict | None = None):
+        self.path = path
+        self.members: dict[int, dict] = {}
+        if path and os.path.exists(path):
+            try:
+                with open(path) as f:
+                    self.members = {int(k): v for k, v in json.load(f).items()}
+            except (OSError, ValueError):
+                self.members = {}
+        for k, v in (initial or {}).items():
+            self.members.setdefault(int(k), dict(v))
+
+    def set(self, node_id: int, addrs: dict) -> None:
+        self.members[node_id] = dict(addrs)
+        self.save()
+
+    def merge(self, members: dict) -> None:
+        for k, v in members.items():
+            self.members[int(k)] = dict(v)
+        self.save()
+
+    def get(self, node_id: int) -> dict | None:
+        return self.members.get(node_id)
+
+    def save(self) -> None:
+        if not self.path:
+            return
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({str(k): v for k, v in self.members.items()}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def to_dict(self) -> dict:
+        return {str(k): v for k, v in sorted(self.members.items())}

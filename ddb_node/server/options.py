@@ -1,0 +1,41 @@
+"""How a node is launched: everything `ddb node` accepts, as one plain object."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass
+class NodeOptions:
+    node_id: int
+    peer_addr: str                       # tcp://host:port for Raft traffic
+    client_addr: str                     # tcp://host:port for client requests
+    peers: dict = field(default_factory=dict)   # {id: {"peer": addr, "client": addr, "http": addr}}
+    data_dir: str | None = None          # required unless storage == "memory"
+    storage: str = "disk"                # "disk" (raft.db + data.db) or "memory"
+    cluster_id: str = "ddb"
+    join: list = field(default_factory=list)   # client addresses of members to ask to join
+    http_addr: str | None = None         # host:port for the HTTP API (served when set)
+    tick_ms: int = 50
+    election_tick: int = 10
+    heartbeat_tick: int = 2
+    snapshot_entries: int = 20_000       # take a snapshot after this many applied entries...
+    snapshot_bytes: int = 64 << 20       # ...or this many bytes of log
+    snapshot_trailing: int = 2_000       # entries kept behind a snapshot for slow followers
+    request_timeout: float = 10.0
+    curve: dict | None = None            # {"public", "secret", "server", "clients": [...]}
+    user_db_sync: str = "normal"         # the Raft log is durable; the user db may sync less
+
+    def validate(self) -> None:
+        if self.node_id <= 0:
+            raise ValueError("node id must be a positive integer")
+        if self.storage not in ("disk", "memory"):
+            raise ValueError("storage must be 'disk' or 'memory'")
+        if self.storage == "disk" and not self.data_dir:
+            raise ValueError("a data directory is required (or use --storage memory)")
+        if self.tick_ms <= 0:
+            raise ValueError("tick must be positive")
+
+    def path(self, name: str) -> str:
+        assert self.data_dir
+        return os.path.join(self.data_dir, name)
