@@ -170,6 +170,16 @@ class RaftNode:
                 raise ValueError(f"node {nid} is not a member")
             if self.voters == {nid}:
                 raise ValueError("cannot remove the last voter")
+        voters, learners = set(self.voters), set(self.learners)
+        if t == ConfChangeType.ADD_LEARNER:
+            learners.add(nid)
+        elif t == ConfChangeType.PROMOTE:
+            learners.discard(nid)
+            voters.add(nid)
+        else:
+            voters.discard(nid)
+            learners.discard(nid)
+        cc = ConfChange(t, nid, cc.context, tuple(sorted(voters)), tuple(sorted(learners)))
         idx = self.log.last_index() + 1
         self.log.append([Entry(self.term, idx, EntryType.CONF_CHANGE, cc.encode())])
         self.pending_conf_index = idx
@@ -733,7 +743,11 @@ class RaftNode:
     # =========================================================== membership
     def _apply_conf_change(self, cc: ConfChange) -> None:
         nid = cc.node_id
-        if cc.type == ConfChangeType.ADD_LEARNER:
+        if cc.voters is not None:
+            # the whole configuration as the leader computed it (see ConfChange)
+            self.voters = set(cc.voters)
+            self.learners = set(cc.learners or ())
+        elif cc.type == ConfChangeType.ADD_LEARNER:
             if nid not in self.voters:
                 self.learners.add(nid)
         elif cc.type == ConfChangeType.PROMOTE:

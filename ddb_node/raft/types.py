@@ -73,17 +73,44 @@ class ConfState:
 
 @dataclass(slots=True)
 class ConfChange:
+    """One membership change. The leader also records the whole resulting configuration
+    (`voters`, `learners`), so a node that joins later learns every member by applying
+    the entry, even members that were only in the bootstrap configuration."""
     type: int
     node_id: int
-    context: bytes = b""  # opaque to the core (e.g. the node's address)
+    context: bytes = b""  # opaque to the core (e.g. the node's addresses)
+    voters: tuple | None = None
+    learners: tuple | None = None
 
     def encode(self) -> bytes:
-        ctx = self.context
-        return bytes([self.type]) + self.node_id.to_bytes(8, "big") + ctx
+        out = bytearray([self.type])
+        out += self.node_id.to_bytes(8, "big")
+        if self.voters is None:
+            out += b"\xff\xff"
+        else:
+            out += len(self.voters).to_bytes(2, "big")
+            for v in self.voters:
+                out += v.to_bytes(8, "big")
+            learners = self.learners or ()
+            out += len(learners).to_bytes(2, "big")
+            for v in learners:
+                out += v.to_bytes(8, "big")
+        return bytes(out) + self.context
 
     @classmethod
     def decode(cls, data: bytes) -> "ConfChange":
-        return cls(data[0], int.from_bytes(data[1:9], "big"), bytes(data[9:]))
+        t, nid = data[0], int.from_bytes(data[1:9], "big")
+        nv = int.from_bytes(data[9:11], "big")
+        if nv == 0xFFFF:
+            return cls(t, nid, bytes(data[11:]))
+        pos = 11
+        voters = tuple(int.from_bytes(data[pos + 8 * i:pos + 8 * i + 8], "big") for i in range(nv))
+        pos += 8 * nv
+        nl = int.from_bytes(data[pos:pos + 2], "big")
+        pos += 2
+        learners = tuple(int.from_bytes(data[pos + 8 * i:pos + 8 * i + 8], "big") for i in range(nl))
+        pos += 8 * nl
+        return cls(t, nid, bytes(data[pos:]), voters, learners)
 
 
 @dataclass(slots=True)
