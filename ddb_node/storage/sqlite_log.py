@@ -1,0 +1,267 @@
+"""The durable Raft log: its own SQLite file (conventionally raft.db), see DESIGN.md.
+
+Every save() is one transaction, so a Ready is on disk entirely or not at all.
+Reads the core makes constantly (term, first/last index, recent entries) are
+answered from memory; SQLite is the source of truth after a restart.
+"""
+from __future__ import annotations
+
+import os
+
+import apsw
+
+from ddb_node.raft.types import ConfState, Entry, HardState, Snapshot, SnapshotMeta, StorageError
+
+from . import log_rules
+from .snapshot_files import SnapshotFiles
+from .tail_cache import TailCache
+from .term_runs import TermRuns
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE entries (
+    idx  INTEGER PRIMARY KEY,
+    term INTEGER NOT NULL,
+    type INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+-- Single-row tables (id = 0).
+CREATE TABLE hard_state (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    term INTEGER NOT NULL, vote INTEGER NOT NULL, commit_index INTEGER NOT NULL
+);
+-- Latest snapshot; index 0 holds the bootstrap conf state. Its data lives in
+-- the file <db name>-snapshot-<idx>.bin.
+CREATE TABLE snapshot_meta (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    idx INTEGER NOT NULL, term INTEGER NOT NULL,
+    voters TEXT NOT NULL, learners TEXT NOT NULL
+);
+-- The entry just before the first stored one (compaction / snapshot boundary),
+-- whose term the core still needs.
+CREATE TABLE log_start (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    prev_idx INTEGER NOT NULL, prev_term INTEGER NOT NULL
+);
+"""
+
+
+def _encode_ids(ids: tuple[int, ...]) -> str:
+    return ",".join(map(str, ids))
+
+
+def _decode_ids(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part)
+
+
+class SqliteLogStorage:
+    def __init__(self, path: str | os.PathLike, conf_state: ConfState | None = None,
+                 sync: bool = True, tail_cache_entries: int = 8192):
+        self._path = os.fspath(path)
+        self._db = apsw.Connection(self._path)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if sync else 'NORMAL'}")
+        self._files = SnapshotFiles(self._path, sync)
+        self._create_if_new(conf_state or ConfState())
+        self._load(tail_cache_entries)
+
+    def _create_if_new(self, conf_state: ConfState) -> None:
+        with self._transaction():
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version == SCHEMA_VERSION:
+                return
+            if version != 0:
+                raise StorageError(f"{self._path}: unknown raft log schema version {version}")
+            self._db.execute(SCHEMA)
+            self._db.execute("INSERT INTO hard_state VALUES (0, 0, 0, 0)")
+            self._db.execute("INSERT INTO snapshot_meta VALUES (0, 0, 0, ?, ?)",
+                             (_encode_ids(conf_state.voters), _encode_ids(conf_state.learners)))
+            self._db.execute("INSERT INTO log_start VALUES (0, 0, 0)")
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _load(self, tail_cache_entries: int) -> None:
+        db = self._db
+        self._hard_state = HardState(*db.execute(
+            "SELECT term, vote, commit_index FROM hard_state").fetchone())
+        idx, term, voters, learners = db.execute(
+            "SELECT idx, term, voters, learners FROM snapshot_meta").fetchone()
+        self._snapshot_meta = SnapshotMeta(idx, term, ConfState(_decode_ids(voters), _decode_ids(learners)))
+        prev_index, prev_term = db.execute("SELECT prev_idx, prev_term FROM log_start").fetchone()
+        self._first = prev_index + 1
+        self._last = db.execute("SELECT max(idx) FROM entries").fetchone()[0] or prev_index
+        self._terms = TermRuns(prev_index, prev_term)
+        for start, term in db.execute(
+                "SELECT idx, term FROM (SELECT idx, term, lag(term) OVER (ORDER BY idx) AS before"
+                " FROM entries) WHERE before IS NULL OR before != term"):
+            self._terms.add_run(start, term)
+        self._tail = TailCache(tail_cache_entries, self._last + 1)
+        self._files.remove_all_but(self._snapshot_meta.index)
+
+    @property
+    def connection(self) -> apsw.Connection:
+        """The underlying connection, for diagnostics and tests (integrity_check, hooks)."""
+        return self._db
+
+    # ---- read side -----------------------------------------------------------
+    def initial_state(self) -> tuple[HardState, ConfState]:
+        hs = self._hard_state
+        return HardState(hs.term, hs.vote, hs.commit), self._snapshot_meta.conf_state
+
+    def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[Entry]:
+        log_rules.check_entries_range(lo, hi, self._first, self._last)
+        tail = self._tail
+        if tail.covers(lo):
+            start, stop = lo - tail.first, hi - tail.first
+            if max_bytes is not None:
+                stop = log_rules.size_limited_stop(tail.entries, start, stop, max_bytes)
+            return tail.entries[start:stop]
+        return self._read_entries(lo, hi, max_bytes)
+
+    def _read_entries(self, lo: int, hi: int, max_bytes: int | None) -> list[Entry]:
+        rows = self._db.execute(
+            "SELECT term, idx, type, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+            (lo, hi))
+        if max_bytes is None:
+            return [Entry(*row) for row in rows]
+        result: list[Entry] = []
+        total = 0
+        for row in rows:
+            entry = Entry(*row)
+            total += entry.size()
+            if total > max_bytes and result:
+                break
+            result.append(entry)
+        return result
+
+    def term(self, index: int) -> int:
+        log_rules.check_term_index(index, self._first, self._last)
+        return self._terms.term_at(index)
+
+    def first_index(self) -> int:
+        return self._first
+
+    def last_index(self) -> int:
+        return self._last
+
+    def snapshot(self) -> Snapshot:
+        meta = self._snapshot_meta
+        data = self._files.read(meta.index) if meta.index else b""
+        return Snapshot(meta, data)
+
+    # ---- write side ----------------------------------------------------------
+    def save(self, hard_state: HardState | None, entries: list[Entry],
+             snapshot: Snapshot | None) -> None:
+        """One transaction: snapshot (replacing the whole log), entries (truncating
+        a conflicting suffix), hard state. Durable on return when sync=True."""
+        has_snapshot = snapshot is not None and not snapshot.is_empty()
+        if has_snapshot:
+            log_rules.check_snapshot_newer(snapshot, self._snapshot_meta.index)
+            first = snapshot.meta.index + 1
+            last = snapshot.meta.index
+        else:
+            first, last = self._first, self._last
+        to_append = log_rules.entries_to_append(entries, first, last)
+        if not (has_snapshot or to_append or hard_state is not None):
+            return
+
+        old_snapshot_index = self._snapshot_meta.index
+        if has_snapshot:
+            self._files.write(snapshot.meta.index, snapshot.data)  # before the row points at it
+        try:
+            with self._transaction():
+                if has_snapshot:
+                    self._write_snapshot_meta(snapshot.meta)
+                    self._db.execute("UPDATE log_start SET prev_idx = ?, prev_term = ?",
+                                     (snapshot.meta.index, snapshot.meta.term))
+                    self._db.execute("DELETE FROM entries")
+                if to_append:
+                    if to_append[0].index <= last:
+                        self._db.execute("DELETE FROM entries WHERE idx >= ?", (to_append[0].index,))
+                    self._db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)",
+                                         [(e.index, e.term, e.type, e.data) for e in to_append])
+                if hard_state is not None:
+                    self._db.execute("UPDATE hard_state SET term = ?, vote = ?, commit_index = ?",
+                                     (hard_state.term, hard_state.vote, hard_state.commit))
+        except BaseException:
+            if has_snapshot:
+                self._files.remove(snapshot.meta.index)
+            raise
+
+        if has_snapshot:
+            self._snapshot_meta = snapshot.meta
+            self._first = first
+            self._last = last
+            self._terms.reset(snapshot.meta.index, snapshot.meta.term)
+            self._tail.reset(first)
+            self._files.remove(old_snapshot_index)
+        if to_append:
+            self._terms.truncate_from(to_append[0].index)
+            self._terms.append(to_append)
+            self._tail.append(to_append)
+            self._last = to_append[-1].index
+        if hard_state is not None:
+            self._hard_state = HardState(hard_state.term, hard_state.vote, hard_state.commit)
+
+    def create_snapshot(self, index: int, conf_state: ConfState, data: bytes) -> Snapshot:
+        """Durable like save(); the log is untouched (compact() is separate, as in etcd)."""
+        log_rules.check_create_snapshot(index, self._snapshot_meta.index, self._last)
+        meta = SnapshotMeta(index, self.term(index), conf_state)
+        old_index = self._snapshot_meta.index
+        self._files.write(index, data)
+        try:
+            with self._transaction():
+                self._write_snapshot_meta(meta)
+        except BaseException:
+            self._files.remove(index)
+            raise
+        self._snapshot_meta = meta
+        self._files.remove(old_index)
+        return Snapshot(meta, data)
+
+    def compact(self, index: int) -> None:
+        log_rules.check_compact(index, self._first, self._last, self._snapshot_meta.index)
+        prev_term = self.term(index)
+        with self._transaction():
+            self._db.execute("DELETE FROM entries WHERE idx <= ?", (index,))
+            self._db.execute("UPDATE log_start SET prev_idx = ?, prev_term = ?", (index, prev_term))
+        self._first = index + 1
+        self._terms.compact(index)
+        self._tail.compact(index)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ---- helpers -------------------------------------------------------------
+    def _write_snapshot_meta(self, meta: SnapshotMeta) -> None:
+        self._db.execute(
+            "UPDATE snapshot_meta SET idx = ?, term = ?, voters = ?, learners = ?",
+            (meta.index, meta.term, _encode_ids(meta.conf_state.voters),
+             _encode_ids(meta.conf_state.learners)))
+
+    def _transaction(self):
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+
+    def __init__(self, db: apsw.Connection):
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except BaseException:
+                self._rollback()
+                raise
+        self._rollback()
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:  # some errors make SQLite roll back by itself
+            self._db.execute("ROLLBACK")
