@@ -246,7 +246,9 @@ class Client:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                if isinstance(last_err, (ConnectionFailed, Timeout)) or last_err is None:
+                if isinstance(last_err, Timeout):
+                    raise last_err
+                if isinstance(last_err, ConnectionFailed) or last_err is None:
                     raise Timeout(f"no answer within {timeout:g}s; the outcome is unknown"
                                   + (f" ({last_err})" if last_err else ""))
                 raise last_err

@@ -73,12 +73,16 @@ class ClusterControl:
 
     _client: Client | None = None
 
+    curve: dict | None = None
+
     def client(self, **kw) -> Client:
+        if self.curve and "curve" not in kw:
+            kw["curve"] = self.curve
         return Client(self.client_addresses(), **kw)
 
     def _admin_client(self) -> Client:
         if self._client is None:
-            self._client = Client(self.client_addresses(), timeout=5.0)
+            self._client = Client(self.client_addresses(), timeout=5.0, curve=self.curve)
         return self._client
 
     def client_addresses(self) -> list[str]:
@@ -202,7 +206,7 @@ class LocalCluster(ClusterControl):
                  http: list | bool | None = None, cluster_id: str | None = None,
                  tick_ms: int = 50, election_tick: int = 10, snapshot_entries: int = 20_000,
                  start: bool = True, timeout: float = 30.0, host: str = "127.0.0.1",
-                 extra_args: tuple = ()):
+                 extra_args: tuple = (), curve_keys: str | None = None):
         if n < 1:
             raise ValueError("a cluster needs at least one node")
         self.n = n
@@ -216,6 +220,15 @@ class LocalCluster(ClusterControl):
         self.snapshot_entries = snapshot_entries
         self.host = host
         self.extra_args = tuple(extra_args)
+        self.curve = None
+        if curve_keys:
+            # the cluster key file from `ddb keygen`; the launcher speaks with the cluster key
+            import json
+            with open(curve_keys) as f:
+                k = json.load(f)
+            self.extra_args += ("--curve-keys", curve_keys)
+            self.curve = {"public": k["public"].encode(), "secret": k["secret"].encode(),
+                          "server": k["public"].encode()}
         self.nodes: dict[int, NodeProc] = {}
         self.events: list[dict] = []
         self._closed = False

@@ -61,7 +61,9 @@ def options_from_args(args: argparse.Namespace) -> NodeOptions:
         with open(args.curve_keys) as f:
             k = json.load(f)
         curve = {key: (v.encode() if isinstance(v, str) else v) for key, v in k.items()
-                 if key in ("public", "secret", "server")}
+                 if key in ("public", "secret")}
+        curve["server"] = curve["public"]      # every node serves with the cluster key pair
+        curve["authorized"] = [a.encode() for a in k.get("authorized", [])]
     return NodeOptions(
         node_id=args.id, peer_addr=tcp(args.listen), client_addr=tcp(args.client), peers=peers,
         data_dir=args.data_dir, storage=args.storage, cluster_id=args.cluster_id,

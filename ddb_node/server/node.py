@@ -107,6 +107,7 @@ class NodeServer:
         loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self.ctx = zmq.asyncio.Context()
+        self.auth = self._start_curve_auth()
         self.transport = PeerTransport(self.ctx, self.id, self.cluster_id, self.opts.peer_addr,
                                        self._on_peer_message, curve=self.opts.curve,
                                        rng=random.Random(self.rng.getrandbits(64)))
@@ -142,6 +143,26 @@ class NodeServer:
             await asyncio.gather(*tasks, return_exceptions=True)
             self.close()
 
+    def _start_curve_auth(self):
+        """With CURVE on, only keys in the allow-list (plus the cluster's own key, which the
+        peers use) may connect; everyone else fails the handshake (ZAP)."""
+        curve = self.opts.curve
+        if not curve:
+            return None
+        from zmq.auth.asyncio import AsyncioAuthenticator
+
+        allowed = {k if isinstance(k, bytes) else k.encode() for k in curve.get("authorized", [])}
+        allowed.add(curve["public"])
+
+        class _AllowList:
+            def callback(self, domain, key):
+                return key in allowed
+
+        auth = AsyncioAuthenticator(self.ctx)
+        auth.start()
+        auth.configure_curve_callback(domain="*", credentials_provider=_AllowList())
+        return auth
+
     def stop(self) -> None:
         if self._stopping is not None:
             self._stopping.set()
@@ -154,6 +175,8 @@ class NodeServer:
                 pass
         if self.transport:
             self.transport.close()
+        if getattr(self, "auth", None) is not None:
+            self.auth.stop()
         if self.client_sock is not None:
             self.client_sock.close(0)
         for s in self.forwarders.values():
