@@ -1,0 +1,139 @@
+"""Classification before proposing, by SQLite's own judgement, never by string prefixes.
+
+Each statement is split by SQLite's rules and prepared (never stepped) against the schema
+connection with a recording authorizer: the prepared statement's read-only flag says read or
+write, the authorizer's actions say DDL and reveal the forbidden (ATTACH, transaction control,
+node PRAGMAs, TEMP objects, load_extension …). VACUUM, which calls no authorizer, is recognised
+by its VDBE program. A syntax error is refused here; any other prepare error (``no such table``
+after an ALTER or CREATE earlier in the request or in an earlier, not yet applied request) is
+left for apply, where the outcome is the same on every replica.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+
+import apsw
+
+from . import policy
+from .commands import Request, validate
+from .errors import BadRequest
+from .limits import DEFAULT_LIMITS, Limits
+from .split import split_sql
+
+_SYNTAX = re.compile(r"syntax error|incomplete input|unrecognized token")
+
+
+@dataclass(slots=True)
+class StatementClass:
+    statement: int          # index in request.statements
+    sql: str                # this statement's text, as split by SQLite
+    kind: str               # "read", "write" or "ddl"
+    deferred: str | None = None   # prepare error left for apply (kind is then "write")
+
+
+@dataclass(slots=True)
+class Classification:
+    kind: str                                   # "read" or "write"
+    statements: list[StatementClass] = field(default_factory=list)
+    level: str = "weak"
+
+    @property
+    def kinds(self) -> list[str]:
+        return [s.kind for s in self.statements]
+
+    @property
+    def logged(self) -> bool:
+        """Does the request go through the Raft log? Writes always, reads only at `strong`."""
+        return self.kind == "write" or self.level == "strong"
+
+
+_local = threading.local()
+
+
+def _scratch() -> apsw.Connection:
+    c = getattr(_local, "conn", None)
+    if c is None:
+        c = _local.conn = apsw.Connection(":memory:")
+    return c
+
+
+class _Abort(Exception):
+    pass
+
+
+def _prepare(conn: apsw.Connection, sql: str):
+    """Prepare ``sql`` (one statement) without running it -> (readonly, actions)."""
+    actions: list[tuple] = []
+    info = {}
+
+    def auth(code, a3, a4, db, trig):
+        actions.append((code, a3, a4, db, trig))
+        return apsw.SQLITE_OK
+
+    def tracer(cursor, text, bindings):
+        info["readonly"] = cursor.is_readonly
+        return False
+
+    old = conn.authorizer
+    conn.authorizer = auth
+    cur = conn.cursor()
+    cur.exec_trace = tracer
+    try:
+        cur.execute(sql, apsw._null_bindings, can_cache=False)
+    except apsw.ExecTraceAbort:
+        pass
+    finally:
+        conn.authorizer = old
+        cur.exec_trace = None
+    return info.get("readonly", True), actions
+
+
+def _is_vacuum(conn: apsw.Connection, sql: str) -> bool:
+    try:
+        cur = conn.cursor()
+        return any(row[1] == "Vacuum" for row in cur.execute(sql, apsw._null_bindings, explain=1,
+                                                                can_cache=False))
+    except apsw.Error:
+        return False
+
+
+def classify(request: Request, schema_conn: apsw.Connection | None = None,
+             limits: Limits = DEFAULT_LIMITS) -> Classification:
+    validate(request, limits)
+    conn = schema_conn if schema_conn is not None else _scratch()
+    out = Classification("read", level=request.level)
+    for i, st in enumerate(request.statements):
+        pieces = split_sql(st.sql)
+        if not pieces:
+            raise BadRequest(f"statement {i} is empty")
+        for piece in pieces:
+            try:
+                readonly, actions = _prepare(conn, piece)
+            except apsw.SQLError as e:
+                msg = str(e).removeprefix("SQLError: ")
+                if _SYNTAX.search(msg):
+                    raise BadRequest(f"statement {i}: {msg}") from None
+                out.statements.append(StatementClass(i, piece, "write", deferred=msg))
+                out.kind = "write"
+                continue
+            except apsw.Error as e:
+                raise BadRequest(f"statement {i}: {e}") from None
+            for act in actions:
+                reason = policy.refusal(*act)
+                if reason:
+                    raise BadRequest(f"statement {i}: {reason}")
+            if not actions and not readonly and _is_vacuum(conn, piece):
+                raise BadRequest(f"statement {i}: VACUUM is not allowed: it rewrites the node's "
+                                 "database file (and VACUUM INTO writes a file on the node)")
+            if readonly:
+                kind = "read"
+            elif any(policy.is_ddl(a[0]) for a in actions):
+                kind = "ddl"
+            else:
+                kind = "write"
+            if kind != "read":
+                out.kind = "write"
+            out.statements.append(StatementClass(i, piece, kind))
+    return out

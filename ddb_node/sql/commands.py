@@ -1,0 +1,116 @@
+"""Commands: a statement is SQL plus parameters; a request is statements plus flags.
+
+Parameters are positional (list) or named (dict); values are None, 64-bit int, float,
+str or bytes. ``validate`` checks a request against the limits and raises BadRequest with
+a message that names the statement and the limit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import BadRequest
+from .limits import DEFAULT_LIMITS, Limits
+
+LEVELS = ("none", "weak", "linearizable", "strong", "auto")
+INT64_MIN = -(2 ** 63)
+INT64_MAX = 2 ** 63 - 1
+
+
+@dataclass(slots=True)
+class Statement:
+    sql: str
+    params: list | dict | None = None
+
+    def __post_init__(self):
+        if isinstance(self.params, tuple):
+            self.params = list(self.params)
+
+
+@dataclass(slots=True)
+class Request:
+    statements: list[Statement] = field(default_factory=list)
+    transaction: bool = False
+    level: str = "weak"
+    timeout: float | None = None
+
+    def __post_init__(self):
+        self.statements = [s if isinstance(s, Statement) else _coerce_statement(s)
+                           for s in self.statements]
+
+
+def _coerce_statement(s) -> Statement:
+    if isinstance(s, str):
+        return Statement(s)
+    if isinstance(s, (list, tuple)) and s and isinstance(s[0], str):
+        # rqlite's form: ["INSERT ... VALUES(?, ?)", 1, "x"] or [sql, {named}]
+        if len(s) == 2 and isinstance(s[1], dict):
+            return Statement(s[0], s[1])
+        return Statement(s[0], list(s[1:]) or None)
+    raise BadRequest(f"a statement must be a Statement, a SQL string or [sql, params...], not {s!r}")
+
+
+def _check_value(v, where: str, limits: Limits):
+    if v is None or type(v) is float:
+        return v
+    if type(v) is int:
+        if not INT64_MIN <= v <= INT64_MAX:
+            raise BadRequest(f"{where}: integer {v} does not fit in 64 bits")
+        return v
+    if type(v) is bool:
+        return int(v)
+    if isinstance(v, str):
+        if len(v) > limits.max_param_bytes and len(v.encode("utf-8", "surrogatepass")) > limits.max_param_bytes:
+            raise BadRequest(f"{where}: text parameter longer than {limits.max_param_bytes} bytes")
+        return v
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        v = bytes(v)
+        if len(v) > limits.max_param_bytes:
+            raise BadRequest(f"{where}: blob parameter longer than {limits.max_param_bytes} bytes")
+        return v
+    if isinstance(v, int):          # int subclasses (numpy ints converted by caller, IntEnum …)
+        return _check_value(int(v), where, limits)
+    if isinstance(v, float):
+        return float(v)
+    raise BadRequest(f"{where}: unsupported parameter type {type(v).__name__} "
+                     "(allowed: None, int, float, str, bytes)")
+
+
+def validate(request: Request, limits: Limits = DEFAULT_LIMITS) -> Request:
+    """Check types and limits; normalise parameter values in place. Raises BadRequest."""
+    if not isinstance(request, Request):
+        raise BadRequest(f"expected a Request, got {type(request).__name__}")
+    if request.level not in LEVELS:
+        raise BadRequest(f"unknown consistency level {request.level!r}; use one of {', '.join(LEVELS)}")
+    if request.timeout is not None and not (isinstance(request.timeout, (int, float)) and request.timeout >= 0):
+        raise BadRequest(f"timeout must be a non-negative number of seconds, not {request.timeout!r}")
+    n = len(request.statements)
+    if n == 0:
+        raise BadRequest("a request needs at least one statement")
+    if n > limits.max_statements:
+        raise BadRequest(f"too many statements in one request: {n} > limit {limits.max_statements}")
+    for i, st in enumerate(request.statements):
+        where = f"statement {i}"
+        if not isinstance(st.sql, str):
+            raise BadRequest(f"{where}: SQL must be a string, not {type(st.sql).__name__}")
+        if len(st.sql) > limits.max_sql_length:
+            raise BadRequest(f"{where}: SQL text of {len(st.sql)} characters exceeds the limit of "
+                             f"{limits.max_sql_length}")
+        p = st.params
+        if p is None:
+            continue
+        if isinstance(p, dict):
+            if len(p) > limits.max_params:
+                raise BadRequest(f"{where}: {len(p)} parameters exceed the limit of {limits.max_params}")
+            out = {}
+            for k, v in p.items():
+                if not isinstance(k, str):
+                    raise BadRequest(f"{where}: parameter names must be strings, not {k!r}")
+                out[k] = _check_value(v, f"{where}, parameter {k!r}", limits)
+            st.params = out
+        elif isinstance(p, (list, tuple)):
+            if len(p) > limits.max_params:
+                raise BadRequest(f"{where}: {len(p)} parameters exceed the limit of {limits.max_params}")
+            st.params = [_check_value(v, f"{where}, parameter {j + 1}", limits) for j, v in enumerate(p)]
+        else:
+            raise BadRequest(f"{where}: parameters must be a list, a dict or None, not {type(p).__name__}")
+    return request

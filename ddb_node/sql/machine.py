@@ -1,0 +1,625 @@
+"""The SQL state machine: applies committed entries to the user database, exactly once.
+
+Group apply: the entries of one ``apply_batch`` call share one SQLite transaction, and the
+applied index and term are written in that same transaction (table ``_ddb_applied``), so a
+crash leaves either all of the batch or none of it. See DESIGN.md for the reasoning.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import tempfile
+import time
+from typing import Iterable, Iterator
+
+import apsw
+
+from . import determinism, policy, snapshot as snap
+from .codec import EntryDecodeError, decode_fast
+from .commands import Request, validate
+from .errors import BadRequest, SnapshotError, SqlError
+from .limits import DEFAULT_LIMITS, Limits
+from .results import EntryResult, Result
+from .sessions import SCHEMA as SESSIONS_SCHEMA, Sessions
+from .split import is_single, split_sql
+
+SYNC_MODES = {"off": "OFF", "normal": "NORMAL", "full": "FULL"}
+_perf = time.perf_counter
+_reseed = apsw.randomness
+
+
+class _TransactionLost(Exception):
+    """A statement (``INSERT OR ROLLBACK``, ``RAISE(ROLLBACK)``) ended the batch transaction."""
+
+    def __init__(self, index, statement, error):
+        self.index, self.statement, self.error = index, statement, error
+
+
+def _errmsg(e: BaseException) -> str:
+    if isinstance(e, apsw.Error):
+        return str(e)
+    if isinstance(e, KeyError):
+        return f"missing named parameter {e.args[0]!r}" if e.args else "missing named parameter"
+    return f"{type(e).__name__}: {e}"
+
+
+class StateMachine:
+    def __init__(self, path: str, *, sync: str = "normal", limits: Limits = DEFAULT_LIMITS,
+                 foreign_keys: bool = False, max_sessions: int = 10_000,
+                 session_ttl_entries: int = 1_000_000, session_expire_every: int = 1_000,
+                 checkpoint_pages: int = 4096, statement_cache: int = 256):
+        if sync not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {sorted(SYNC_MODES)}")
+        self.path = path
+        self.sync_mode = sync
+        self.limits = limits
+        self.foreign_keys = foreign_keys
+        self.checkpoint_pages = checkpoint_pages
+        self._simple_results = limits.max_result_rows is None and limits.max_result_bytes is None
+        self.statement_cache = statement_cache
+        self.memory = path == ":memory:" or path == "" or str(path).startswith("file::memory:")
+        self._nonce = secrets.token_hex(8)     # keeps internal SQL out of users' cache entries
+        self.sessions = Sessions(self._internal_rows, max_sessions=max_sessions,
+                                 ttl_entries=session_ttl_entries, expire_every=session_expire_every)
+        determinism.install()
+        self._conn = None
+        self._open()
+
+    # ------------------------------------------------------------------ connection
+    def _open(self):
+        conn = apsw.Connection(self.path, vfs=determinism.VFS_NAME,
+                               flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE | apsw.SQLITE_OPEN_URI,
+                               statementcachesize=self.statement_cache)
+        self._conn = conn
+        self._internal = False
+        self._denied = None
+        self._entry_dml = False
+        self._total_base = 0
+        self._wal_pages = 0
+        conn.set_busy_timeout(0)
+        self._setup(conn)
+
+    def _setup(self, conn):
+        conn.authorizer = None
+        if not self.memory:
+            list(conn.execute("PRAGMA journal_mode=WAL"))
+            conn.wal_autocheckpoint(0)             # we checkpoint ourselves (durable_index)
+            conn.set_wal_hook(self._wal_hook)
+        conn.execute(f"PRAGMA synchronous={SYNC_MODES[self.sync_mode]}")
+        conn.execute("PRAGMA temp_store=MEMORY")     # no temp files: no PRNG use for their names
+        conn.execute("PRAGMA cache_spill=OFF")       # no WAL writes (salt randomness) mid-entry
+        conn.execute(f"PRAGMA foreign_keys={'ON' if self.foreign_keys else 'OFF'}")
+        determinism.register_functions(conn)
+        conn.create_scalar_function("changes", self._changes_fn, 0)
+        conn.create_scalar_function("total_changes", self._total_changes_fn, 0)
+        with conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS _ddb_applied(id INTEGER PRIMARY KEY CHECK (id = 0), "
+                         "idx INTEGER NOT NULL, term INTEGER NOT NULL);"
+                         "INSERT OR IGNORE INTO _ddb_applied VALUES (0, 0, 0);" + SESSIONS_SCHEMA)
+        self._applied_index, self._applied_term = conn.execute(
+            "SELECT idx, term FROM _ddb_applied WHERE id = 0").fetchall()[0]
+        conn.authorizer = self._authorize
+        self._cur = conn.cursor()
+        self._cur.exec_trace = self._tracer
+        self._mark = None
+        self._sql_begin = f"BEGIN IMMEDIATE"
+        self._sql_commit = f"COMMIT"
+        self._sql_rollback = f"ROLLBACK"
+        self._sql_sp = f"SAVEPOINT _ddb_entry"
+        self._sql_release = f"RELEASE _ddb_entry"
+        self._sql_rollback_to = f"ROLLBACK TO _ddb_entry"
+        self._sql_set_applied = f"UPDATE _ddb_applied SET idx = ?, term = ? WHERE id = 0"
+        if self.memory:
+            self._durable_index = 0
+        else:
+            conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
+            self._durable_index = self._applied_index if self.sync_mode != "off" else 0
+            if self.sync_mode == "off":
+                self.sync()
+
+    def _authorize(self, code, a3, a4, db, trig):
+        if self._internal:
+            return apsw.SQLITE_OK
+        reason = policy.refusal(code, a3, a4, db, trig)
+        if reason is None:
+            return apsw.SQLITE_OK
+        self._denied = reason
+        return apsw.SQLITE_DENY
+
+    def _tracer(self, cursor, sql, bindings):
+        self._mark = (cursor.get_description(), cursor.is_readonly)
+        return True
+
+    def _wal_hook(self, conn, dbname, pages):
+        self._wal_pages = pages
+        return apsw.SQLITE_OK
+
+    def _changes_fn(self):
+        if determinism.context.active and not self._entry_dml:
+            return 0          # deterministic: not the count left over from an earlier entry
+        return self._conn.changes()
+
+    def _total_changes_fn(self):
+        if determinism.context.active:
+            return self._conn.total_changes() - self._total_base   # entry-scoped
+        return self._conn.total_changes()
+
+    def _internal_exec(self, sql, params=None):
+        """Run ddb's own SQL past the authorizer. The nonce comment keeps its cached prepared
+        statement out of reach of user SQL with the same text."""
+        self._internal = True
+        try:
+            self._conn.execute(f"{sql} /*{self._nonce}*/", params)
+        finally:
+            self._internal = False
+
+    def _internal_rows(self, sql, params=None):
+        self._internal = True
+        try:
+            return self._conn.execute(f"{sql} /*{self._nonce}*/", params).fetchall()
+        finally:
+            self._internal = False
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def applied_index(self) -> int:
+        return self._applied_index
+
+    @property
+    def applied_term(self) -> int:
+        return self._applied_term
+
+    @property
+    def durable_index(self) -> int:
+        """Highest applied index known to be durable in the user database. Log compaction must
+        not discard entries above it (see ``compaction_bound``)."""
+        return self._durable_index
+
+    @property
+    def connection(self) -> apsw.Connection:
+        return self._conn
+
+    # ------------------------------------------------------------------ apply
+    def apply_batch(self, entries: list[tuple[int, int, bytes]]) -> list[EntryResult | None]:
+        """Apply consecutive committed entries in one SQLite transaction. Entries at or below the
+        applied index are skipped (``None``); an empty payload (no-op, configuration change)
+        only advances the applied index (``None``)."""
+        expect = self._applied_index
+        for idx, _term, _payload in entries:
+            if idx <= self._applied_index:
+                continue
+            if idx != expect + 1:
+                raise ValueError(f"entries must be consecutive: got index {idx} after {expect}")
+            expect = idx
+        if expect == self._applied_index:
+            return [None] * len(entries)
+        forced: dict[int, tuple[int, str]] = {}
+        while True:
+            try:
+                out, last_index, last_term = self._apply_once(entries, forced)
+                break
+            except _TransactionLost as lost:
+                forced[lost.index] = (lost.statement, lost.error)
+        self._applied_index, self._applied_term = last_index, last_term
+        self._after_commit()
+        return out
+
+    def _apply_once(self, entries, forced):
+        conn = self._conn
+        applied = self._applied_index
+        out: list[EntryResult | None] = []
+        last_index, last_term = applied, self._applied_term
+        self._internal_exec(self._sql_begin)
+        try:
+            for idx, term, payload in entries:
+                if idx <= applied:
+                    out.append(None)
+                    continue
+                if payload:
+                    out.append(self._apply_entry(idx, payload, forced.get(idx)))
+                else:
+                    out.append(None)
+                if idx % self.sessions.expire_every == 0:
+                    self.sessions.maybe_expire(idx)
+                last_index, last_term = idx, term
+            self._internal_exec(self._sql_set_applied, (last_index, last_term))
+            self._internal_exec(self._sql_commit)
+        except BaseException:
+            determinism.context.end()
+            if not conn.get_autocommit():
+                self._internal_exec(self._sql_rollback)
+            raise
+        return out, last_index, last_term
+
+    def _apply_entry(self, idx: int, payload: bytes, forced) -> EntryResult:
+        try:
+            obj = decode_fast(payload)
+        except EntryDecodeError as e:
+            return EntryResult(idx, [], error=str(e))
+        _, _, ts, seed, session, tx, _level, _timeout, stmts = obj
+        if session is not None:
+            dup = self.sessions.check(idx, session[0], session[1])
+            if dup is not None:
+                return dup
+        conn = self._conn
+        ctx = determinism.context
+        ctx.timestamp_ms = ts          # EntryContext.begin(), inlined: this is the hot path
+        ctx.seed = seed
+        ctx.rng = None
+        ctx.active = True
+        _reseed(0)
+        conn.set_last_insert_rowid(0)
+        self._entry_dml = False
+        self._total_base = conn.total_changes()
+        error = None
+        results: list[Result] = []
+        append = results.append
+        if tx:
+            self._internal_exec(self._sql_sp)
+        cur = self._cur
+        execute = cur.execute
+        total_changes = conn.total_changes
+        simple = self._simple_results
+        try:
+            for k, s in enumerate(stmts):
+                sql = s[0]
+                params = s[1] if len(s) > 1 else None
+                if forced is not None and forced[0] == k:
+                    res = Result.failure(k, forced[1])
+                    append(res)
+                elif simple and ";" not in sql:
+                    # the common case, inlined: one statement, no result limits
+                    self._mark = None
+                    t0 = _perf()
+                    tc = total_changes()
+                    try:
+                        execute(sql, params)
+                        rows = cur.fetchall()
+                    except Exception as e:
+                        res = self._failed(k, e, t0)
+                    else:
+                        mark = self._mark
+                        if mark is None:
+                            res = Result(k)
+                        elif mark[1]:
+                            res = Result.from_rows(k, mark[0], rows, time=_perf() - t0) if mark[0] \
+                                else Result.write(k, 0, None, _perf() - t0)
+                        else:
+                            self._entry_dml = True
+                            # changes() is stale after DDL: count only if rows changed
+                            n = conn.changes() if total_changes() != tc else 0
+                            if mark[0]:
+                                res = Result.from_rows(k, mark[0], rows, rows_affected=n,
+                                                       last_insert_id=conn.last_insert_rowid(),
+                                                       time=_perf() - t0)
+                            else:
+                                res = Result.write(k, n, conn.last_insert_rowid(), _perf() - t0)
+                    append(res)
+                else:
+                    many = self._run_statement(k, sql, params, cur, self.limits.max_result_rows,
+                                               self.limits.max_result_bytes)
+                    results.extend(many)
+                    res = many[-1] if many else None
+                if res is not None and res.error is not None:
+                    if conn.get_autocommit():
+                        raise _TransactionLost(idx, k, res.error)
+                    if tx:
+                        error = f"transaction rolled back: statement {k} failed: {res.error}"
+                        break
+        finally:
+            ctx.active = False
+            ctx.rng = None
+        if tx:
+            if error is not None:
+                self._internal_exec(self._sql_rollback_to)
+            self._internal_exec(self._sql_release)
+        er = EntryResult(idx, results, error)
+        if session is not None:
+            self.sessions.record(idx, session[0], session[1], er)
+        return er
+
+    def _failed(self, k, e, t0) -> Result:
+        if self._denied is not None and isinstance(e, apsw.AuthError):
+            msg = f"not authorized: {self._denied}"
+            self._denied = None
+        else:
+            msg = _errmsg(e)
+        if self._mark is not None and not self._mark[1]:
+            self._entry_dml = True
+        return Result.failure(k, msg, _perf() - t0)
+
+    def _run_statement(self, k, sql, params, cur, max_rows, max_bytes) -> list[Result]:
+        """Run one request statement (which SQLite may split into several)."""
+        if is_single(sql):
+            return [self._run_one(k, sql, params, cur, max_rows, max_bytes)]
+        pieces = split_sql(sql)
+        if not pieces:
+            return [Result(k)]
+        out = []
+        positional = isinstance(params, (list, tuple))
+        offset = 0
+        for piece in pieces:
+            p = params
+            if positional:
+                n = self._bindings_count(piece)
+                if n is None:
+                    p = params[offset:]
+                else:
+                    p = params[offset:offset + n]
+                    offset += n
+            r = self._run_one(k, piece, p, cur, max_rows, max_bytes)
+            out.append(r)
+            if r.error is not None:
+                break       # like sqlite3_exec: the rest of this string does not run
+        return out
+
+    def _bindings_count(self, sql) -> int | None:
+        info = {}
+
+        def tracer(cursor, text, bindings):
+            info["n"] = cursor.bindings_count
+            return False
+
+        c = self._conn.cursor()
+        c.exec_trace = tracer
+        try:
+            c.execute(sql, apsw._null_bindings, can_cache=False)
+        except apsw.ExecTraceAbort:
+            pass
+        except Exception:
+            return None
+        return info.get("n")
+
+    def _run_one(self, k, sql, params, cur, max_rows, max_bytes) -> Result:
+        conn = self._conn
+        self._mark = None
+        t0 = _perf()
+        tc = conn.total_changes()
+        truncated = False
+        try:
+            cur.execute(sql, params)
+            if max_rows is None and max_bytes is None:
+                rows = cur.fetchall()
+            else:
+                rows, truncated = _limited(cur, max_rows, max_bytes, drain=cur is self._cur)
+        except Exception as e:
+            return self._failed(k, e, t0)
+        mark = self._mark
+        if mark is None:           # nothing but comments
+            return Result(k)
+        desc, readonly = mark
+        if readonly:
+            changes, last_id = 0, None
+        else:
+            self._entry_dml = True
+            changes = conn.changes() if conn.total_changes() != tc else 0
+            last_id = conn.last_insert_rowid()
+        if not desc:
+            return Result.write(k, changes, last_id, _perf() - t0)
+        return Result.from_rows(k, desc, rows, rows_affected=changes, last_insert_id=last_id,
+                                time=_perf() - t0, truncated=truncated)
+
+    def _after_commit(self):
+        if self.memory:
+            return
+        if self.sync_mode == "full":
+            self._durable_index = self._applied_index
+        elif self._wal_pages >= self.checkpoint_pages:
+            self._checkpoint()
+
+    def _checkpoint(self) -> bool:
+        nlog, nckpt = self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+        if nlog == nckpt:
+            self._wal_pages = 0
+            if self.sync_mode != "off":
+                self._durable_index = self._applied_index
+            return True
+        return False
+
+    def sync(self) -> int:
+        """Make everything applied durable in the user database; return the durable index."""
+        if self.memory:
+            return self._durable_index
+        if self.sync_mode == "off":
+            self._internal_exec("PRAGMA synchronous=FULL")
+        try:
+            self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
+            self._wal_pages = 0
+            self._durable_index = self._applied_index
+        finally:
+            if self.sync_mode == "off":
+                self._internal_exec("PRAGMA synchronous=OFF")
+        return self._durable_index
+
+    # ------------------------------------------------------------------ reads
+    def query(self, request: Request, *, max_rows: int | None = None,
+              max_bytes: int | None = None) -> list[Result]:
+        """The local read path: no log, read-only (``PRAGMA query_only``), real clock and
+        randomness. A statement that would write fails with a clear error."""
+        validate(request, self.limits)
+        conn = self._conn
+        if not conn.get_autocommit():
+            raise SqlError("query() called while a transaction is open")
+        deadline = None if request.timeout is None else _perf() + request.timeout
+        if deadline is not None:
+            conn.set_progress_handler(lambda: 1 if _perf() > deadline else 0, 1000)
+        self._internal_exec("PRAGMA query_only=1")
+        results: list[Result] = []
+        cur = conn.cursor()
+        cur.exec_trace = self._tracer
+        try:
+            for k, st in enumerate(request.statements):
+                res = self._run_statement(k, st.sql, st.params, cur, max_rows, max_bytes)
+                for r in res:
+                    if r.error is not None and "readonly" in r.error:
+                        r.error = (f"{r.error} (query() runs reads only; send statements that write "
+                                   "as a write request)")
+                    elif r.error == "interrupted" and deadline is not None:
+                        r.error = f"interrupted: timeout of {request.timeout}s exceeded"
+                results.extend(res)
+        finally:
+            if deadline is not None:
+                conn.set_progress_handler(None)
+            self._internal_exec("PRAGMA query_only=0")
+        return results
+
+    def classify(self, request: Request):
+        """Classify against this database's current schema."""
+        from .classify import classify
+        return classify(request, self._conn, self.limits)
+
+    # ------------------------------------------------------------------ snapshots
+    def _tmp_dir(self) -> str:
+        return tempfile.gettempdir() if self.memory else (os.path.dirname(os.path.abspath(self.path)) or ".")
+
+    def _backup_to_file(self) -> str:
+        fd, tmp = tempfile.mkstemp(prefix=".ddb-snap-", suffix=".db", dir=self._tmp_dir())
+        os.close(fd)
+        dest = apsw.Connection(tmp)
+        try:
+            with dest.backup("main", self._conn, "main") as b:
+                b.step(-1)
+            list(dest.execute("PRAGMA journal_mode=DELETE"))
+        finally:
+            dest.close()
+        return tmp
+
+    def snapshot_chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """A snapshot at the applied index (taken now), as a header chunk then image chunks."""
+        tmp = self._backup_to_file()
+        index, term = self._applied_index, self._applied_term
+
+        def gen():
+            try:
+                yield from snap.stream_file(tmp, index, term, chunk_size)
+            finally:
+                try:
+                    os.remove(tmp)
+                except FileNotFoundError:
+                    pass
+        return gen()
+
+    def snapshot_to(self, dest) -> dict:
+        """Write a snapshot to a path or a binary file object; return its header fields."""
+        chunks = self.snapshot_chunks()
+        if isinstance(dest, (str, os.PathLike)):
+            with open(dest, "wb") as f:
+                for c in chunks:
+                    f.write(c)
+                f.flush()
+                os.fsync(f.fileno())
+        else:
+            for c in chunks:
+                dest.write(c)
+        return {"index": self._applied_index, "term": self._applied_term}
+
+    def restore(self, source) -> None:
+        """Replace the database with a snapshot: written to a temporary file, checksum verified,
+        checked by SQLite, renamed over the database, reopened. A corrupt or truncated snapshot
+        raises SnapshotError and the old database stays."""
+        fd, tmp = tempfile.mkstemp(prefix=".ddb-restore-", suffix=".db", dir=self._tmp_dir())
+        os.close(fd)
+        meta = snap.receive(source, tmp)     # removes tmp on failure
+        try:
+            self._verify_image(tmp, meta)
+        except BaseException:
+            os.remove(tmp)
+            raise
+        if self.memory:
+            with open(tmp, "rb") as f:
+                image = bytearray(f.read())
+            os.remove(tmp)
+            if len(image) > 19 and image[18] == 2:
+                image[18] = image[19] = 1          # WAL image: open as rollback journal
+            self._conn.close()
+            self._conn = None
+            self._open()
+            self._conn.authorizer = None
+            self._conn.deserialize("main", bytes(image))
+            self._setup(self._conn)
+        else:
+            self._conn.close()
+            self._conn = None
+            for suffix in ("-wal", "-shm"):
+                try:
+                    os.remove(self.path + suffix)
+                except FileNotFoundError:
+                    pass
+            os.replace(tmp, self.path)
+            _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+            self._open()
+        if (self._applied_index, self._applied_term) != (meta["index"], meta["term"]):
+            raise SnapshotError("restored database does not carry the snapshot's index")  # pragma: no cover
+
+    @staticmethod
+    def _verify_image(path: str, meta: dict) -> None:
+        try:
+            c = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+            try:
+                ok = c.execute("PRAGMA quick_check").fetchall()
+                if ok != [("ok",)]:
+                    raise SnapshotError(f"snapshot image fails SQLite's quick_check: {ok[:3]}")
+                row = c.execute("SELECT idx, term FROM _ddb_applied WHERE id = 0").fetchall()
+            finally:
+                c.close()
+        except apsw.Error as e:
+            raise SnapshotError(f"snapshot image is not a usable database: {e}") from None
+        if row != [(meta["index"], meta["term"])]:
+            raise SnapshotError(f"snapshot image holds applied {row} but its header says "
+                                f"({meta['index']}, {meta['term']})")
+
+    # ------------------------------------------------------------------ misc
+    def dump(self) -> str:
+        """A full, deterministic text dump (schema and every row, also of ddb's own tables)."""
+        from .dump import dump
+        self._internal = True
+        try:
+            return dump(self._conn)
+        finally:
+            self._internal = False
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _limited(cur, max_rows, max_bytes, drain=False):
+    """Keep at most ``max_rows`` rows / about ``max_bytes`` bytes; report truncation. With
+    ``drain`` the statement still runs to its end (the apply path leaves nothing pending)."""
+    rows = []
+    size = 0
+    for row in cur:
+        if max_rows is not None and len(rows) >= max_rows:
+            break
+        if max_bytes is not None:
+            size += sum(len(v) if isinstance(v, (str, bytes)) else 8 for v in row)
+            if size > max_bytes:
+                break
+        rows.append(row)
+    else:
+        return rows, False
+    if drain:
+        for _ in cur:
+            pass
+    return rows, True
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def compaction_bound(requested_index: int, durable_index: int) -> int:
+    """The highest log index that may be compacted away: never above what is durable in the
+    user database (which may run with relaxed sync because the Raft log is durable)."""
+    return min(requested_index, durable_index)

@@ -1,0 +1,267 @@
+"""Apply: exactly-once, group apply, rqlite's transaction semantics, read path, limits."""
+import os
+
+import pytest
+
+from ddb_node.sql import Limits, Request, Statement, StateMachine, compaction_bound, encode_entry
+
+from .sqlhelpers import Log, apply_one, req, rows
+
+
+@pytest.fixture
+def sm():
+    m = StateMachine(":memory:")
+    apply_one(m, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT UNIQUE)")
+    yield m
+    m.close()
+
+
+# ---------------------------------------------------------------- exactly once
+def test_applied_index_and_term_live_in_the_user_database(tmp_path):
+    path = str(tmp_path / "db")
+    sm = StateMachine(path)
+    log = Log(term=3)
+    log.add("CREATE TABLE t(a)")
+    log.add("INSERT INTO t VALUES (1)")
+    sm.apply_batch(log.entries)
+    sm.close()
+    sm = StateMachine(path)
+    assert (sm.applied_index, sm.applied_term) == (2, 3)
+    assert rows(sm, "SELECT idx, term FROM _ddb_applied") == [(2, 3)]
+
+
+def test_entries_at_or_below_the_applied_index_are_skipped(sm):
+    log = Log()
+    log.add("CREATE TABLE t(a)")
+    log.add("INSERT INTO x VALUES (1)")
+    sm2 = StateMachine(":memory:")
+    log2 = Log()
+    log2.add("CREATE TABLE x(a)")
+    for i in range(2, 5):
+        log2.add(("INSERT INTO x VALUES (?)", [i]))
+    first = sm2.apply_batch(log2.entries[:3])
+    again = sm2.apply_batch(log2.entries)      # 1..3 again, then 4
+    assert [r is None for r in again] == [True, True, True, False]
+    assert first[2].index == 3 and again[3].index == 4
+    assert rows(sm2, "SELECT a FROM x ORDER BY a") == [(2,), (3,), (4,)]
+    assert sm2.apply_batch(log2.entries) == [None] * 4
+
+
+def test_a_gap_in_the_indexes_is_refused_and_nothing_applied(sm):
+    with pytest.raises(ValueError, match="consecutive"):
+        sm.apply_batch([(2, 1, b""), (4, 1, b"")])
+    assert sm.applied_index == 1
+
+
+def test_empty_payloads_only_advance_the_applied_index(sm):
+    assert sm.apply_batch([(2, 1, b""), (3, 2, b"")]) == [None, None]
+    assert (sm.applied_index, sm.applied_term) == (3, 2)
+
+
+def test_an_undecodable_payload_gives_an_entry_error_and_apply_goes_on(sm):
+    good = encode_entry(req("INSERT INTO t(v) VALUES ('after')"), timestamp_ms=0, seed=0)
+    out = sm.apply_batch([(2, 1, b"\x93garbage"), (3, 1, good)])
+    assert out[0].error.startswith("undecodable entry payload") and out[0].results == []
+    assert out[1].error is None and sm.applied_index == 3
+
+
+def test_group_apply_returns_one_result_per_entry(sm):
+    log = Log()
+    log.add("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT UNIQUE)")
+    for i in range(2, 12):
+        log.add(("INSERT INTO t(v) VALUES (?)", [f"v{i}"]))
+    s = StateMachine(":memory:")
+    out = s.apply_batch(log.entries)
+    assert [e.index for e in out] == list(range(1, 12))
+    assert [e.results[0].last_insert_id for e in out[1:]] == list(range(1, 11))
+
+
+# ---------------------------------------------------------------- transactions
+def test_without_transaction_a_failing_statement_records_its_error_and_the_rest_run(sm):
+    er = apply_one(sm, "INSERT INTO t(v) VALUES ('a')", "INSERT INTO t(v) VALUES ('a')",
+                   "INSERT INTO t(v) VALUES ('b')")
+    assert [r.error for r in er.results] == [None, "UNIQUE constraint failed: t.v", None]
+    assert er.error is None
+    assert rows(sm, "SELECT v FROM t ORDER BY v") == [("a",), ("b",)]
+
+
+def test_with_transaction_all_or_nothing_and_results_stop_at_the_failure(sm):
+    er = apply_one(sm, "INSERT INTO t(v) VALUES ('a')", "INSERT INTO t(v) VALUES ('a')",
+                   "INSERT INTO t(v) VALUES ('b')", transaction=True)
+    assert [r.error for r in er.results] == [None, "UNIQUE constraint failed: t.v"]
+    assert er.error.startswith("transaction rolled back: statement 1 failed")
+    assert rows(sm, "SELECT count(*) FROM t") == [(0,)]
+    er = apply_one(sm, "INSERT INTO t(v) VALUES ('a')", "INSERT INTO t(v) VALUES ('b')", transaction=True)
+    assert er.error is None and rows(sm, "SELECT count(*) FROM t") == [(2,)]
+
+
+def test_a_failed_transaction_does_not_undo_other_entries_of_the_group(sm):
+    log = Log()
+    payloads = [
+        encode_entry(req("INSERT INTO t(v) VALUES ('x')"), timestamp_ms=0, seed=1),
+        encode_entry(req("INSERT INTO t(v) VALUES ('y')", "INSERT INTO t(v) VALUES ('x')", transaction=True),
+                     timestamp_ms=0, seed=2),
+        encode_entry(req("INSERT INTO t(v) VALUES ('z')"), timestamp_ms=0, seed=3),
+    ]
+    sm.apply_batch([(2 + i, 1, p) for i, p in enumerate(payloads)])
+    assert rows(sm, "SELECT v FROM t ORDER BY v") == [("x",), ("z",)]
+
+
+@pytest.mark.parametrize("sql", ["INSERT OR ROLLBACK INTO t(v) VALUES ('a')",
+                                 "INSERT INTO t(v) VALUES ('boom')"])
+def test_statements_that_roll_back_the_sqlite_transaction_only_fail_themselves(sm, sql):
+    apply_one(sm, "CREATE TRIGGER boom BEFORE INSERT ON t WHEN NEW.v = 'boom' "
+                  "BEGIN SELECT RAISE(ROLLBACK, 'no boom'); END")
+    payloads = [encode_entry(req("INSERT INTO t(v) VALUES ('a')"), timestamp_ms=0, seed=1),
+                encode_entry(req("INSERT INTO t(v) VALUES ('b')", sql, "INSERT INTO t(v) VALUES ('c')"),
+                             timestamp_ms=0, seed=2)]
+    out = sm.apply_batch([(3, 1, payloads[0]), (4, 1, payloads[1])])
+    assert out[1].results[1].error in ("UNIQUE constraint failed: t.v", "no boom")
+    assert [r.error for r in out[1].results][::2] == [None, None]
+    assert rows(sm, "SELECT v FROM t ORDER BY v") == [("a",), ("b",), ("c",)]
+    assert sm.applied_index == 4
+
+
+def test_transaction_control_sneaked_into_the_log_fails_identically_at_apply(sm):
+    er = apply_one(sm, "BEGIN", "INSERT INTO t(v) VALUES ('a')", "ATTACH ':memory:' AS x")
+    assert er.results[0].error.startswith("not authorized: transaction control")
+    assert er.results[1].error is None
+    assert er.results[2].error.startswith("not authorized: ATTACH")
+
+
+def test_multi_statement_strings_give_one_result_per_statement(sm):
+    er = apply_one(sm, ("INSERT INTO t(v) VALUES (?); INSERT INTO t(v) VALUES (?); SELECT v FROM t ORDER BY v",
+                        ["p", "q"]))
+    assert [(r.statement, r.rows_affected) for r in er.results] == [(0, 1), (0, 1), (0, 0)]
+    assert er.results[2].values == [["p", "q"]]
+
+
+# ---------------------------------------------------------------- results
+def test_results_are_column_oriented_with_types_and_affinities(sm):
+    apply_one(sm, "CREATE TABLE r(i INT, f FLOATING POINT, s STRING, d DOUBLE, c VARCHAR(5), b BLOB, n, x DECIMAL)")
+    apply_one(sm, ("INSERT INTO r VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [1, 2, "3", 4, "five", b"\x06", 7, "8.5"]))
+    (r,) = sm.query(req("SELECT *, i + 1 AS e FROM r"))
+    assert r.columns == ["i", "f", "s", "d", "c", "b", "n", "x", "e"]
+    assert r.decltypes == ["INT", "FLOATING POINT", "STRING", "DOUBLE", "VARCHAR(5)", "BLOB", None, "DECIMAL", None]
+    assert r.affinities == ["INTEGER", "INTEGER", "NUMERIC", "REAL", "TEXT", "BLOB", "BLOB", "NUMERIC", "BLOB"]
+    assert r.values == [[1], [2], [3], [4.0], ["five"], [b"\x06"], [7], [8.5], [2]]
+    assert r.types_seen[-1] == ["integer"] and r.violations == []
+
+
+def test_values_that_break_their_affinity_are_counted_not_coerced(sm):
+    apply_one(sm, "CREATE TABLE v(n INTEGER, s TEXT)")
+    apply_one(sm, "INSERT INTO v VALUES (1, 'a'), ('x', 'b'), ('y', x'02'), (NULL, NULL), (1.5, 2)")
+    (r,) = sm.query(req("SELECT n, s FROM v"))
+    # SQLite stored what its affinity allowed: 2 became '2' in the TEXT column, 'x' stayed text
+    assert r.values == [[1, "x", "y", None, 1.5], ["a", "b", b"\x02", None, "2"]]
+    assert r.violations == [
+        {"column": 0, "name": "n", "decltype": "INTEGER", "affinity": "INTEGER", "storage_class": "real", "count": 1},
+        {"column": 0, "name": "n", "decltype": "INTEGER", "affinity": "INTEGER", "storage_class": "text", "count": 2},
+        {"column": 1, "name": "s", "decltype": "TEXT", "affinity": "TEXT", "storage_class": "blob", "count": 1},
+    ]
+    assert r.to_pandas().attrs["violations"] == r.violations
+
+
+def test_write_results_report_rows_affected_and_last_insert_id(sm):
+    er = apply_one(sm, "INSERT INTO t(v) VALUES ('a'), ('b')", "UPDATE t SET v = v || '!'", "SELECT 1")
+    assert [(r.rows_affected, r.last_insert_id) for r in er.results] == [(2, 2), (2, 2), (0, None)]
+    assert all(r.time >= 0 for r in er.results)
+
+
+def test_to_pandas_keeps_exact_integers_nullable_types_and_empty_columns(sm):
+    import pandas as pd
+    apply_one(sm, "CREATE TABLE p(i INTEGER, r REAL, s TEXT, b BLOB)")
+    apply_one(sm, ("INSERT INTO p VALUES (?, ?, ?, ?), (NULL, NULL, NULL, NULL)", [2 ** 53 + 1, 0.5, "s", b"b"]))
+    df = sm.query(req("SELECT * FROM p"))[0].to_pandas()
+    assert [str(t) for t in df.dtypes] == ["Int64", "Float64", "string", "object"]
+    assert df["i"][0] == 2 ** 53 + 1 and df["i"][1] is pd.NA
+    empty = sm.query(req("SELECT * FROM p WHERE 0"))[0]
+    assert empty.columns == ["i", "r", "s", "b"] and empty.values == [[], [], [], []]
+    df = empty.to_pandas()
+    assert list(df.columns) == ["i", "r", "s", "b"] and len(df) == 0
+    assert [str(t) for t in df.dtypes] == ["Int64", "Float64", "string", "object"]
+
+
+def test_result_limits_mark_truncation(sm):
+    apply_one(sm, "INSERT INTO t(v) VALUES ('a'), ('b'), ('c')")
+    (r,) = sm.query(req("SELECT v FROM t ORDER BY v"), max_rows=2)
+    assert r.values == [["a", "b"]] and r.truncated
+    (r,) = sm.query(req("SELECT v FROM t ORDER BY v"), max_bytes=1)
+    assert r.values == [["a"]] and r.truncated and r.to_dict()["truncated"]
+    limited = StateMachine(":memory:", limits=Limits(max_result_rows=1))
+    er = apply_one(limited, "SELECT 1 UNION ALL SELECT 2")
+    assert er.results[0].values == [[1]] and er.results[0].truncated
+
+
+# ---------------------------------------------------------------- read path
+def test_query_is_read_only_and_says_so(sm):
+    (r,) = sm.query(req("INSERT INTO t(v) VALUES ('no')"))
+    assert "readonly" in r.error and "write request" in r.error
+    assert rows(sm, "SELECT count(*) FROM t") == [(0,)]
+    er = apply_one(sm, "INSERT INTO t(v) VALUES ('yes')")     # writes still apply afterwards
+    assert er.results[0].error is None
+
+
+def test_query_uses_real_time_and_randomness(sm):
+    (r,) = sm.query(req("SELECT random(), randomblob(4), unixepoch()"))
+    assert r.error is None and len(r.values[2]) == 1 and r.values[2][0] > 1_700_000_000
+
+
+def test_query_timeout_interrupts(sm):
+    (r,) = sm.query(Request(["WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                             "SELECT count(*) FROM c"], timeout=0))
+    assert r.error.startswith("interrupted")
+
+
+# ---------------------------------------------------------------- compaction rule
+def test_compaction_never_passes_the_durable_index(tmp_path):
+    sm = StateMachine(str(tmp_path / "db"), sync="normal", checkpoint_pages=10 ** 9)
+    log = Log()
+    log.add("CREATE TABLE t(a)")
+    sm.apply_batch(log.entries)
+    durable_at_open = sm.durable_index
+    for i in range(5):
+        log.add(("INSERT INTO t VALUES (?)", [i]))
+    sm.apply_batch(log.entries)
+    assert sm.applied_index == 6
+    assert durable_at_open <= sm.durable_index < sm.applied_index      # relaxed sync: not yet durable
+    assert compaction_bound(6, sm.durable_index) == sm.durable_index
+    assert sm.sync() == 6 and sm.durable_index == 6
+    assert compaction_bound(6, sm.durable_index) == 6
+
+
+def test_durable_index_follows_checkpoints_in_normal_mode(tmp_path):
+    sm = StateMachine(str(tmp_path / "db"), sync="normal", checkpoint_pages=1)
+    log = Log()
+    log.add("CREATE TABLE t(a)")
+    log.add(("INSERT INTO t VALUES (?)", [1]))
+    sm.apply_batch(log.entries)
+    assert sm.durable_index == sm.applied_index == 2
+
+
+def test_full_sync_is_durable_at_every_batch(tmp_path):
+    sm = StateMachine(str(tmp_path / "db"), sync="full", checkpoint_pages=10 ** 9)
+    log = Log()
+    log.add("CREATE TABLE t(a)")
+    sm.apply_batch(log.entries)
+    assert sm.durable_index == 1
+
+
+def test_off_sync_is_durable_only_after_sync(tmp_path):
+    sm = StateMachine(str(tmp_path / "db"), sync="off", checkpoint_pages=1)
+    log = Log()
+    log.add("CREATE TABLE t(a)")
+    sm.apply_batch(log.entries)
+    assert sm.durable_index == 0
+    sm.sync()
+    assert sm.durable_index == 1
+
+
+def test_durable_index_survives_reopen(tmp_path):
+    path = str(tmp_path / "db")
+    sm = StateMachine(path, checkpoint_pages=10 ** 9)
+    log = Log()
+    log.add("CREATE TABLE t(a)")
+    sm.apply_batch(log.entries)
+    sm.close()
+    assert StateMachine(path).durable_index == 1

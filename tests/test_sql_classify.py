@@ -1,0 +1,124 @@
+"""Classification before proposing: SQLite's own judgement, clear refusals, nothing executed."""
+import apsw
+import pytest
+
+from ddb_node.sql import BadRequest, Request, Statement, StateMachine, classify
+from ddb_node.sql.split import split_sql
+
+from .sqlhelpers import apply_one
+
+
+@pytest.fixture
+def schema():
+    c = apsw.Connection(":memory:")
+    c.execute("CREATE TABLE t(a INTEGER, b TEXT)")
+    return c
+
+
+@pytest.mark.parametrize("sql, kind", [
+    ("SELECT * FROM t", "read"),
+    ("WITH x AS (SELECT 1) SELECT * FROM x", "read"),
+    ("EXPLAIN SELECT * FROM t", "read"),
+    ("PRAGMA table_info(t)", "read"),
+    ("PRAGMA user_version", "read"),
+    ("INSERT INTO t VALUES(1, 'x')", "write"),
+    ("  /* comment */ update t SET a = 2", "write"),
+    ("DELETE FROM t", "write"),
+    ("PRAGMA user_version = 5", "write"),
+    ("CREATE TABLE u(x)", "ddl"),
+    ("CREATE INDEX ti ON t(a)", "ddl"),
+    ("ALTER TABLE t ADD COLUMN c", "ddl"),
+    ("DROP TABLE t", "ddl"),
+])
+def test_statement_kinds(schema, sql, kind):
+    c = classify(Request([sql]), schema)
+    assert c.kinds == [kind]
+    assert c.kind == ("read" if kind == "read" else "write")
+
+
+def test_a_request_is_a_write_if_any_statement_writes(schema):
+    c = classify(Request(["SELECT 1", "INSERT INTO t VALUES(1, 'a')"]), schema)
+    assert (c.kind, c.kinds) == ("write", ["read", "write"])
+
+
+def test_strong_reads_go_through_the_log_and_others_do_not(schema):
+    assert classify(Request(["SELECT 1"], level="strong"), schema).logged
+    assert not classify(Request(["SELECT 1"], level="weak"), schema).logged
+
+
+def test_classification_never_executes(schema):
+    classify(Request(["INSERT INTO t VALUES(1, 'x')", "DROP TABLE t"]), schema)
+    assert schema.execute("SELECT count(*) FROM t").fetchall() == [(0,)]
+
+
+@pytest.mark.parametrize("sql, message", [
+    ("SELEC 1", "syntax error"),
+    ("SELECT 'unterminated", "unrecognized token"),
+    ("SELECT (1", "incomplete input"),
+    ("BEGIN", "transaction=True"),
+    ("COMMIT", "transaction=True"),
+    ("ROLLBACK", "transaction=True"),
+    ("SAVEPOINT s", "transaction=True"),
+    ("RELEASE s", "transaction=True"),
+    ("ATTACH 'other.db' AS o", "ATTACH is not allowed"),
+    ("DETACH o", "DETACH is not allowed"),
+    ("SELECT load_extension('x')", "load_extension"),
+    ("VACUUM", "VACUUM is not allowed"),
+    ("VACUUM INTO '/tmp/copy.db'", "VACUUM is not allowed"),
+    ("PRAGMA journal_mode = DELETE", "journal_mode controls the node"),
+    ("PRAGMA synchronous = OFF", "synchronous controls the node"),
+    ("PRAGMA locking_mode = EXCLUSIVE", "locking_mode controls the node"),
+    ("PRAGMA wal_checkpoint", "wal_checkpoint controls the node"),
+    ("PRAGMA wal_autocheckpoint = 10", "wal_autocheckpoint controls the node"),
+    ("PRAGMA foreign_keys = ON", "connection state"),
+    ("CREATE TEMP TABLE x(a)", "TEMP tables"),
+    ("CREATE TEMPORARY VIEW v AS SELECT 1", "TEMP tables"),
+    ("INSERT INTO _ddb_applied VALUES (1, 1, 1)", "reserved"),
+    ("SELECT 1; BEGIN", "statement 0: transaction control"),
+])
+def test_refused_with_a_clear_message(sql, message):
+    sm = StateMachine(":memory:")      # its schema holds ddb's own tables
+    sm.apply_batch([])
+    with pytest.raises(BadRequest, match=message):
+        sm.classify(Request([sql]))
+
+
+def test_refusal_names_the_statement(schema):
+    with pytest.raises(BadRequest, match="statement 1: near"):
+        classify(Request(["SELECT 1", "SELEKT 2"]), schema)
+
+
+def test_alter_then_insert_against_the_old_schema_is_decided_at_apply():
+    sm = StateMachine(":memory:")
+    apply_one(sm, "CREATE TABLE t(a)")
+    # column b does not exist yet: the leader cannot tell, so it defers instead of refusing
+    c = sm.classify(Request(["ALTER TABLE t ADD COLUMN b", "INSERT INTO t(a, b) VALUES (1, 2)"]))
+    assert c.kind == "write" and c.statements[1].deferred == "table t has no column named b"
+    er = apply_one(sm, "ALTER TABLE t ADD COLUMN b", "INSERT INTO t(a, b) VALUES (1, 2)")
+    assert [r.error for r in er.results] == [None, None]
+    # and the other order fails identically on every replica, at apply
+    c = sm.classify(Request(["INSERT INTO t(a, c) VALUES (1, 2)", "ALTER TABLE t ADD COLUMN c"]))
+    er = apply_one(sm, "INSERT INTO t(a, c) VALUES (1, 2)", "ALTER TABLE t ADD COLUMN c")
+    assert er.results[0].error == "table t has no column named c" and er.results[1].error is None
+
+
+def test_statements_are_split_by_sqlite_rules():
+    sql = ("INSERT INTO t VALUES('a;b'); -- c;\n"
+           "CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO u VALUES(1); DELETE FROM v; END;"
+           "/* ; */ SELECT \"x;y\" FROM [t;]")
+    assert split_sql(sql) == ["INSERT INTO t VALUES('a;b');",
+                              " -- c;\nCREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO u VALUES(1); "
+                              "DELETE FROM v; END;",
+                              "/* ; */ SELECT \"x;y\" FROM [t;]"]
+    assert split_sql(" ;; -- nothing\n") == []
+
+
+def test_multi_statement_string_classified_per_statement(schema):
+    c = classify(Request(["SELECT 1; INSERT INTO t VALUES (1, 'x'); CREATE TABLE z(a)"]), schema)
+    assert c.kinds == ["read", "write", "ddl"]
+    assert [s.statement for s in c.statements] == [0, 0, 0]
+
+
+def test_empty_statement_is_refused(schema):
+    with pytest.raises(BadRequest, match="empty"):
+        classify(Request(["  -- nothing"]), schema)
