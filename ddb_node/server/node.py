@@ -388,8 +388,11 @@ class NodeServer:
         data = b"".join(self.sm.snapshot_chunks(1 << 20))
         conf = self.raft.conf_state
         self.storage.create_snapshot(applied, conf, data)
-        # never discard entries the user database has not made durable (relaxed sync)
-        keep_from = min(applied - self.opts.snapshot_trailing, self.sm.durable_index)
+        # never discard entries the user database has not made durable (relaxed sync);
+        # with memory storage nothing survives a crash anyway, so only the trailing rule holds
+        keep_from = applied - self.opts.snapshot_trailing
+        if self.opts.storage == "disk":
+            keep_from = min(keep_from, self.sm.durable_index)
         if keep_from > self.storage.first_index():
             self.storage.compact(keep_from)
         self.counters["snapshots_taken"] += 1
