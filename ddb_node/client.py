@@ -36,6 +36,19 @@ def _norm_addr(a: str) -> str:
     return a
 
 
+def curve_from_env() -> dict | None:
+    """CURVE client keys from the file named by $DDB_CURVE_KEYS: {"public", "secret",
+    "server"} (a cluster key file from `ddb keygen` works too: its own key is the server's)."""
+    path = os.environ.get("DDB_CURVE_KEYS")
+    if not path:
+        return None
+    import json
+    with open(path) as f:
+        k = json.load(f)
+    return {"public": k["public"].encode(), "secret": k["secret"].encode(),
+            "server": k.get("server", k["public"]).encode()}
+
+
 def _statements(sql, params) -> list:
     if params is None:
         return [[sql]]
@@ -112,12 +125,16 @@ class Client:
         self.timeout = timeout
         self.level = level
         self.redirect = redirect
-        self.curve = curve
+        self.curve = curve if curve is not None else curve_from_env()
         self.raise_on_error = raise_on_error
         self.client_id = uuid.uuid4().hex
-        self._seq = itertools.count(1)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        # sessions with no request in flight: [id, last seq]. A node remembers only the highest
+        # sequence number per session, so two concurrent requests on one session would make
+        # the one that arrives second look like an old duplicate (and never apply it); each
+        # request in flight gets a session of its own (threads share the client).
+        self._free_sessions: list[list] = [[self.client_id, 0]]
         self._ctx = zmq.Context()
         self._local = threading.local()
         self._sockets: list[zmq.Socket] = []
@@ -266,6 +283,8 @@ class Client:
             # safe because writes carry a session (applied at most once)
             attempt = max(0.05, min(left, self.attempt_timeout))
             body = dict(body, timeout=attempt)
+            if self.redirect and to_leader:
+                body["redirect"] = True   # a follower answers NotLeader + hint, no forwarding
             try:
                 reply = self.call(addr, body, attempt + 0.5)
             except ConnectionFailed as e:
@@ -291,10 +310,10 @@ class Client:
                     self._leader = int(hint["id"])
                 else:
                     self._leader = None
+                    time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+                    backoff = min(backoff * 2, 1.0)
                 last_err = exc
-                if self.redirect and body.get("redirect"):
-                    raise exc
-                continue
+                continue   # follow the hint (in redirect mode too: that is the point of it)
             if err.get("retry") or etype in ("NoLeader", "Unavailable", "Timeout"):
                 last_err = exc
                 self._leader = None
@@ -307,6 +326,17 @@ class Client:
                     pass
                 continue
             raise exc
+
+    def _send_in_session(self, body: dict, *, to_leader: bool, timeout: float | None) -> dict:
+        with self._lock:
+            sess = self._free_sessions.pop() if self._free_sessions else [uuid.uuid4().hex, 0]
+            sess[1] += 1
+        try:
+            body["session"] = [sess[0], sess[1]]
+            return self._send(body, to_leader=to_leader, timeout=timeout)
+        finally:
+            with self._lock:
+                self._free_sessions.append(sess)
 
     def _forget_if_seed_only(self, addr: str) -> None:
         pass
@@ -335,17 +365,17 @@ class Client:
         if level == "none":
             writes_possible = False
         if writes_possible:
-            body["session"] = [self.client_id, next(self._seq)]
-        reply = self._send(body, to_leader=level != "none", timeout=timeout)
+            reply = self._send_in_session(body, to_leader=True, timeout=timeout)
+        else:
+            reply = self._send(body, to_leader=False, timeout=timeout)
         resp = Response(reply)
         return _raise_statement_errors(resp) if self.raise_on_error else resp
 
     def execute(self, sql: str, params=None, *, transaction: bool = False,
                 timeout: float | None = None) -> Response:
         body = {"op": "request", "statements": _statements(sql, params),
-                "transaction": transaction, "level": "weak",
-                "session": [self.client_id, next(self._seq)]}
-        resp = Response(self._send(body, to_leader=True, timeout=timeout))
+                "transaction": transaction, "level": "weak"}
+        resp = Response(self._send_in_session(body, to_leader=True, timeout=timeout))
         return _raise_statement_errors(resp) if self.raise_on_error else resp
 
     def query(self, sql: str, params=None, *, level: str | None = None,
@@ -357,8 +387,9 @@ class Client:
         if freshness is not None:
             body["freshness"] = freshness
         if level == "strong":
-            body["session"] = [self.client_id, next(self._seq)]
-        resp = Response(self._send(body, to_leader=level != "none", timeout=timeout))
+            resp = Response(self._send_in_session(body, to_leader=True, timeout=timeout))
+        else:
+            resp = Response(self._send(body, to_leader=level != "none", timeout=timeout))
         return _raise_statement_errors(resp) if self.raise_on_error else resp
 
     def query_on(self, node_id: int, sql: str, params=None, *, level: str = "none",
@@ -382,8 +413,8 @@ class Client:
 
     def status(self, node_id: int | None = None, timeout: float = 2.0) -> dict:
         """Status of one node, or of every member: {id: status or {"error": ...}}."""
-        if not self.members:
-            self.refresh()
+        if not self.members or (node_id is not None and node_id not in self.members):
+            self.refresh()   # e.g. a node that joined after our last refresh
         ids = [node_id] if node_id is not None else sorted(self.members)
         out = {}
         for nid in ids:
@@ -500,10 +531,10 @@ class AsyncClient:
         self.cluster_id = cluster_id or ""
         self.timeout = timeout
         self.level = level
-        self.curve = curve
+        self.curve = curve if curve is not None else curve_from_env()
         self.raise_on_error = raise_on_error
         self.client_id = uuid.uuid4().hex
-        self._seq = itertools.count(1)
+        self._free_sessions: list[list] = [[self.client_id, 0]]   # one per request in flight
         self._ids = itertools.count(1)
         self._ctx = zmq.asyncio.Context()
         self._socks: dict[str, zmq.asyncio.Socket] = {}
@@ -612,8 +643,14 @@ class AsyncClient:
         stmts = [[s] if isinstance(s, str) else _statements(s[0], s[1] if len(s) > 1 else None)[0]
                  for s in statements]
         body = {"op": "request", "statements": stmts, "transaction": transaction,
-                "level": level or self.level, "session": [self.client_id, next(self._seq)]}
-        reply = await self.call(body, timeout)
+                "level": level or self.level}
+        sess = self._free_sessions.pop() if self._free_sessions else [uuid.uuid4().hex, 0]
+        sess[1] += 1
+        body["session"] = [sess[0], sess[1]]
+        try:
+            reply = await self.call(body, timeout)
+        finally:
+            self._free_sessions.append(sess)
         if not reply.get("ok"):
             raise from_reply(reply.get("error") or {})
         resp = Response(reply)

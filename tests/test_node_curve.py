@@ -79,3 +79,14 @@ def test_unauthenticated_peer_cannot_disturb_the_cluster(curve_cluster):
         c.execute("INSERT INTO t VALUES (2)")
         st = c.status(1)
         assert st["transport"]["dropped_bad_frame"] == 0   # never even reached the node
+
+
+def test_client_takes_keys_from_environment(curve_cluster, tmp_path, monkeypatch):
+    """$DDB_CURVE_KEYS lets every client (and so every `ddb` command) speak CURVE."""
+    lc, keys, good = curve_cluster
+    f = tmp_path / "me.json"
+    f.write_text(json.dumps({"public": good["public"], "secret": good["secret"],
+                             "server": keys["public"]}))
+    monkeypatch.setenv("DDB_CURVE_KEYS", str(f))
+    with Client(lc.client_addresses()) as c:
+        assert c.query("SELECT 42")[0].values == [[42]]
