@@ -205,6 +205,7 @@ class LocalCluster(ClusterControl):
     def __init__(self, n: int = 3, data_dir: str | None = None, *, storage: str = "disk",
                  http: list | bool | None = None, cluster_id: str | None = None,
                  tick_ms: int = 50, election_tick: int = 10, snapshot_entries: int = 20_000,
+                 snapshot_trailing: int | None = None,
                  start: bool = True, timeout: float = 30.0, host: str = "127.0.0.1",
                  extra_args: tuple = (), curve_keys: str | None = None):
         if n < 1:
@@ -218,6 +219,10 @@ class LocalCluster(ClusterControl):
         self.tick_ms = tick_ms
         self.election_tick = election_tick
         self.snapshot_entries = snapshot_entries
+        # entries kept behind a snapshot; by default never more than one snapshot interval,
+        # so a small snapshot_entries really compacts the log (the node's default is 2000)
+        self.snapshot_trailing = (min(2_000, snapshot_entries) if snapshot_trailing is None
+                                  else snapshot_trailing)
         self.host = host
         self.extra_args = tuple(extra_args)
         self.curve = None
@@ -259,15 +264,18 @@ class LocalCluster(ClusterControl):
 
     # ---- processes -----------------------------------------------------------------------
     def _peers_arg(self) -> str:
-        return ",".join(f"{n.id}={n.peer_addr}/{n.client_addr}" for n in self.nodes.values()
-                        if not n.join)
+        import json
+        return json.dumps({str(n.id): {"peer": n.peer_addr, "client": n.client_addr,
+                                       "http": n.http_addr}
+                           for n in self.nodes.values() if not n.join})
 
     def _spawn(self, node: NodeProc) -> None:
         cmd = [sys.executable, "-m", "ddb_node.server", "--id", str(node.id),
                "--listen", node.peer_addr, "--client", node.client_addr,
                "--cluster-id", self.cluster_id, "--storage", self.storage,
                "--tick-ms", str(self.tick_ms), "--election-tick", str(self.election_tick),
-               "--snapshot-entries", str(self.snapshot_entries), "--log-level", "WARNING"]
+               "--snapshot-entries", str(self.snapshot_entries),
+               "--snapshot-trailing", str(self.snapshot_trailing), "--log-level", "WARNING"]
         if self.storage == "disk":
             cmd += ["--data-dir", node.data_dir]
         if node.http_addr:

@@ -1,0 +1,401 @@
+"""rqlite's wire format: URL flags, request bodies, result encoding, SQL dumps.
+
+Pure functions, no I/O, so every shape can be tested without a cluster. The shapes follow
+rqlite's Go structs (``command/encoding/json.go``, ``http/service.go``): every field is
+omitted when empty, except ``rows`` in the associative form; maps are encoded with sorted
+keys and ``<``, ``>``, ``&`` escaped, as Go's encoding/json does.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json
+import math
+import re
+from urllib.parse import quote
+
+__all__ = ["Flags", "FlagError", "BodyError", "parse_flags", "parse_duration", "parse_body",
+           "exec_result", "query_result", "request_result", "encode_json", "rfc3339",
+           "sql_dump"]
+
+TRUE = {"", "true", "1", "yes", "on"}
+FALSE = {"false", "0", "no", "off"}
+LEVELS = ("none", "weak", "linearizable", "strong", "auto")
+
+
+class FlagError(ValueError):
+    """A URL flag with a value that cannot be used (HTTP 400)."""
+
+
+class BodyError(ValueError):
+    """A request body that is not one of rqlite's forms (HTTP 400)."""
+
+
+# ------------------------------------------------------------------ durations
+_DUR = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Go's time.ParseDuration ("10s", "1m30s", "500ms") -> seconds; a bare number is seconds."""
+    t = text.strip()
+    if not t:
+        raise FlagError("empty duration")
+    try:
+        v = float(t)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(v) or v < 0:
+            raise FlagError(f"bad duration {text!r}")
+        return v
+    pos, total = 0, 0.0
+    while pos < len(t):
+        m = _DUR.match(t, pos)
+        if m is None:
+            raise FlagError(f"bad duration {text!r} (use Go's form, e.g. 10s, 500ms, 1m30s)")
+        total += float(m.group(1)) * _UNIT[m.group(2)]
+        pos = m.end()
+    return total
+
+
+# ------------------------------------------------------------------ flags
+class Flags:
+    """rqlite's URL flags. Booleans are set bare (``?pretty``) or with a value (``=true``)."""
+
+    BOOLS = ("transaction", "timings", "associative", "pretty", "redirect", "raft_index",
+             "queue", "wait", "blob_array", "freshness_strict", "noleader", "nonvoters", "sync",
+             "vacuum", "compress", "qualify_columns", "norwrandom", "norwtime", "bypass")
+
+    def __init__(self, args: dict[str, list[bytes]]):
+        self.raw = {k: (v[-1].decode("utf-8", "replace") if v else "") for k, v in args.items()}
+        for name in self.BOOLS:
+            setattr(self, name, self._bool(name))
+        level = self.raw.get("level")
+        if level is not None:
+            level = level.strip().lower()
+            if level not in LEVELS:
+                raise FlagError(f"unknown consistency level {level!r}; use none, weak, "
+                                "linearizable, strong or auto")
+        self.level = level
+        self.timeout = self._dur("timeout")
+        self.freshness = self._dur("freshness")
+        self.db_timeout = self._dur("db_timeout")
+        self.linearizable_timeout = self._dur("linearizable_timeout")
+        self.q = self.raw.get("q")
+        self.fmt = (self.raw.get("fmt") or "").lower()
+        self.ver = self.raw.get("ver")
+        self.key = self.raw.get("key")
+        self.tables = [t for t in (self.raw.get("tables") or "").split(",") if t]
+
+    def _bool(self, name: str) -> bool:
+        v = self.raw.get(name)
+        if v is None:
+            return False
+        v = v.strip().lower()
+        if v in TRUE:
+            return True
+        if v in FALSE:
+            return False
+        raise FlagError(f"flag {name} must be bare, true or false, not {v!r}")
+
+    def _dur(self, name: str) -> float | None:
+        v = self.raw.get(name)
+        if v is None or v == "":
+            return None
+        return parse_duration(v)
+
+
+def parse_flags(args) -> Flags:
+    return Flags(args)
+
+
+# ------------------------------------------------------------------ bodies
+def _param(v, where: str):
+    """JSON parameter -> SQL value; arrays of byte values are BLOBs (rqlite's form)."""
+    if isinstance(v, list):
+        if all(type(b) is int and 0 <= b <= 255 for b in v):
+            return bytes(v)
+        raise BodyError(f"{where}: an array parameter must hold byte values 0-255 (a BLOB)")
+    if isinstance(v, dict):
+        raise BodyError(f"{where}: a parameter cannot be an object")
+    if isinstance(v, bool):
+        return int(v)
+    return v
+
+
+def parse_body(body: bytes, content_type: str | None) -> list:
+    """A request body -> statements in ddb's form: [sql] or [sql, *params] or [sql, {named}]."""
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BodyError("the request body is not UTF-8") from None
+    if ctype == "text/plain":
+        if not text.strip():
+            raise BodyError("no statements")
+        return [[text]]
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise BodyError("the request body is nested too deeply") from None
+    except ValueError as e:
+        raise BodyError(f"the request body is not valid JSON: {e}") from None
+    if not isinstance(data, list):
+        raise BodyError("the request body must be a JSON array of statements")
+    if not data:
+        raise BodyError("no statements")
+    out = []
+    for i, item in enumerate(data):
+        where = f"statement {i}"
+        if isinstance(item, str):
+            out.append([item])
+        elif isinstance(item, list) and item and isinstance(item[0], str):
+            sql, rest = item[0], item[1:]
+            if len(rest) == 1 and isinstance(rest[0], dict):
+                named = {}
+                for k, v in rest[0].items():
+                    named[k[1:] if k[:1] in ":@$" else k] = _param(v, f"{where}, parameter {k!r}")
+                out.append([sql, named])
+            else:
+                out.append([sql, *[_param(v, f"{where}, parameter {j + 1}") for j, v in enumerate(rest)]])
+        else:
+            raise BodyError(f"{where} must be a SQL string or an array [sql, params...]")
+    return out
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+# ------------------------------------------------------------------ values
+_TS = re.compile(r"(\d{4})-(\d{2})-(\d{2})"
+                 r"(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?([+-]\d{2}:\d{2})?)?)?")
+_TIME_TYPES = ("date", "datetime", "timestamp")
+
+
+def rfc3339(value):
+    """go-sqlite3's reading of a DATE/DATETIME/TIMESTAMP column as rqlite returns it: text in one
+    of SQLite's timestamp forms, or Unix seconds (milliseconds beyond 1e12) -> RFC 3339 with
+    trailing zeros of the fraction removed (``2004-02-14T07:15:00.5Z``); anything else as is."""
+    if type(value) is int:
+        try:
+            if value > 10**12 or value < -10**12:
+                t = _dt.datetime(1970, 1, 1) + _dt.timedelta(milliseconds=value)
+            else:
+                t = _dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=value)
+        except OverflowError:
+            return value
+        return _fmt_time(t.year, t.month, t.day, t.hour, t.minute, t.second,
+                         f"{t.microsecond:06d}" if t.microsecond else "", None)
+    if not isinstance(value, str):
+        return value
+    s = value[:-1] if value.endswith("Z") else value
+    m = _TS.fullmatch(s)
+    if m is None:
+        return value
+    y, mo, d, hh, mi, ss, frac, off = m.groups()
+    if off is not None and ss is None:
+        return value
+    try:
+        _dt.datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0))
+    except ValueError:
+        return value
+    if off in ("+00:00", "-00:00"):
+        off = None
+    return _fmt_time(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0),
+                     frac or "", off)
+
+
+def _fmt_time(y, mo, d, hh, mi, ss, frac, off) -> str:
+    frac = frac.rstrip("0")
+    return (f"{y:04d}-{mo:02d}-{d:02d}T{hh:02d}:{mi:02d}:{ss:02d}" + (f".{frac}" if frac else "")
+            + (off or "Z"))
+
+
+def _value(v, blob_array: bool, timecol: bool):
+    t = type(v)
+    if t is bytes:
+        return list(v) if blob_array else base64.b64encode(v).decode("ascii")
+    if t is float:
+        if not math.isfinite(v):
+            return None            # Go's encoder refuses these; SQLite stores no NaN
+        if v.is_integer() and abs(v) < 1e21:
+            return int(v)          # Go prints 1.0 as 1
+        return v
+    if timecol:
+        return rfc3339(v)
+    return v
+
+
+def _columns(r: dict, blob_array: bool):
+    cols = r.get("columns") or []
+    decl = [(d or "").lower() for d in (r.get("decltypes") or [""] * len(cols))]
+    tcols = [d in _TIME_TYPES for d in decl]
+    colvals = r.get("values") or []
+    nrows = len(colvals[0]) if colvals else 0
+    rows = []
+    for i in range(nrows):
+        rows.append([_value(colvals[c][i], blob_array, tcols[c]) for c in range(len(cols))])
+    return cols, decl, rows
+
+
+def exec_result(r: dict, timings: bool) -> dict:
+    out = {}
+    if r.get("error") is not None:
+        out["error"] = r["error"]
+    else:
+        if r.get("last_insert_id"):
+            out["last_insert_id"] = r["last_insert_id"]
+        if r.get("rows_affected"):
+            out["rows_affected"] = r["rows_affected"]
+    if timings and r.get("time"):
+        out["time"] = r["time"]
+    return _order(out, ("last_insert_id", "rows_affected", "error", "time"))
+
+
+def query_result(r: dict, timings: bool, associative: bool, blob_array: bool) -> dict:
+    if r.get("error") is not None:
+        out = {"error": r["error"]}
+        if timings and r.get("time"):
+            out["time"] = r["time"]
+        return out
+    cols, decl, rows = _columns(r, blob_array)
+    out = {}
+    if associative:
+        if cols:
+            out["types"] = {c: t for c, t in sorted(zip(cols, decl))}
+        out["rows"] = [dict(sorted(zip(cols, row))) for row in rows]
+    else:
+        if cols:
+            out["columns"] = cols
+            out["types"] = decl
+        if rows:
+            out["values"] = rows
+    if timings and r.get("time"):
+        out["time"] = r["time"]
+    return out
+
+
+def request_result(r: dict, timings: bool, associative: bool, blob_array: bool) -> dict:
+    """/db/request: a statement that produced columns is a query, any other an execute."""
+    if r.get("columns") and r.get("error") is None:
+        return query_result(r, timings, associative, blob_array)
+    out = exec_result(r, timings)
+    if associative and r.get("error") is None:
+        out["rows"] = None
+    return out
+
+
+def _order(d: dict, keys) -> dict:
+    return {k: d[k] for k in keys if k in d}
+
+
+def encode_json(obj, pretty: bool = False) -> bytes:
+    """Go's encoding/json look: compact (or 4-space indent), HTML characters escaped."""
+    if pretty:
+        text = json.dumps(obj, ensure_ascii=False, indent=4, allow_nan=False)
+    else:
+        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return text.encode("utf-8")
+
+
+# ------------------------------------------------------------------ SQL dump
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _needs_quote(name: str) -> bool:
+    return not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name.upper() in _KEYWORDS
+
+
+_KEYWORDS = {"ABORT", "ACTION", "ADD", "AFTER", "ALL", "ALTER", "ANALYZE", "AND", "AS", "ASC",
+             "ATTACH", "AUTOINCREMENT", "BEFORE", "BEGIN", "BETWEEN", "BY", "CASCADE", "CASE",
+             "CAST", "CHECK", "COLLATE", "COLUMN", "COMMIT", "CONFLICT", "CONSTRAINT", "CREATE",
+             "CROSS", "CURRENT", "DATABASE", "DEFAULT", "DEFERRABLE", "DEFERRED", "DELETE",
+             "DESC", "DETACH", "DISTINCT", "DROP", "EACH", "ELSE", "END", "ESCAPE", "EXCEPT",
+             "EXCLUSIVE", "EXISTS", "EXPLAIN", "FAIL", "FOR", "FOREIGN", "FROM", "FULL", "GLOB",
+             "GROUP", "HAVING", "IF", "IGNORE", "IMMEDIATE", "IN", "INDEX", "INDEXED", "INITIALLY",
+             "INNER", "INSERT", "INSTEAD", "INTERSECT", "INTO", "IS", "ISNULL", "JOIN", "KEY",
+             "LEFT", "LIKE", "LIMIT", "MATCH", "NATURAL", "NO", "NOT", "NOTNULL", "NULL", "OF",
+             "OFFSET", "ON", "OR", "ORDER", "OUTER", "PLAN", "PRAGMA", "PRIMARY", "QUERY", "RAISE",
+             "RECURSIVE", "REFERENCES", "REGEXP", "REINDEX", "RELEASE", "RENAME", "REPLACE",
+             "RESTRICT", "RIGHT", "ROLLBACK", "ROW", "SAVEPOINT", "SELECT", "SET", "TABLE", "TEMP",
+             "TEMPORARY", "THEN", "TO", "TRANSACTION", "TRIGGER", "UNION", "UNIQUE", "UPDATE",
+             "USING", "VACUUM", "VALUES", "VIEW", "VIRTUAL", "WHEN", "WHERE", "WITH", "WITHOUT"}
+
+
+def _sql_literal(v) -> str:
+    if v is None:
+        return "NULL"
+    if type(v) is int:
+        return str(v)
+    if type(v) is float:
+        if math.isinf(v):
+            return "1e999" if v > 0 else "-1e999"
+        if v.is_integer() and abs(v) < 1e18:
+            return f"{int(v)}.0"
+        r = repr(v)
+        return r if float(r) == v else f"{v:.17g}"
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return "X'" + bytes(v).hex() + "'"
+    s = "'" + str(v).replace("'", "''") + "'"
+    if "\n" in s or "\r" in s:
+        # the shell's form for control characters
+        if "\r" in s:
+            s = "replace(" + s.replace("\r", "\\r") + ",'\\r',char(13))"
+        if "\n" in s:
+            s = "replace(" + s.replace("\n", "\\n") + ",'\\n',char(10))"
+    return s
+
+
+def sql_dump(conn, tables: list[str] | None = None, skip=lambda name: False) -> str:
+    """The text of the sqlite3 shell's ``.dump`` for an apsw connection (tables, rows,
+    indexes, triggers, views; sqlite_sequence), skipping the tables ``skip`` names."""
+    out = ["PRAGMA foreign_keys=OFF;", "BEGIN TRANSACTION;"]
+    cur = conn.cursor()
+    want = set(tables or [])
+    rows = list(cur.execute("SELECT name, type, sql FROM sqlite_schema WHERE sql NOT NULL AND "
+                            "type == 'table' ORDER BY tbl_name = 'sqlite_sequence', rowid"))
+    seq_rows = None
+    for name, _typ, sql in rows:
+        if skip(name) or (want and name not in want):
+            continue
+        if name == "sqlite_sequence":
+            seq_rows = list(cur.execute("SELECT * FROM sqlite_sequence"))
+            continue
+        if name.startswith("sqlite_stat"):
+            out.append(f"ANALYZE sqlite_schema;")
+            continue
+        if name.startswith("sqlite_"):
+            continue
+        if sql.upper().startswith("CREATE VIRTUAL TABLE"):
+            out.append("PRAGMA writable_schema=ON;")
+            out.append("INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)"
+                       f"VALUES('table',{_sql_literal(name)},{_sql_literal(name)},0,"
+                       f"{_sql_literal(sql)});")
+            continue
+        out.append(sql + ";")
+        qname = _quote_ident(name) if _needs_quote(name) else name
+        for row in cur.execute(f"SELECT * FROM {_quote_ident(name)}"):
+            out.append(f"INSERT INTO {qname} VALUES(" + ",".join(_sql_literal(v) for v in row) + ");")
+    if seq_rows is not None and not want:
+        out.append("DELETE FROM sqlite_sequence;")
+        for name, seq in seq_rows:
+            if not skip(name):
+                out.append(f"INSERT INTO sqlite_sequence VALUES({_sql_literal(name)},{seq});")
+    for name, tbl, sql in cur.execute("SELECT name, tbl_name, sql FROM sqlite_schema WHERE sql NOT NULL "
+                                      "AND type IN ('index','trigger','view') ORDER BY rowid"):
+        if skip(name) or skip(tbl) or (want and tbl not in want):
+            continue
+        out.append(sql + ";")
+    if any(line == "PRAGMA writable_schema=ON;" for line in out):
+        out.append("PRAGMA writable_schema=OFF;")
+    out.append("COMMIT;")
+    return "\n".join(out) + "\n"
+
+
+def url_quote(s: str) -> str:
+    return quote(s, safe="")
