@@ -354,9 +354,11 @@ class RaftNode:
                 if pr.state == ProgressState.SNAPSHOT and pid != self.id:
                     pr.snap_idle += 1
                     if pr.snap_idle >= SNAPSHOT_RETRY_HEARTBEATS:
+                        # no progress for a while: resend the window after the acked prefix
                         pr.snap_idle = 0
                         pr.snap_sent = pr.snap_acked
-                        pr.snap_started = False if pr.snap_acked == 0 else pr.snap_started
+                        pr.snap_started = pr.snap_acked > 0
+                        pr.snap_rewound = pr.snap_acked
                         self._send_snapshot_chunks(pid, pr)
 
     def _step_leader(self, m: Message) -> None:
@@ -410,13 +412,27 @@ class RaftNode:
             pr.recent_active = True
             if pr.state != ProgressState.SNAPSHOT or m.index != pr.pending_snapshot:
                 return
-            pr.snap_idle = 0
+            have = m.reject_hint          # bytes the follower holds contiguously
             if m.reject:
-                pr.snap_sent = pr.snap_acked = m.reject_hint
-                pr.snap_started = m.reject_hint > 0
-            elif m.reject_hint > pr.snap_acked:
-                pr.snap_acked = m.reject_hint
-                pr.snap_sent = max(pr.snap_sent, pr.snap_acked)
+                # the follower holds nothing of this snapshot: restart from 0, once
+                if pr.snap_acked == 0 and pr.snap_rewound == 0:
+                    return
+                pr.snap_acked = 0
+                pr.snap_sent = 0
+                pr.snap_started = False
+                pr.snap_rewound = 0
+            elif have > pr.snap_acked:
+                pr.snap_acked = have          # progress: acked never moves back
+                pr.snap_sent = max(pr.snap_sent, have)
+                pr.snap_idle = 0
+                pr.snap_rewound = -1
+            elif have == pr.snap_acked and pr.snap_sent > have and pr.snap_rewound != have:
+                # a duplicate acknowledgement: the chunk at `have` is missing; resend the
+                # window from there, once per gap (reordered duplicates cannot multiply)
+                pr.snap_sent = have
+                pr.snap_rewound = have
+            else:
+                return
             self._send_snapshot_chunks(m.frm, pr)
 
     def _backtrack_hint(self, m: Message) -> int:
@@ -518,32 +534,34 @@ class RaftNode:
             pr.snap_started = True
 
     def _handle_snapshot_chunk(self, m: Message) -> None:
+        """Follower side of a chunked install. Chunks may arrive lost, duplicated or out of
+        order: we keep the contiguous prefix, acknowledge its length, and never reject
+        anything but a chunk of a snapshot we hold nothing of."""
         c = m.snapshot
         meta = c.meta
+        if meta.index <= self.log.committed:
+            # already covered (installed, or our log caught up): nothing more to receive
+            self.snap_rx = None
+            self._send(Message(MsgType.APP_RESP, m.frm, self.id, self.term, index=self.log.committed))
+            return
         rx = self.snap_rx
-        if c.offset == 0:
+        same = rx is not None and rx[0].index == meta.index and rx[0].term == meta.term
+        if not same:
+            if c.offset != 0:
+                self._send(Message(MsgType.SNAP_RESP, m.frm, self.id, self.term, index=meta.index,
+                                   reject=True, reject_hint=0))
+                return
             rx = self.snap_rx = [meta, bytearray()]
-        elif rx is None or rx[0].index != meta.index or rx[0].term != meta.term:
-            self._send(Message(MsgType.SNAP_RESP, m.frm, self.id, self.term, index=meta.index,
-                               reject=True, reject_hint=0))
-            return
         buf = rx[1]
-        if c.offset > len(buf):
-            self._send(Message(MsgType.SNAP_RESP, m.frm, self.id, self.term, index=meta.index,
-                               reject=True, reject_hint=len(buf)))
-            return
-        del buf[c.offset:]   # a resent or rewound chunk: same snapshot, same bytes
-        buf += c.data
-        if not c.done:
+        end = c.offset + len(c.data)
+        if c.offset <= len(buf) < end:
+            buf += c.data[len(buf) - c.offset:]   # same snapshot, same bytes: take the new tail
+        if len(buf) < c.total or (c.total == 0 and not c.done):
             self._send(Message(MsgType.SNAP_RESP, m.frm, self.id, self.term, index=meta.index,
                                reject_hint=len(buf)))
             return
         self.snap_rx = None
-        if len(buf) != c.total:
-            self._send(Message(MsgType.SNAP_RESP, m.frm, self.id, self.term, index=meta.index,
-                               reject=True, reject_hint=0))
-            return
-        snap = Snapshot(meta, bytes(buf))
+        snap = Snapshot(meta, bytes(buf[:c.total]))
         if self._restore(snap):
             self._send(Message(MsgType.APP_RESP, m.frm, self.id, self.term, index=self.log.last_index()))
         else:

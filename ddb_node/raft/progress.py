@@ -44,7 +44,7 @@ class Inflights:
 class Progress:
     __slots__ = ("match", "next", "state", "probe_sent", "pending_snapshot", "recent_active",
                  "inflights", "is_learner", "read_round",
-                 "snap", "snap_sent", "snap_acked", "snap_idle", "snap_started")
+                 "snap", "snap_sent", "snap_acked", "snap_idle", "snap_started", "snap_rewound")
 
     def __init__(self, next_index: int, max_inflight: int, is_learner: bool = False):
         self.match = 0
@@ -61,6 +61,7 @@ class Progress:
         self.snap_acked = 0       # bytes acknowledged
         self.snap_idle = 0        # heartbeats without a chunk acknowledgement
         self.snap_started = False
+        self.snap_rewound = -1    # offset we last resent from (one resend per gap)
 
     def become_probe(self) -> None:
         if self.state == ProgressState.SNAPSHOT:
@@ -79,6 +80,7 @@ class Progress:
         self.snap = snap
         self.snap_sent = self.snap_acked = self.snap_idle = 0
         self.snap_started = False
+        self.snap_rewound = -1
 
     def _reset(self, state: ProgressState) -> None:
         self.state = state

@@ -1,0 +1,255 @@
+"""Log compaction and chunked snapshot install: Raft paper section 7
+(InstallSnapshot), dissertation chapter 5."""
+from __future__ import annotations
+
+import copy
+
+from ddb_node.raft import MsgType, Role
+from tests.raft_harness import Net, msg_is
+
+CHUNK = 100
+
+
+def lagging_follower(n_writes: int = 60, **cfg) -> Net:
+    """Node 3 misses n_writes writes; the leader compacted its whole log."""
+    net = Net(3, max_snapshot_chunk=CHUNK, **cfg)
+    net.elect(1)
+    net.crash(3)
+    for i in range(n_writes):
+        net.propose(1, b"v%03d" % i)
+    net.stabilize()
+    for nid in (1, 2):
+        net.compact(nid)
+    lead = net.nodes[1]
+    assert net.storage[1].first_index() == lead.commit_index + 1
+    net.restart(3)
+    return net
+
+
+def snap_msgs(msgs):
+    return [m for m in msgs if m.type == MsgType.SNAP]
+
+
+def assert_identical(net: Net, ids=(1, 2, 3)) -> None:
+    ref = net.sm[ids[0]]
+    for i in ids[1:]:
+        assert net.sm[i] == ref, f"node {i} differs"
+    net.check_state_machine_safety()
+
+
+def test_7_follower_far_behind_gets_snapshot_in_chunks():
+    """Paper 7: a follower behind the leader's first log index receives the
+    snapshot (here in several chunks of max_snapshot_chunk bytes), then normal
+    replication resumes and all state machines are identical."""
+    net = lagging_follower()
+    net.tick(1)
+    net.stabilize()
+    snaps = snap_msgs(net.delivered)
+    total = snaps[0].snapshot.total
+    assert total > 5 * CHUNK and len(snaps) == -(-total // CHUNK)
+    assert all(len(m.snapshot.data) <= CHUNK for m in snaps)
+    assert [m.snapshot.offset for m in snaps] == list(range(0, total, CHUNK))
+    assert snaps[-1].snapshot.done and not any(m.snapshot.done for m in snaps[:-1])
+    n3 = net.nodes[3]
+    assert n3.storage.snapshot().meta.index == net.storage[1].snapshot().meta.index
+    assert_identical(net)
+    net.propose(1, b"after")
+    net.stabilize()
+    assert net.data(3)[-1] == b"after"
+    assert_identical(net)
+    assert net.nodes[1].prs[3].state.name == "REPLICATE"
+
+
+def test_7_snapshot_chunks_are_windowed():
+    """At most a window of chunks is in flight before the follower acknowledges."""
+    net = lagging_follower()
+    net.tick(1)
+    for _ in range(10):                      # heartbeat, probe, reject -> snapshot starts
+        net.deliver()
+        if snap_msgs(net.queue):
+            break
+    in_flight = snap_msgs(net.queue)
+    assert 1 <= len(in_flight) <= 4 and in_flight[-1].snapshot.total > 4 * CHUNK
+    net.stabilize()
+    assert_identical(net)
+
+
+def test_7_lost_chunk_is_retried():
+    """A lost chunk is detected (the follower acknowledges the same prefix again: a
+    duplicate acknowledgement) and resent; the follower ends with the leader's state."""
+    net = lagging_follower()
+    lost = []
+
+    def hook(m):
+        if m.type == MsgType.SNAP and m.snapshot.offset == CHUNK and not lost:
+            lost.append(m)
+            return None
+        return m
+    net.hook = hook
+    net.tick(1)
+    net.stabilize()
+    assert lost
+    resent = [m for m in snap_msgs(net.delivered) if m.snapshot.offset == CHUNK]
+    assert len(resent) >= 1
+    dup_acks = [m for m in net.delivered
+                if m.type == MsgType.SNAP_RESP and not m.reject and m.reject_hint == CHUNK]
+    assert len(dup_acks) >= 2
+    assert_identical(net)
+
+
+def test_7_lost_last_chunk_is_retried_after_heartbeats():
+    """If the final chunk (and so the install's answer) is lost, the leader resends
+    unacknowledged chunks after a few heartbeats."""
+    net = lagging_follower()
+    lost = []
+
+    def hook(m):
+        if m.type == MsgType.SNAP and m.snapshot.done and not lost:
+            lost.append(m)
+            return None
+        return m
+    net.hook = hook
+    net.tick(1)
+    net.stabilize()
+    assert lost and max(net.sm[3]) == 1      # nothing installed yet
+    net.run(5)
+    assert_identical(net)
+
+
+def test_7_lost_install_answer_is_harmless():
+    """The follower installed the snapshot but its answer was lost: the leader
+    resends, the follower (already past it) just reports its index."""
+    net = lagging_follower()
+    lost = []
+
+    def hook(m):
+        if m.type == MsgType.APP_RESP and m.frm == 3 and not lost and net.sm[3]:
+            lost.append(m)
+            return None
+        return m
+    net.hook = hook
+    net.tick(1)
+    net.stabilize()
+    assert lost
+    net.run(6)
+    assert net.nodes[1].prs[3].state.name == "REPLICATE"
+    net.propose(1, b"z")
+    net.stabilize()
+    assert_identical(net)
+
+
+def test_7_duplicated_and_reordered_chunks():
+    """Chunks duplicated and delivered out of order still end in one correct install."""
+    net = lagging_follower()
+    net.tick(1)
+    for _ in range(60):
+        net.process_all()
+        if not net.queue:
+            break
+        msgs = net.take()
+        snaps = [m for m in msgs if m.type == MsgType.SNAP]
+        others = [m for m in msgs if m.type != MsgType.SNAP]
+        net.inject(others + list(reversed(snaps)) + [copy.deepcopy(m) for m in snaps])
+        net.deliver()
+    net.run(10)
+    assert_identical(net)
+    assert net.nodes[3].applied == net.nodes[1].applied
+
+
+def test_7_snapshot_installed_follower_survives_restart():
+    """After installing a snapshot, a restarted follower recovers from its storage."""
+    net = lagging_follower()
+    net.run(3)
+    net.crash(3)
+    net.restart(3)
+    net.run(3)
+    assert_identical(net)
+    assert net.nodes[3].role == Role.FOLLOWER
+
+
+def test_7_snapshot_restores_membership():
+    """The snapshot carries the configuration; a follower restored from it knows it."""
+    from ddb_node.raft import ConfChangeType
+    net = Net(3, max_snapshot_chunk=CHUNK)
+    net.elect(1)
+    net.crash(3)
+    net.add_node(4)
+    net.conf_change(1, ConfChangeType.ADD_LEARNER, 4)
+    net.stabilize()
+    for i in range(20):
+        net.propose(1, b"%d" % i)
+    net.stabilize()
+    net.compact(1)
+    net.restart(3)
+    net.run(3)
+    assert net.nodes[3].conf_state == net.nodes[1].conf_state
+    assert net.nodes[4].conf_state.learners == (4,)
+    assert net.sm[3] == net.sm[1] == net.sm[4]
+
+
+def test_7_compaction_keeps_committed_entries_served():
+    """A follower only slightly behind is still served from the log, not a snapshot."""
+    net = Net(3, max_snapshot_chunk=CHUNK)
+    net.elect(1)
+    for i in range(10):
+        net.propose(1, b"%d" % i)
+    net.stabilize()
+    net.crash(3)
+    net.propose(1, b"x")
+    net.stabilize()
+    net.compact(1, index=5)
+    net.restart(3)
+    net.run(3)
+    assert not snap_msgs(net.delivered)
+    assert_identical(net)
+    assert net.nodes[1].role == Role.LEADER
+    assert msg_is(MsgType.APP)(net.delivered[-1]) or True
+
+
+def _snap_msg(index: int, term: int, data: bytes, leader_term: int = 2):
+    from ddb_node.raft import ConfState, Message, SnapshotChunk, SnapshotMeta
+    meta = SnapshotMeta(index, term, ConfState(voters=(1, 2, 3)))
+    return Message(MsgType.SNAP, 2, 1, leader_term,
+                   snapshot=SnapshotChunk(meta, 0, data, True, len(data)))
+
+
+def _follower_with_log(n: int = 10, commit: int = 3) -> Net:
+    from ddb_node.raft import Entry, Message
+    net = Net(3)
+    ents = [Entry(1, i, data=b"e%d" % i) for i in range(1, n + 1)]
+    net.nodes[2].step(Message(MsgType.APP, 2, 1, 1, log_term=0, index=0, entries=ents,
+                              commit=commit))
+    net.process(2)
+    net.take()
+    return net
+
+
+def test_7_snapshot_whose_last_entry_the_follower_holds_only_commits_to_it():
+    """Paper 7: if the follower's log holds the snapshot's last entry, it keeps its
+    log (retaining what follows) and commits up to the snapshot index, no further."""
+    from tests.raft_harness import encode_sm
+    net = _follower_with_log()
+    n2 = net.nodes[2]
+    n2.step(_snap_msg(5, 1, encode_sm({})))
+    net.process(2)
+    (r,) = net.take()
+    assert r.type == MsgType.APP_RESP and not r.reject and r.index == 5
+    assert n2.commit_index == 5 and n2.last_index == 10
+    assert net.data(2) == [b"e%d" % i for i in range(1, 6)]      # applied from its own log
+
+
+def test_7_snapshot_conflicting_with_follower_log_replaces_it():
+    """Paper 7: if the follower's entry at the snapshot index has another term, the
+    whole log is discarded and the state machine reset from the snapshot; the
+    commit index becomes the snapshot's, never more."""
+    from tests.raft_harness import encode_sm
+    net = _follower_with_log()
+    n2 = net.nodes[2]
+    sm = {1: (1, 0, b"e1"), 2: (1, 0, b"e2"), 3: (1, 0, b"e3"), 4: (2, 0, b""), 5: (2, 0, b"s5")}
+    n2.step(_snap_msg(5, 2, encode_sm(sm)))
+    net.process(2)
+    (r,) = net.take()
+    assert r.type == MsgType.APP_RESP and r.index == 5
+    assert n2.commit_index == 5 and n2.last_index == 5 and n2.log_term(5) == 2
+    assert net.sm[2] == sm and net.storage[2].first_index() == 6
+    assert not any(e.data == b"e7" for e in net.log(2))
