@@ -287,9 +287,11 @@ class LocalCluster(ClusterControl):
         cmd += list(self.extra_args)
         logf = open(node.log_path, "ab")
         try:
+            # own process group: a Ctrl-C (or a Jupyter "interrupt", which signals the whole
+            # group) in the parent must not kill the nodes; PDEATHSIG still ties them to it
             node.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
-                                         close_fds=True)
+                                         close_fds=True, process_group=0)
         finally:
             logf.close()
         node.state = "running"

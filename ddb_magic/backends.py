@@ -1,0 +1,331 @@
+"""What the magics drive: a real cluster (LocalCluster or attached) or a simulated one.
+
+Both backends offer the same calls (execute, view, faults, membership, close) so every
+magic works on both.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ddb_node.client import Client, Response
+from ddb_node.errors import ConnectionFailed, DdbError, Timeout, from_reply
+
+from .parsing import UsageProblem
+from .view import ClusterView, LinkView, NodeView, Timeline, norm_role
+
+
+@dataclass
+class Reply:
+    results: list
+    node: int | None = None
+    level: str | None = None
+    index: int | None = None
+    time: float | None = None
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_response(cls, r: Response) -> "Reply":
+        return cls(list(r.results), r.node, r.level, r.index, r.time)
+
+
+class Backend:
+    kind = "?"
+    name = "default"
+    timeline: Timeline
+
+    # SQL
+    def execute(self, statements, *, level, transaction=False, node=None, timeout=10.0,
+                no_wait=False) -> Reply:
+        raise NotImplementedError
+
+    def map_reduce(self, map_sql, reduce_sql, params, timeout):
+        raise UsageProblem(f"--map-reduce is not available on a {self.kind} cluster")
+
+    # looking
+    def view(self) -> ClusterView:
+        raise NotImplementedError
+
+    def observe(self) -> ClusterView:
+        v = self.view()
+        self.timeline.observe(v)
+        v.events = list(self.timeline.events)
+        return v
+
+    def leader(self) -> int | None:
+        return self.view().leader
+
+    def wait(self, what: str, timeout: float, exclude=()) -> str:
+        raise NotImplementedError
+
+    # faults
+    def _need_process_control(self, what):
+        raise UsageProblem(f"{what} needs process control: this cluster was attached, "
+                           "not launched here (run it on the machine that hosts the node)")
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.kind}"
+
+
+def _require(ids, node: int):
+    if node not in ids:
+        raise UsageProblem(f"no node {node} (nodes: {', '.join(map(str, ids))})")
+
+
+class LiveBackend(Backend):
+    """A cluster of real node processes: launched here (LocalCluster) or attached."""
+
+    def __init__(self, name: str, cluster, kind: str, timeout: float = 10.0):
+        self.name = name
+        self.cluster = cluster
+        self.kind = kind
+        self.timeline = Timeline()
+        self.client = Client(cluster.client_addresses(), timeout=timeout, raise_on_error=False)
+        if kind == "local":
+            self.timeline.add(f"launched {len(cluster.nodes)} nodes")
+        else:
+            self.timeline.add("attached")
+
+    # ------------------------------------------------------------------ SQL
+    def execute(self, statements, *, level, transaction=False, node=None, timeout=10.0,
+                no_wait=False) -> Reply:
+        if no_wait:
+            raise UsageProblem("--no-wait is only for simulated clusters (%ddb launch --sim)")
+        stmts = [(s, p) if p else s for s, p in statements]
+        if node is None:
+            r = self.client.request(stmts, transaction=transaction, level=level, timeout=timeout)
+            return Reply.from_response(r)
+        _require(self.cluster.node_ids(), node)
+        if node not in self.client.members:
+            try:
+                self.client.refresh()
+            except ConnectionFailed:
+                pass
+        addr = self.client.members.get(node)
+        if addr is None:
+            raise DdbError(f"node {node} is not a member of the cluster")
+        body = {"op": "request", "transaction": transaction, "level": level, "timeout": timeout,
+                "statements": [[s] if not p else [s, p] for s, p in statements]}
+        try:
+            reply = self.client.call(addr, body, timeout + 0.5)
+        except ConnectionFailed:
+            raise Timeout(f"node {node} did not answer within {timeout:g}s "
+                          "(is it down, paused or cut off from a majority?)") from None
+        if not reply.get("ok"):
+            raise from_reply(reply.get("error") or {})
+        return Reply.from_response(Response(reply))
+
+    def map_reduce(self, map_sql, reduce_sql, params, timeout):
+        t0 = time.perf_counter()
+        res = self.client.map_reduce(map_sql, reduce_sql, params, timeout=timeout)
+        return Reply([res], None, "map/reduce", None, time.perf_counter() - t0)
+
+    # ------------------------------------------------------------------ looking
+    def view(self) -> ClusterView:
+        st = self.cluster.status()
+        nodes, faults = [], {}
+        for nid in sorted(st):
+            s = st[nid]
+            state = s.get("state") or "up"
+            if state == "running":
+                state = "up"
+            if "error" in s and state == "up":
+                state = "unreachable"
+            nv = NodeView(nid, state)
+            if state == "up":
+                nv.role = norm_role(s.get("role"))
+                nv.term, nv.commit, nv.applied = s.get("term"), s.get("commit"), s.get("applied")
+                nv.last_index, nv.leader = s.get("last_index"), s.get("leader") or None
+                nv.learner = nid in (s.get("learners") or [])
+                faults[nid] = s.get("faults") or {}
+            elif "error" in s:
+                nv.note = str((s.get("error") or {}).get("type", ""))
+            nodes.append(nv)
+        links = _links_from_faults([n.id for n in nodes], faults)
+        desc = _faults_text(faults)
+        return ClusterView(self.name, self.kind, nodes, links, faults=desc)
+
+    def leader(self) -> int | None:
+        return self.cluster.leader()
+
+    def wait(self, what: str, timeout: float, exclude=()) -> str:
+        if what == "leader":
+            lid = self.cluster.wait_for_leader(timeout, exclude=exclude)
+            return f"n{lid} leads"
+        if what in ("commit", "quiet"):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                v = self.view()
+                up = [n for n in v.nodes if n.alive]
+                if v.leader and up and len({(n.commit, n.applied, n.last_index) for n in up}) == 1:
+                    return f"all {len(up)} live nodes hold the same log (index {up[0].applied})"
+                time.sleep(0.05)
+            raise Timeout(f"the live nodes did not converge within {timeout:g}s")
+        raise UsageProblem("usage: %ddb wait leader|commit|quiet [--timeout S]")
+
+    # ------------------------------------------------------------------ faults
+    def partition(self, groups):
+        ids = self.cluster.node_ids()
+        for g in groups:
+            for n in g:
+                _require(ids, n)
+        named = {n for g in groups for n in g}
+        rest = [n for n in ids if n not in named]
+        if rest:
+            groups = [*groups, rest]
+        self.cluster.partition(groups)
+        return "partition " + " | ".join(",".join(map(str, g)) for g in groups)
+
+    def isolate(self, node):
+        _require(self.cluster.node_ids(), node)
+        self.cluster.isolate(node)
+        return f"isolate n{node}"
+
+    def heal(self):
+        self.cluster.heal()
+        return "heal"
+
+    def drop(self, rate, link=None):
+        self.cluster.drop(rate, link=link)
+        return f"drop {rate:.0%}" + (f" on {link[0]}-{link[1]}" if link else "")
+
+    def delay(self, ms, jitter=0.0):
+        self.cluster.delay(ms, jitter)
+        return f"delay {ms:g}ms" + (f" ±{jitter:g}ms" if jitter else "")
+
+    def _proc(self, what, node):
+        if self.kind != "local":
+            self._need_process_control(what)
+        _require(list(self.cluster.nodes), node)
+
+    def kill(self, node):
+        self._proc("%ddb_kill", node)
+        self.cluster.kill(node)
+        return f"kill n{node}"
+
+    def restart(self, node):
+        self._proc("%ddb_restart", node)
+        self.cluster.restart(node)
+        return f"restart n{node}"
+
+    def pause(self, node):
+        self._proc("%ddb_pause", node)
+        self.cluster.pause(node)
+        return f"pause n{node}"
+
+    def resume(self, node):
+        self._proc("%ddb_resume", node)
+        self.cluster.resume(node)
+        return f"resume n{node}"
+
+    def elect(self, node, timeout=10.0):
+        _require(self.cluster.node_ids(), node)
+        lid = self.cluster.transfer_leader(node, timeout=timeout)
+        return f"leadership to n{node}" + (f" (n{lid} leads)" if lid and lid != node else "")
+
+    def add_node(self):
+        if self.kind != "local":
+            self._need_process_control("add-node")
+        nid = self.cluster.add_node()
+        self.client.refresh()
+        return nid
+
+    def remove_node(self, node):
+        if self.kind != "local":
+            self._need_process_control("remove-node")
+        _require(self.cluster.node_ids(), node)
+        self.cluster.remove_node(node)
+        try:
+            self.client.refresh()
+        except ConnectionFailed:
+            pass
+        return f"remove n{node}"
+
+    def nodes_table(self):
+        import pandas as pd
+        st = self.cluster.status()
+        rows = []
+        for nid in sorted(st):
+            s = st[nid]
+            addr = (s.get("addresses") or {})
+            np_ = getattr(self.cluster, "nodes", {}).get(nid)
+            rows.append({"node": nid, "state": s.get("state"), "role": norm_role(s.get("role")),
+                         "term": s.get("term"), "commit": s.get("commit"),
+                         "applied": s.get("applied"), "snapshot": s.get("snapshot_index"),
+                         "log_first": s.get("first_index"), "log_last": s.get("last_index"),
+                         "client": addr.get("client") or getattr(np_, "client_addr", None),
+                         "peer": addr.get("peer") or getattr(np_, "peer_addr", None),
+                         "pid": s.get("pid") or getattr(np_, "pid", None)})
+        df = pd.DataFrame(rows)
+        for c in ("term", "commit", "applied", "snapshot", "log_first", "log_last", "pid"):
+            if c in df:
+                df[c] = df[c].astype("Int64")
+        return df
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            if self.kind == "local":
+                self.cluster.close()
+            else:
+                self.cluster.close()
+
+    def describe(self) -> str:
+        if self.kind == "local":
+            return (f"{self.name}: {len(self.cluster.node_ids())} local nodes "
+                    f"(data in {self.cluster.data_dir})")
+        return f"{self.name}: attached to {', '.join(self.cluster.client_addresses())}"
+
+
+def _links_from_faults(ids, faults: dict) -> list[LinkView]:
+    def blocked(a, b):
+        for f in faults.values():
+            bl = {tuple(x) for x in f.get("blocked") or []}
+            if (a, b) in bl or (a, "*") in bl or ("*", b) in bl:
+                return True
+        return False
+
+    links = []
+    for i, a in enumerate(ids):
+        for b in ids[i + 1:]:
+            lk = LinkView(a, b)
+            ab, ba = blocked(a, b), blocked(b, a)
+            lk.state = "cut" if ab and ba else ("one-way" if ab or ba else "ok")
+            rates = []
+            for n in (a, b):
+                f = faults.get(n) or {}
+                ld = f.get("link_drop") or {}
+                rates.append(ld.get(f"{a}-{b}", ld.get(f"{b}-{a}", f.get("drop_rate") or 0.0)))
+                lk.delay_ms = max(lk.delay_ms, f.get("delay_ms") or 0.0)
+                lk.jitter_ms = max(lk.jitter_ms, f.get("jitter_ms") or 0.0)
+            lk.lossy = max(rates) if rates else 0.0
+            links.append(lk)
+    return links
+
+
+def _faults_text(faults: dict) -> str:
+    parts = set()
+    for f in faults.values():
+        if f.get("isolated"):
+            parts.add(f"n{f['isolated']} isolated")
+        if f.get("drop_every"):
+            parts.add(f"drop every {f['drop_every']}th")
+        if f.get("reorder_rate"):
+            parts.add(f"reorder {f['reorder_rate']:.0%}")
+        if f.get("duplicate_rate"):
+            parts.add(f"duplicate {f['duplicate_rate']:.0%}")
+    return ", ".join(sorted(parts))
+
+
+# ---------------------------------------------------------------- launching from a kernel
+def notebook_cluster_class():
+    """The LocalCluster class the magics launch. Its nodes run in their own process group,
+    so interrupting the kernel (SIGINT to the kernel's whole group) never kills them."""
+    import ddb_node.cluster as dc
+
+    return dc.LocalCluster
