@@ -35,7 +35,7 @@ def _timeout(server, body) -> float:
 async def handle_request(server, body: dict) -> dict:
     op = body.get("op")
     server.counters["requests"] += 1
-    handler = _OPS.get(op)
+    handler = _OPS.get(op) if isinstance(op, str) else None   # a list/map op is unhashable
     if handler is None:
         raise bad_request(f"unknown operation {op!r}")
     return await handler(server, body)
@@ -74,6 +74,9 @@ async def op_request(server, body: dict) -> dict:
     if cls.kind == "read" and level != "strong":
         if level == "none":
             fresh = body.get("freshness")
+            if fresh is not None and (not isinstance(fresh, (int, float)) or isinstance(fresh, bool)
+                                      or fresh < 0):
+                raise bad_request("freshness must be a non-negative number of seconds")
             if fresh and not is_leader:
                 contact = server.last_leader_contact
                 age = time.monotonic() - contact if contact else float("inf")
@@ -113,7 +116,11 @@ async def op_request(server, body: dict) -> dict:
     er = await server.wait(fut, timeout, "write")
     index = getattr(er, "index", None)
     if getattr(er, "error", None):
-        raise ErrorReply("BadRequest", str(er.error))
+        # a rolled-back transaction (or an undecodable entry): the error, plus the results
+        # up to the failing statement (rqlite shows them)
+        e = ErrorReply("BadRequest", str(er.error))
+        e.results = [r.to_dict() for r in er.results]
+        raise e
     return _ok(server, er.results, index, level, t0,
                duplicate=bool(getattr(er, "session_duplicate", False)))
 

@@ -9,6 +9,7 @@ class ErrorReply(Exception):
         self.message = message
         self.leader = leader
         self.retry = retry
+        self.results: list | None = None   # per-statement results that come with the error
 
     def to_dict(self) -> dict:
         d = {"type": self.type, "message": self.message}
@@ -16,6 +17,8 @@ class ErrorReply(Exception):
             d["leader"] = self.leader
         if self.retry:
             d["retry"] = True
+        if self.results:
+            d["results"] = self.results
         return d
 
 
