@@ -228,11 +228,14 @@ class Client:
                 addrs.append(a)
         return addrs
 
-    def refresh(self, timeout: float | None = None) -> dict:
-        """Learn members and leader from any reachable node."""
+    def refresh(self, timeout: float | None = None, *, prefer: str | None = None,
+                avoid: str | None = None) -> dict:
+        """Learn members and leader from any reachable node (`prefer` first, `avoid` last)."""
         timeout = timeout or min(self.timeout, 3.0)
         last_exc: Exception | None = None
-        for addr in self._candidates():
+        order = [a for a in self._candidates() if a not in (prefer, avoid)]
+        order = ([prefer] if prefer else []) + order + ([avoid] if avoid else [])
+        for addr in order:
             try:
                 reply = self.call(addr, {"op": "nodes"}, timeout)
             except ConnectionFailed as e:
@@ -295,8 +298,19 @@ class Client:
                 tried_refresh = False
                 time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
                 backoff = min(backoff * 2, 1.0)
+                # the node may have been removed, and the leader may be a node that joined
+                # after our last refresh: without this we would keep trying the dead address
+                try:
+                    self.refresh(min(0.5, max(0.05, deadline - time.monotonic())), avoid=addr)
+                except ConnectionFailed:
+                    pass
                 continue
             if reply.get("ok"):
+                if to_leader and reply.get("node") is not None and reply["node"] not in self.members:
+                    try:   # answered (forwarded) by a leader we do not know: learn the members
+                        self.refresh(min(0.5, max(0.05, deadline - time.monotonic())), prefer=addr)
+                    except ConnectionFailed:
+                        pass
                 if to_leader and reply.get("node") in self.members:
                     self._leader = reply["node"]
                 return reply

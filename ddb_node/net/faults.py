@@ -25,7 +25,9 @@ class FaultState:
 
     def describe(self) -> dict:
         return {
-            "blocked": sorted([list(p) for p in self.blocked]),
+            # isolate adds ("*", n) wildcards: sort them first, never compare str with int
+            "blocked": sorted([list(p) for p in self.blocked],
+                              key=lambda p: [-1 if x == "*" else x for x in p]),
             "drop_rate": self.drop_rate, "drop_every": self.drop_every,
             "link_drop": {f"{a}-{b}": r for (a, b), r in sorted(self.link_drop.items())},
             "delay_ms": self.delay_ms, "jitter_ms": self.jitter_ms,

@@ -112,13 +112,26 @@ class PeerTransport:
         if sock is None:
             return
         try:
-            sock.send(frame, zmq.NOBLOCK)
-            self.stats["sent"] += 1
-            self.stats["bytes_sent"] += len(frame)
-        except zmq.Again:
-            self.stats["dropped_full"] += 1
+            # an asyncio socket reports a failed non-blocking send (zmq.Again: no connected
+            # peer under IMMEDIATE, or a full queue) through the returned future, not by raising
+            fut = sock.send(frame, zmq.NOBLOCK)
         except zmq.ZMQError:
             self.stats["dropped_full"] += 1
+            return
+        if isinstance(fut, asyncio.Future):
+            if fut.done():      # the usual case: NOBLOCK resolves at once
+                self._sent(fut, len(frame))
+            else:
+                fut.add_done_callback(lambda f, n=len(frame): self._sent(f, n))
+        else:
+            self._sent(None, len(frame))
+
+    def _sent(self, fut, size: int) -> None:
+        if fut is not None and (fut.cancelled() or fut.exception() is not None):
+            self.stats["dropped_full"] += 1     # retrieving the exception keeps the log clean
+            return
+        self.stats["sent"] += 1
+        self.stats["bytes_sent"] += size
 
     # ---- receiving -----------------------------------------------------------------
     def start(self) -> None:

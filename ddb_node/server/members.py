@@ -49,6 +49,13 @@ class AddressBook:
             self.members[int(k)] = dict(v)
         self.save()
 
+    def add_missing(self, members: dict, own_id: int) -> None:
+        """Learn addresses of members we have none for (never overwrite what we know)."""
+        new = {k: v for k, v in members.items() if k != own_id and k not in self.members}
+        if new:
+            self.members.update(new)
+            self.save()
+
     def get(self, node_id: int) -> dict | None:
         return self.members.get(node_id)
 
@@ -64,3 +71,34 @@ class AddressBook:
 
     def to_dict(self) -> dict:
         return {str(k): v for k, v in sorted(self.members.items())}
+
+
+# Snapshots carry the address book: a node that catches up by snapshot never sees the
+# conf-change entries (with their addresses) that were compacted away, so without this it
+# would not know where members added meanwhile listen (it could neither replicate to them as
+# leader nor tell clients about them).
+SNAPSHOT_ENVELOPE = b"DDBNODE1"
+
+
+def wrap_snapshot(members: dict, data: bytes) -> bytes:
+    meta = msgpack.packb({"members": {str(k): v for k, v in members.items()}}, use_bin_type=True)
+    return SNAPSHOT_ENVELOPE + len(meta).to_bytes(4, "big") + meta + data
+
+
+def unwrap_snapshot(blob: bytes) -> tuple[dict, bytes]:
+    """(members {id: addresses}, the state machine's snapshot); a bare state-machine snapshot
+    (older data directories) has no members."""
+    if blob[:len(SNAPSHOT_ENVELOPE)] != SNAPSHOT_ENVELOPE:
+        return {}, blob
+    start = len(SNAPSHOT_ENVELOPE) + 4
+    n = int.from_bytes(blob[len(SNAPSHOT_ENVELOPE):start], "big")
+    members = {}
+    try:
+        meta = msgpack.unpackb(blob[start:start + n], raw=False)
+        for k, v in (meta.get("members") or {}).items():
+            if isinstance(v, dict) and isinstance(v.get("peer"), str) \
+                    and isinstance(v.get("client"), str):
+                members[int(k)] = {"peer": v["peer"], "client": v["client"], "http": v.get("http")}
+    except Exception:  # a damaged book only costs the addresses, never the data
+        members = {}
+    return members, blob[start + n:]

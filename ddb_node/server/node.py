@@ -29,12 +29,21 @@ from ddb_node.raft import (NONE, Config, ConfChange, ConfChangeType, ConfState, 
 from ddb_node.storage import MemoryStorage, SqliteLogStorage
 
 from .errors import ErrorReply, bad_request, no_leader, not_leader, timeout_error, unavailable
-from .members import AddressBook, decode_addresses, encode_addresses
+from .members import (AddressBook, decode_addresses, encode_addresses, unwrap_snapshot,
+                      wrap_snapshot)
 from .options import NodeOptions
 
 log = logging.getLogger("ddb.node")
 
 MAP_MARKER = b"M"   # entry payloads of map steps (SQL entries are msgpack arrays)
+
+
+def _retrieve(fut: asyncio.Future) -> None:
+    """Mark a proposal's outcome as seen: when the client's wait timed out before the entry
+    was replaced, nobody awaits the future, and asyncio would log its exception as 'never
+    retrieved' (once per abandoned proposal)."""
+    if not fut.cancelled():
+        fut.exception()
 
 
 @dataclass
@@ -101,7 +110,9 @@ class NodeServer:
         snap = self.storage.snapshot()
         if snap.meta.index > self.sm.applied_index:
             log.info("node %d: restoring state machine from snapshot at %d", self.id, snap.meta.index)
-            self.sm.restore([snap.data])
+            members, data = unwrap_snapshot(snap.data)
+            self.book.add_missing(members, self.id)
+            self.sm.restore([data])
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -235,7 +246,9 @@ class NodeServer:
             for m in rd.persisted_messages:
                 send(m)
             if rd.snapshot is not None:
-                self.sm.restore([rd.snapshot.data])
+                members, data = unwrap_snapshot(rd.snapshot.data)
+                self.book.add_missing(members, self.id)
+                self.sm.restore([data])
                 self.counters["snapshots_installed"] += 1
                 self._event("snapshot_installed", index=rd.snapshot.meta.index)
             if rd.committed_entries:
@@ -385,13 +398,17 @@ class NodeServer:
         applied = self.sm.applied_index
         if applied <= self.storage.snapshot().meta.index:
             return applied
-        data = b"".join(self.sm.snapshot_chunks(1 << 20))
+        data = wrap_snapshot(self.book.members, b"".join(self.sm.snapshot_chunks(1 << 20)))
         conf = self.raft.conf_state
         self.storage.create_snapshot(applied, conf, data)
         # never discard entries the user database has not made durable (relaxed sync);
         # with memory storage nothing survives a crash anyway, so only the trailing rule holds
         keep_from = applied - self.opts.snapshot_trailing
         if self.opts.storage == "disk":
+            # snapshots are rare: make the user db durable now rather than wait for a WAL
+            # checkpoint (4096 pages by default), which would keep the log from compacting
+            if self.sm.durable_index < keep_from:
+                self.sm.sync()
             keep_from = min(keep_from, self.sm.durable_index)
         if keep_from > self.storage.first_index():
             self.storage.compact(keep_from)
@@ -462,6 +479,7 @@ class NodeServer:
     def propose_indexed(self, payload: bytes) -> tuple[int, asyncio.Future]:
         idx = self.raft.propose(payload)
         fut = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_retrieve)   # its waiter may have timed out already
         self.proposals[idx] = _Proposal(self.raft.term, fut)
         self.counters["proposals"] += 1
         self._kick()
@@ -470,6 +488,7 @@ class NodeServer:
     def _propose_conf(self, cc: ConfChange) -> asyncio.Future:
         idx = self.raft.propose_conf_change(cc)
         fut = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_retrieve)
         self.proposals[idx] = _Proposal(self.raft.term, fut)
         self._kick()
         return fut
