@@ -52,6 +52,15 @@ def _raw(addr, data: bytes, read=True, timeout=5.0) -> bytes:
         s.close()
 
 
+def _refused_or_status(send):
+    """An oversized body may be answered 413 *and closed* while the client is still
+    sending: a reset connection is a refusal too."""
+    try:
+        return send().status
+    except (BrokenPipeError, ConnectionResetError):
+        return "reset"
+
+
 def test_bad_requests_do_not_stall_raft(cluster):
     lid = cluster.wait_for_leader()
     addr = cluster.nodes[lid].http_addr
@@ -88,7 +97,7 @@ def test_bad_requests_do_not_stall_raft(cluster):
             lambda: request("POST", L + "/db/execute", b"\x00\xff" * 500).status,
             lambda: request("POST", L + "/db/execute", "[" * 50_000).status,
             lambda: request("POST", L + "/db/execute", '{"not": "a list"}').status,
-            lambda: request("POST", L + "/db/execute", "x" * (2 << 20)).status,         # > 1 MiB
+            lambda: _refused_or_status(lambda: request("POST", L + "/db/execute", "x" * (2 << 20))),
             lambda: request("POST", L + "/db/query", ["SELECT 1"] * 20_000).status,      # limits
             lambda: request("PATCH", L + "/db/execute", "[]").status,
             lambda: request("GET", L + "/db/query", params={"q": "SELECT", "level": "x"}).status,
@@ -107,7 +116,7 @@ def test_bad_requests_do_not_stall_raft(cluster):
         t.join(30)
     assert not failed, failed[:3]
     assert n_during >= 10, n_during
-    assert 413 in statuses and 400 in statuses and 405 in statuses
+    assert (413 in statuses or "reset" in statuses) and 400 in statuses and 405 in statuses
     raw = [s for s in statuses if isinstance(s, bytes)]
     assert all(s.startswith(b"HTTP/1.1 4") or s == b"" for s in raw), raw[:5]
     after = {i: (s["term"], s["leader"]) for i, s in cluster.status().items()}
