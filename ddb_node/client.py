@@ -25,6 +25,7 @@ from ddb_node.errors import (ConnectionFailed, DdbError, NoLeader, NotLeader, St
                              Timeout, Unavailable, from_reply)
 from ddb_node.net.codec import (KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client,
                                 encode_client)
+from ddb_node.net.sockets import connect_dealer
 
 LEVELS = ("none", "weak", "linearizable", "strong", "auto")
 
@@ -173,13 +174,7 @@ class Client:
             socks = self._local.socks = {}
         s = socks.get(addr)
         if s is None:
-            s = self._ctx.socket(zmq.DEALER)
-            s.setsockopt(zmq.LINGER, 0)
-            if self.curve:
-                s.curve_secretkey = self.curve["secret"]
-                s.curve_publickey = self.curve["public"]
-                s.curve_serverkey = self.curve["server"]
-            s.connect(addr)
+            s = connect_dealer(self._ctx, addr, self.curve)
             socks[addr] = s
             with self._lock:
                 self._sockets.append(s)
@@ -576,13 +571,7 @@ class AsyncClient:
     def _socket(self, addr: str) -> zmq.asyncio.Socket:
         s = self._socks.get(addr)
         if s is None:
-            s = self._ctx.socket(zmq.DEALER)
-            s.setsockopt(zmq.LINGER, 0)
-            if self.curve:
-                s.curve_secretkey = self.curve["secret"]
-                s.curve_publickey = self.curve["public"]
-                s.curve_serverkey = self.curve["server"]
-            s.connect(addr)
+            s = connect_dealer(self._ctx, addr, self.curve)
             self._socks[addr] = s
             self._readers[addr] = asyncio.ensure_future(self._reader(s))
         return s

@@ -231,64 +231,61 @@ async def _leader_or_forward(server, body, timeout):
     return None
 
 
+def _node_id(body) -> int:
+    nid = body.get("node_id")
+    if not isinstance(nid, int) or isinstance(nid, bool) or nid <= 0:
+        raise bad_request("node_id must be a positive integer")
+    return nid
+
+
+async def _change_membership(server, cc: ConfChange, timeout: float) -> None:
+    """Propose one membership change at the leader and wait until it is applied."""
+    try:
+        await server.propose_conf(cc, timeout)
+    except ValueError as e:          # not a member, already a member, the last voter...
+        raise bad_request(str(e)) from None
+    except ProposalDropped as e:     # another change still pending, or a transfer
+        raise unavailable(str(e)) from None
+    except NotLeader:
+        raise not_leader(server.leader_info()) from None
+
+
 async def op_join(server, body):
     timeout = _timeout(server, body)
     fwd = await _leader_or_forward(server, body, timeout)
     if fwd is not None:
         return fwd
-    nid = body.get("node_id")
+    nid = _node_id(body)
     peer, client = body.get("peer"), body.get("client")
-    if not isinstance(nid, int) or nid <= 0 or not isinstance(peer, str) or not isinstance(client, str):
-        raise bad_request("join needs node_id (positive int), peer and client addresses")
+    if not isinstance(peer, str) or not isinstance(client, str):
+        raise bad_request("join needs the new node's peer and client addresses")
     r = server.raft
-    ctx = encode_addresses(peer, client, body.get("http"))
     if nid in r.voters or nid in r.learners:
         server.book.set(nid, {"peer": peer, "client": client, "http": body.get("http")})
         server.transport.set_peer(nid, peer)
         return {"ok": True, "members": server.book.to_dict(), "already": True}
-    try:
-        await server.propose_conf(ConfChange(ConfChangeType.ADD_LEARNER, nid, ctx), timeout)
-    except (ValueError, ProposalDropped) as e:
-        raise unavailable(str(e)) from None
-    except NotLeader:
-        raise not_leader(server.leader_info()) from None
+    ctx = encode_addresses(peer, client, body.get("http"))
+    await _change_membership(server, ConfChange(ConfChangeType.ADD_LEARNER, nid, ctx), timeout)
     if body.get("voter", True):
         server.auto_promote.add(nid)
     return {"ok": True, "members": server.book.to_dict()}
 
 
-async def op_remove(server, body):
+async def _membership_op(server, body, kind: ConfChangeType) -> dict:
     timeout = _timeout(server, body)
     fwd = await _leader_or_forward(server, body, timeout)
     if fwd is not None:
         return fwd
-    nid = body.get("node_id")
-    if not isinstance(nid, int) or nid <= 0:
-        raise bad_request("remove needs node_id")
-    try:
-        await server.propose_conf(ConfChange(ConfChangeType.REMOVE, nid), timeout)
-    except ValueError as e:
-        raise bad_request(str(e)) from None
-    except ProposalDropped as e:
-        raise unavailable(str(e)) from None
-    except NotLeader:
-        raise not_leader(server.leader_info()) from None
+    await _change_membership(server, ConfChange(kind, _node_id(body)), timeout)
     return {"ok": True}
+
+
+async def op_remove(server, body):
+    return await _membership_op(server, body, ConfChangeType.REMOVE)
 
 
 async def op_promote(server, body):
-    timeout = _timeout(server, body)
-    fwd = await _leader_or_forward(server, body, timeout)
-    if fwd is not None:
-        return fwd
-    nid = body.get("node_id")
-    try:
-        await server.propose_conf(ConfChange(ConfChangeType.PROMOTE, nid), timeout)
-    except (ValueError, TypeError) as e:
-        raise bad_request(str(e)) from None
-    except ProposalDropped as e:
-        raise unavailable(str(e)) from None
-    return {"ok": True}
+    return await _membership_op(server, body, ConfChangeType.PROMOTE)
 
 
 async def op_transfer(server, body):

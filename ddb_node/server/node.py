@@ -23,6 +23,7 @@ import zmq
 import zmq.asyncio
 
 from ddb_node.net.codec import KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client, encode_client
+from ddb_node.net.sockets import connect_dealer
 from ddb_node.net.transport import PeerTransport
 from ddb_node.raft import (NONE, Config, ConfChange, ConfChangeType, ConfState, EntryType, Message,
                            MsgType, NotLeader, ProposalDropped, RaftNode, Role)
@@ -557,13 +558,7 @@ class NodeServer:
         addr = info["client"]
         sock = self.forwarders.get(addr)
         if sock is None:
-            sock = self.ctx.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            if self.opts.curve:
-                sock.curve_secretkey = self.opts.curve["secret"]
-                sock.curve_publickey = self.opts.curve["public"]
-                sock.curve_serverkey = self.opts.curve["server"]
-            sock.connect(addr)
+            sock = connect_dealer(self.ctx, addr, self.opts.curve)
             self.forwarders[addr] = sock
             asyncio.ensure_future(self._forward_reader(sock))
         self.forward_seq += 1

@@ -1,0 +1,17 @@
+"""Opening client-side sockets the same way everywhere (clients, forwarding, peers)."""
+from __future__ import annotations
+
+import zmq
+
+
+def connect_dealer(ctx, addr: str, curve: dict | None = None):
+    """A DEALER connected to addr: no linger on close, CURVE client keys when given
+    ({"public", "secret", "server"})."""
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    if curve:
+        s.curve_secretkey = curve["secret"]
+        s.curve_publickey = curve["public"]
+        s.curve_serverkey = curve["server"]
+    s.connect(addr)
+    return s
