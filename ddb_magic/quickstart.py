@@ -1,0 +1,64 @@
+"""Run a tutorial notebook headless and show its first DataFrame (part of the README's
+first command): proof, on a fresh machine, that the notebook path works end to end.
+
+    python -m ddb_magic.quickstart [notebooks/01-quickstart.ipynb] [--out executed.ipynb]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def first_dataframe(nb) -> str | None:
+    """The text form of the first DataFrame a cell displayed."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            html = data.get("text/html", "")
+            if "ddb-table" in html or "dataframe" in html:
+                return data.get("text/plain") or html
+    return None
+
+
+def run(path: str, out: str | None, timeout: int = 300) -> int:
+    import nbformat
+    from nbclient import NotebookClient
+
+    t0 = time.monotonic()
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}})
+    client.execute()
+    df = first_dataframe(nb)
+    elapsed = time.monotonic() - t0
+    if out:
+        nbformat.write(nb, out)
+    if df is None:
+        print(f"{path}: ran, but no DataFrame was displayed", file=sys.stderr)
+        return 1
+    print(f"{os.path.basename(path)} ran every cell in {elapsed:.1f}s; its first DataFrame:\n")
+    print(df)
+    if out:
+        print(f"\nThe executed notebook is at {out}.")
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("notebook", nargs="?", default="notebooks/01-quickstart.ipynb")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    try:
+        return run(args.notebook, args.out)
+    except Exception as e:  # one clear line: this is a demo step, not a debugger
+        print(f"quickstart: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""The README's first command ends by running 01-quickstart headless: it must show a
+DataFrame (the cities table) and leave no cluster behind."""
+import subprocess
+import sys
+
+
+def test_quickstart_notebook_shows_a_dataframe(tmp_path):
+    out = tmp_path / "executed.ipynb"
+    p = subprocess.run([sys.executable, "-m", "ddb_magic.quickstart",
+                        "notebooks/01-quickstart.ipynb", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "first DataFrame" in p.stdout and "Lyon" in p.stdout
+    assert out.exists()
+    left = subprocess.run(["pgrep", "-f", f"ddb-cluster-.*{out.parent.name}"], capture_output=True)
+    assert left.returncode != 0
