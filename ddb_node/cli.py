@@ -172,9 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tour", help="the guided tour on a real local cluster (the README's main job)")
     t.add_argument("--nodes", "-n", type=int, default=3)
     t.set_defaults(func=_run_tour)
-    c = sub.add_parser("chaos", help="Jepsen-style fault runs against a real cluster",
-                       add_help=False)
-    c.add_argument("rest", nargs=argparse.REMAINDER)
+    c = sub.add_parser("chaos", help="Jepsen-style fault injection against real node processes")
+    from ddb_node.chaos.cli import add_args   # light: argparse and nemesis names only
+    add_args(c)
     c.set_defaults(func=_run_chaos)
     return parser
 
@@ -185,8 +185,8 @@ def _run_tour(args: argparse.Namespace) -> int:
 
 
 def _run_chaos(args: argparse.Namespace) -> int:
-    from ddb_node.chaos.__main__ import main as chaos_main
-    return chaos_main(args.rest)
+    from ddb_node.chaos.cli import run_args
+    return run_args(args)
 
 
 def _expected(e: BaseException) -> str | None:

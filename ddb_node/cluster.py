@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -49,6 +50,23 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+_SPAWNER = None
+
+
+def _popen(*args, **kw) -> subprocess.Popen:
+    """Popen, always from one long-lived thread. PR_SET_PDEATHSIG fires when the *thread*
+    that forked the child exits, not the process: a node (re)started from a short-lived
+    thread (asyncio.to_thread, an executor, a callback thread) was SIGKILLed when that
+    thread ended."""
+    global _SPAWNER
+    if threading.current_thread() is threading.main_thread():
+        return subprocess.Popen(*args, **kw)
+    if _SPAWNER is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ddb-spawner")
+    return _SPAWNER.submit(subprocess.Popen, *args, **kw).result()
 
 
 @dataclass
@@ -289,9 +307,9 @@ class LocalCluster(ClusterControl):
         try:
             # own process group: a Ctrl-C (or a Jupyter "interrupt", which signals the whole
             # group) in the parent must not kill the nodes; PDEATHSIG still ties them to it
-            node.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
-                                         close_fds=True, process_group=0)
+            node.proc = _popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                               close_fds=True, process_group=0)
         finally:
             logf.close()
         node.state = "running"

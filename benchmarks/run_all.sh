@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# One benchmark session: ddb and the peers (../shared/peers) one after the other on the
+# same machine, JSON lines into benchmarks/results/<date>/, then a comparison table.
+# Bounded: every measurement has an op count and a time cap. Takes about 12 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PEERS=${PEERS:-../shared/peers}
+OUT=benchmarks/results/$(date +%Y-%m-%d-%H%M)
+mkdir -p "$OUT"
+PY=.venv/bin/python
+echo "results in $OUT" >&2
+$PY benchmarks/core.py --entries 300000 --batch 1024 > "$OUT/core.json"
+$PY benchmarks/sql_apply.py --rows 200000 --group 1000 --repeat 3 --json "$OUT/sql_apply.json" > /dev/null
+$PY benchmarks/cluster.py --time-limit 30 --out "$OUT/ddb.jsonl" > /dev/null
+python3 "$PEERS/etcd_bench.py" --runs 1 --no-wrk --quiet-wait 0 --time-limit 30 > "$OUT/etcd.jsonl"
+python3 "$PEERS/dqlite_bench.py" --runs 1 --no-wrk --quiet-wait 0 --time-limit 30 > "$OUT/dqlite.jsonl"
+python3 "$PEERS/sqlite_bench.py" --runs 1 --quiet-wait 0 > "$OUT/sqlite.jsonl"
+$PY benchmarks/compare.py "$OUT" | tee "$OUT/table.md"
