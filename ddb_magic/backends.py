@@ -5,6 +5,8 @@ magic works on both.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import time
 from dataclasses import dataclass, field
 
@@ -30,22 +32,24 @@ class Reply:
         return cls(list(r.results), r.node, r.level, r.index, r.time)
 
 
-class Backend:
+class Backend(ABC):
     kind = "?"
     name = "default"
     timeline: Timeline
 
     # SQL
+    @abstractmethod
     def execute(self, statements, *, level, transaction=False, node=None, timeout=10.0,
                 no_wait=False) -> Reply:
-        raise NotImplementedError
+        """Run the statements; a Reply with every result."""
 
     def map_reduce(self, map_sql, reduce_sql, params, timeout):
         raise UsageProblem(f"--map-reduce is not available on a {self.kind} cluster")
 
     # looking
+    @abstractmethod
     def view(self) -> ClusterView:
-        raise NotImplementedError
+        """The cluster as it is now (nodes, links, faults)."""
 
     def observe(self) -> ClusterView:
         v = self.view()
@@ -56,8 +60,9 @@ class Backend:
     def leader(self) -> int | None:
         return self.view().leader
 
+    @abstractmethod
     def wait(self, what: str, timeout: float, exclude=()) -> str:
-        raise NotImplementedError
+        """Wait until `what` (leader, commit, quiet) holds; say what happened."""
 
     # faults
     def _need_process_control(self, what):
@@ -65,7 +70,7 @@ class Backend:
                            "not launched here (run it on the machine that hosts the node)")
 
     def close(self) -> None:
-        pass
+        """Release what this backend holds (a launched cluster closes its processes)."""
 
     def describe(self) -> str:
         return f"{self.name}: {self.kind}"

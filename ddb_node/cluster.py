@@ -8,6 +8,8 @@ elsewhere (without process control).
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import atexit
 import ctypes
 import os
@@ -86,7 +88,7 @@ class NodeProc:
         return self.proc.pid if self.proc else None
 
 
-class ClusterControl:
+class ClusterControl(ABC):
     """Status and fault calls shared by LocalCluster and attached clusters."""
 
     _client: Client | None = None
@@ -103,11 +105,13 @@ class ClusterControl:
             self._client = Client(self.client_addresses(), timeout=5.0, curve=self.curve)
         return self._client
 
+    @abstractmethod
     def client_addresses(self) -> list[str]:
-        raise NotImplementedError
+        """Client addresses of the members."""
 
+    @abstractmethod
     def node_ids(self) -> list[int]:
-        raise NotImplementedError
+        """Ids of the members."""
 
     def _reachable_ids(self) -> list[int]:
         return self.node_ids()
@@ -216,7 +220,7 @@ class ClusterControl:
         return self._admin_client().transfer_leader(node_id, timeout=timeout)
 
     def _record_event(self, kind: str, detail) -> None:
-        pass
+        """Hook: LocalCluster keeps an event list; an attached cluster has no history."""
 
 
 class LocalCluster(ClusterControl):

@@ -14,6 +14,8 @@ stale     reads at level `none` from random nodes; their staleness (acknowledged
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import itertools
 import threading
 from dataclasses import dataclass
@@ -33,21 +35,23 @@ class OpSpec:
     write: bool = True                   # may change state (an error leaves the outcome unknown)
 
 
-class Workload:
+class Workload(ABC):
     name = "?"
     clients = 1
 
     def setup(self, c: Client) -> None:
-        pass
+        """Create the workload's tables (none by default)."""
 
+    @abstractmethod
     def next(self, rng, process: int) -> OpSpec:
-        raise NotImplementedError
+        """The next operation for client `process`."""
 
     def observe(self, spec: OpSpec, output) -> None:
         """Called with each ok outcome (lets generators pick plausible CAS values)."""
 
+    @abstractmethod
     def check(self, ops: list, c: Client, **kw) -> dict:
-        raise NotImplementedError
+        """Judge the recorded history; a dict of findings."""
 
 
 # =========================================================================== register
