@@ -233,8 +233,20 @@ def test_create_snapshot_records_term_conf_state_and_data(storage):
     created = storage.create_snapshot(5, five_voters, b"state at 5")
     assert created == snap(5, 2, b"state at 5", five_voters)
     assert storage.snapshot() == created
+    assert storage.snapshot_meta() == created.meta      # the cheap form, no data read
     assert storage.initial_state() == (HardState(), five_voters)
     assert log_of(storage) == ents(1, 3, term=1) + ents(4, 6, term=2)  # the log is untouched
+
+
+def test_snapshot_meta_follows_every_kind_of_snapshot_write(storage):
+    """snapshot_meta() (what the node asks every loop turn) always describes snapshot()."""
+    assert storage.snapshot_meta() == storage.snapshot().meta
+    storage.save(None, ents(1, 6, term=1), None)
+    storage.create_snapshot(4, ConfState(voters=(1,)), b"at 4")
+    assert storage.snapshot_meta() == storage.snapshot().meta
+    storage.save(None, [], snap(9, 3, b"from leader", ConfState(voters=(1, 2))))
+    assert storage.snapshot_meta() == storage.snapshot().meta
+    assert storage.snapshot_meta().index == 9
 
 
 def test_create_snapshot_must_move_forward_within_the_log(storage):

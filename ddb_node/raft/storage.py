@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from .types import ConfState, Entry, HardState, Snapshot
+from .types import ConfState, Entry, HardState, Snapshot, SnapshotMeta
 
 
 @runtime_checkable
@@ -34,7 +34,11 @@ class Storage(Protocol):
         """Index of the last entry (snapshot index if the log is empty)."""
 
     def snapshot(self) -> Snapshot:
-        """The most recent snapshot (meta + data)."""
+        """The most recent snapshot (meta + data). May read the data from disk."""
+
+    def snapshot_meta(self) -> SnapshotMeta:
+        """The most recent snapshot's index, term and configuration, without its data
+        (cheap: callers on the hot path ask this, never `snapshot()`)."""
 
     # ---- write side, used by the driver -----------------------------------------
     def save(self, hard_state: HardState | None, entries: list[Entry],

@@ -108,8 +108,8 @@ class NodeServer:
 
     def _recover_state_machine(self) -> None:
         """A restart resumes from the user db; if the log was compacted past it, restore."""
-        snap = self.storage.snapshot()
-        if snap.meta.index > self.sm.applied_index:
+        if self.storage.snapshot_meta().index > self.sm.applied_index:
+            snap = self.storage.snapshot()
             log.info("node %d: restoring state machine from snapshot at %d", self.id, snap.meta.index)
             members, data = unwrap_snapshot(snap.data)
             self.book.add_missing(members, self.id)
@@ -389,15 +389,14 @@ class NodeServer:
     def _maybe_compact(self) -> None:
         st = self.storage
         applied = self.sm.applied_index
-        first = st.first_index()
-        snap_index = st.snapshot().meta.index if hasattr(st, "snapshot") else 0
-        if applied - max(first - 1, snap_index) < self.opts.snapshot_entries:
+        # runs every loop turn: only cheap, in-memory questions here
+        if applied - max(st.first_index() - 1, st.snapshot_meta().index) < self.opts.snapshot_entries:
             return
         self.take_snapshot()
 
     def take_snapshot(self) -> int:
         applied = self.sm.applied_index
-        if applied <= self.storage.snapshot().meta.index:
+        if applied <= self.storage.snapshot_meta().index:
             return applied
         data = wrap_snapshot(self.book.members, b"".join(self.sm.snapshot_chunks(1 << 20)))
         conf = self.raft.conf_state
@@ -628,7 +627,7 @@ class NodeServer:
             "durable_applied": self.sm.durable_index,
             "log_first_index": self.storage.first_index(),
             "log_last_index": self.storage.last_index(),
-            "snapshot_index": self.storage.snapshot().meta.index,
+            "snapshot_index": self.storage.snapshot_meta().index,
             "leader_addr": self.leader_info(),
             "members": self.book.to_dict(),
             "reachable": self.transport.reachable(

@@ -598,9 +598,9 @@ class Simulator:
             return False
         st, sm = node.storage, node.sm
         applied = sm.applied_index
-        if applied > st.snapshot().meta.index:
+        if applied > st.snapshot_meta().index:
             st.create_snapshot(applied, node.raft.conf_state, sm.snapshot())
-        upto = min(applied - keep, st.snapshot().meta.index)
+        upto = min(applied - keep, st.snapshot_meta().index)
         if upto >= st.first_index():
             st.compact(upto)
             self._note("compact", i, upto)

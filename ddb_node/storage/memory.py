@@ -51,6 +51,9 @@ class MemoryStorage:
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
+    def snapshot_meta(self) -> SnapshotMeta:
+        return self._snapshot.meta
+
     # ---- write side ----------------------------------------------------------
     def save(self, hard_state: HardState | None, entries: list[Entry],
              snapshot: Snapshot | None) -> None:

@@ -149,6 +149,9 @@ class SqliteLogStorage:
         data = self._files.read(meta.index) if meta.index else b""
         return Snapshot(meta, data)
 
+    def snapshot_meta(self) -> SnapshotMeta:
+        return self._snapshot_meta
+
     # ---- write side ----------------------------------------------------------
     def save(self, hard_state: HardState | None, entries: list[Entry],
              snapshot: Snapshot | None) -> None:
