@@ -81,6 +81,20 @@ def _require(ids, node: int):
         raise UsageProblem(f"no node {node} (nodes: {', '.join(map(str, ids))})")
 
 
+def complete_partition(ids, groups) -> list[list[int]]:
+    """`%ddb_partition 1,2` means "1,2 / everyone else": check the ids, add the rest."""
+    for g in groups:
+        for n in g:
+            _require(ids, n)
+    named = {n for g in groups for n in g}
+    rest = [n for n in ids if n not in named]
+    return [*groups, rest] if rest else list(groups)
+
+
+def describe_partition(groups) -> str:
+    return "partition " + " | ".join(",".join(map(str, g)) for g in groups)
+
+
 class LiveBackend(Backend):
     """A cluster of real node processes: launched here (LocalCluster) or attached."""
 
@@ -174,16 +188,9 @@ class LiveBackend(Backend):
 
     # ------------------------------------------------------------------ faults
     def partition(self, groups):
-        ids = self.cluster.node_ids()
-        for g in groups:
-            for n in g:
-                _require(ids, n)
-        named = {n for g in groups for n in g}
-        rest = [n for n in ids if n not in named]
-        if rest:
-            groups = [*groups, rest]
+        groups = complete_partition(self.cluster.node_ids(), groups)
         self.cluster.partition(groups)
-        return "partition " + " | ".join(",".join(map(str, g)) for g in groups)
+        return describe_partition(groups)
 
     def isolate(self, node):
         _require(self.cluster.node_ids(), node)

@@ -10,6 +10,8 @@ from html import escape
 
 import pandas as pd
 
+from ddb_node.sql.affinity import storage_class
+
 from .view import ClusterView  # noqa: F401  (re-exported for type hints)
 
 CSS = ("<style>.ddb-result table{border-collapse:collapse;font-size:12px}"
@@ -131,7 +133,7 @@ class ReadResult:
                 if v is None:
                     cells.append('<td class="ddb-null">NULL</td>')
                     continue
-                if i in bad and _storage(v) in bad[i]:
+                if i in bad and storage_class(v) in bad[i]:
                     cls = ' class="ddb-bad" title="breaks the column\'s affinity"'
                 cells.append(f"<td{cls}>{escape(_show(v))}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")
@@ -141,19 +143,6 @@ class ReadResult:
                         for c, t in (("ddb-caption", self.footer()), ("ddb-warn", self.warning())) if t)
         return (f'{CSS}<div class="ddb-result"><div class="ddb-caption">{escape(self.caption())}</div>'
                 f'{table}{extra}</div>')
-
-
-def _storage(v) -> str:
-    if v is None:
-        return "null"
-    t = type(v)
-    if t is int:
-        return "integer"
-    if t is float:
-        return "real"
-    if t is str:
-        return "text"
-    return "blob"
 
 
 def _show(v) -> str:

@@ -22,7 +22,7 @@ from ddb_node.sim.simulator import Simulator
 from ddb_node.sql import Request, Statement, StateMachine, encode_entry
 from ddb_node.sql.errors import SqlError
 
-from .backends import Backend, Reply, _require
+from .backends import Backend, Reply, _require, complete_partition, describe_partition
 from .parsing import UsageProblem
 from .view import ClusterView, LinkView, NodeView, Timeline, norm_role
 
@@ -398,16 +398,9 @@ class SimBackend(Backend):
 
     # ================================================================ faults
     def partition(self, groups):
-        ids = [i for i, n in self.sim.nodes.items() if not n.retired]
-        for g in groups:
-            for n in g:
-                _require(ids, n)
-        named = {n for g in groups for n in g}
-        rest = [n for n in ids if n not in named]
-        if rest:
-            groups = [*groups, rest]
+        groups = complete_partition([i for i, n in self.sim.nodes.items() if not n.retired], groups)
         self.sim.partition([set(g) for g in groups])
-        return "partition " + " | ".join(",".join(map(str, g)) for g in groups)
+        return describe_partition(groups)
 
     def isolate(self, node):
         _require(list(self.sim.nodes), node)
