@@ -176,3 +176,10 @@ def check_no_loss_no_dup(c, writers: Writers) -> None:
     dup = c.query("SELECT k, count(*) FROM log WHERE k LIKE ? GROUP BY k HAVING count(*) > 1",
                   [writers.prefix + "-%"], level="linearizable")
     assert dup[0].rows == [], f"writes applied more than once: {dup[0].rows[:5]}"
+
+
+def restore_health(lc, timeout: float = 30.0) -> None:
+    """After a test: heal every fault, wait for a leader, and fail if a node process died."""
+    lc.heal()
+    lc.wait_for_leader(timeout)
+    assert lc.crashed() == [], f"node processes died: {lc.crashed()}"

@@ -15,7 +15,7 @@ from ddb_node.cluster import LocalCluster
 from ddb_node.errors import BadRequest, NoLeader, NotLeader, Stale, StatementError, Timeout
 
 from .nodehelpers import (assert_replicas_identical, follower_of, node_status, raw_call,
-                          wait_converged, wait_until)
+                          wait_converged, wait_until, restore_health)
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,7 @@ def c(lc):
 def _healthy(lc, c):
     """Each test starts and ends with a healed cluster that has a leader."""
     yield
-    lc.heal()
-    lc.wait_for_leader(30)
-    assert lc.crashed() == [], f"node processes died: {lc.crashed()}"
+    restore_health(lc)
 
 
 def _count(c, table="kv", where="1", level="linearizable"):

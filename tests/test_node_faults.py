@@ -11,7 +11,7 @@ from ddb_node.cluster import LocalCluster
 from ddb_node.errors import DdbError
 
 from .nodehelpers import (assert_replicas_identical, follower_of, node_status, wait_converged,
-                          wait_until)
+                          wait_until, restore_health)
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +30,7 @@ def c(lc):
 @pytest.fixture(autouse=True)
 def _heal_after(lc, c):
     yield
-    lc.heal()
-    lc.wait_for_leader(30)
-    assert lc.crashed() == []
+    restore_health(lc)
 
 
 def _faults(lc):
