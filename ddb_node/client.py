@@ -108,6 +108,15 @@ def _raise_statement_errors(resp: Response) -> Response:
     return resp
 
 
+def choose_nodes_reply(replies: dict[str, dict], prefer: str | None = None) -> dict:
+    """Of several nodes' `nodes` answers, the one to believe: a leader named at the highest
+    term first (a deposed leader still naming itself has a lower term), then `prefer`."""
+    def rank(item):
+        addr, r = item
+        return (1 if r.get("leader") else 0, r.get("term", 0), addr == prefer)
+    return max(replies.items(), key=rank)[1]
+
+
 # ============================================================================ sync client
 class Client:
     def __init__(self, addresses: str | Iterable[str], *, cluster_id: str | None = None,
@@ -225,26 +234,75 @@ class Client:
 
     def refresh(self, timeout: float | None = None, *, prefer: str | None = None,
                 avoid: str | None = None) -> dict:
-        """Learn members and leader from any reachable node (`prefer` first, `avoid` last)."""
+        """Learn members and leader by asking every known node at once.
+
+        One node's word is not enough: a deposed leader cut off from the others, or a node
+        still electing, would send us to a node that cannot serve. The answer that names a
+        leader at the highest term wins (a new leader's term is known to a majority, so a
+        majority of answers always includes it). `prefer` breaks ties; `avoid` is asked only
+        if nothing else answers."""
         timeout = timeout or min(self.timeout, 3.0)
-        last_exc: Exception | None = None
-        order = [a for a in self._candidates() if a not in (prefer, avoid)]
-        order = ([prefer] if prefer else []) + order + ([avoid] if avoid else [])
-        for addr in order:
+        addrs = [a for a in self._candidates() if a != avoid]
+        replies = self._ask_all(addrs, {"op": "nodes"}, timeout)
+        if not replies and avoid:
+            replies = self._ask_all([_norm_addr(avoid)], {"op": "nodes"}, timeout)
+        if not replies:
+            raise ConnectionFailed(f"no node reachable at {', '.join(self._candidates())}")
+        best = choose_nodes_reply(replies, prefer=_norm_addr(prefer) if prefer else None)
+        members = {int(k): _norm_addr(v["client"]) for k, v in (best.get("members") or {}).items()
+                   if int(k) in set(best.get("voters", [])) | set(best.get("learners", []))}
+        if members:
+            self.members = members
+        lid = best.get("leader") or None
+        self._leader = lid if lid in self.members else None
+        return best
+
+    def _ask_all(self, addrs: list[str], body: dict, timeout: float) -> dict[str, dict]:
+        """Send one request to each address at once; the answers that came in time, by address.
+
+        Returns early once every node answered, or a majority of the voters they name did and
+        one of them names a leader (a dead node must not cost the whole timeout)."""
+        socks, ids, replies = {}, {}, {}
+        poller = zmq.Poller()
+        for addr in dict.fromkeys(_norm_addr(a) for a in addrs):
+            s = self._socket(addr)
+            rid = next(self._ids)
             try:
-                reply = self.call(addr, {"op": "nodes"}, timeout)
-            except ConnectionFailed as e:
-                last_exc = e
+                s.send(encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=rid)))
+            except zmq.ZMQError:
                 continue
-            if reply.get("ok"):
-                members = {int(k): _norm_addr(v["client"]) for k, v in (reply.get("members") or {}).items()
-                           if int(k) in set(reply.get("voters", [])) | set(reply.get("learners", []))}
-                if members:
-                    self.members = members
-                lid = reply.get("leader") or None
-                self._leader = lid if lid in self.members else None
-                return reply
-        raise ConnectionFailed(f"no node reachable at {', '.join(self._candidates())}: {last_exc}")
+            socks[s], ids[addr] = addr, rid
+            poller.register(s, zmq.POLLIN)
+        deadline = time.monotonic() + timeout
+        while len(replies) < len(socks):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            for s, _ in poller.poll(int(left * 1000) + 1):
+                addr = socks[s]
+                try:
+                    cluster, reply = decode_client(s.recv(), None, KIND_RESPONSE)
+                except FrameError:
+                    continue
+                if reply.get("id") != ids[addr]:
+                    continue
+                if cluster and not self.cluster_id:
+                    self.cluster_id = cluster
+                if reply.get("ok"):
+                    replies[addr] = reply
+                else:
+                    ids[addr] = None   # answered with an error: do not wait for it
+                    poller.unregister(s)
+            voters = max((len(r.get("voters") or ()) for r in replies.values()), default=0)
+            answered = len(replies) + sum(1 for a in ids.values() if a is None)
+            if answered >= len(socks):
+                break
+            if voters and len(replies) > voters // 2 and any(r.get("leader") for r in replies.values()):
+                break
+        for s, addr in socks.items():
+            if addr not in replies and ids.get(addr) is not None:
+                self._drop_socket(addr)   # down, or its answer lost: a new socket drops late replies
+        return replies
 
     def _leader_addr(self) -> str | None:
         if self._leader and self._leader in self.members:
@@ -533,10 +591,11 @@ class AsyncClient:
 
     def __init__(self, addresses: str | Iterable[str], *, cluster_id: str | None = None,
                  timeout: float = 10.0, level: str = "weak", curve: dict | None = None,
-                 raise_on_error: bool = True):
+                 raise_on_error: bool = True, attempt_timeout: float = 2.0):
         if isinstance(addresses, str):
             addresses = [a for a in addresses.split(",") if a.strip()]
         self.seeds = [_norm_addr(a) for a in addresses]
+        self.attempt_timeout = attempt_timeout
         self.cluster_id = cluster_id or ""
         self.timeout = timeout
         self.level = level
@@ -605,8 +664,32 @@ class AsyncClient:
         finally:
             self._waiters.pop(rid, None)
 
+    async def refresh(self, timeout: float = 2.0) -> dict:
+        """Ask every known node at once; believe the one naming a leader at the highest term."""
+        addrs = list(dict.fromkeys(list(self.members.values()) + self.seeds))
+
+        async def ask(a):
+            try:
+                return a, await self.call_addr(a, {"op": "nodes"}, timeout)
+            except ConnectionFailed:
+                return a, None
+        replies = {a: r for a, r in await asyncio.gather(*map(ask, addrs)) if r and r.get("ok")}
+        if not replies:
+            raise ConnectionFailed(f"no node reachable at {', '.join(addrs)}")
+        best = choose_nodes_reply(replies)
+        members = {int(k): _norm_addr(v["client"]) for k, v in (best.get("members") or {}).items()
+                   if int(k) in set(best.get("voters", [])) | set(best.get("learners", []))}
+        if members:
+            self.members = members
+        lid = best.get("leader") or None
+        self.leader = lid if lid in self.members else None
+        return best
+
     async def call(self, body: dict, timeout: float | None = None) -> dict:
-        """Send to the known leader or any seed, following NotLeader hints."""
+        """Send to the known leader or any seed, following NotLeader hints.
+
+        Each attempt is short (`attempt_timeout`): a node cut off from the others must not eat
+        the whole deadline. Retrying is safe because writes carry a session."""
         timeout = timeout or self.timeout
         deadline = time.monotonic() + timeout
         backoff = 0.05
@@ -615,12 +698,13 @@ class AsyncClient:
             addr = (self.members.get(self.leader) if self.leader else None) or \
                 self._rng.choice(list(self.members.values()) or self.seeds)
             left = deadline - time.monotonic()
+            attempt = max(0.05, min(left, self.attempt_timeout))
             try:
-                reply = await self.call_addr(addr, dict(body, timeout=max(0.05, left)), left + 0.5)
+                reply = await self.call_addr(addr, dict(body, timeout=attempt), attempt + 0.5)
             except ConnectionFailed as e:
                 last = e
                 self.leader = None
-                await asyncio.sleep(backoff)
+                await self._pause_and_refresh(backoff, deadline)
                 backoff = min(backoff * 2, 1.0)
                 continue
             if reply.get("ok"):
@@ -632,14 +716,23 @@ class AsyncClient:
                 self.leader = int(h["id"])
                 last = from_reply(err)
                 continue
-            if err.get("retry"):
+            if err.get("retry") or err.get("type") in ("NoLeader", "Unavailable", "Timeout"):
                 last = from_reply(err)
                 self.leader = None
-                await asyncio.sleep(backoff)
+                await self._pause_and_refresh(backoff, deadline)
                 backoff = min(backoff * 2, 1.0)
                 continue
             return reply
-        raise Timeout(f"no answer within {timeout:g}s ({last})")
+        if isinstance(last, Timeout):
+            raise last
+        raise Timeout(f"no answer within {timeout:g}s; the outcome is unknown ({last})")
+
+    async def _pause_and_refresh(self, backoff: float, deadline: float) -> None:
+        await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+        try:
+            await self.refresh(min(1.0, max(0.05, deadline - time.monotonic())))
+        except ConnectionFailed:
+            pass
 
     async def request(self, statements: list, *, transaction: bool = False,
                       level: str | None = None, timeout: float | None = None) -> Response:

@@ -158,3 +158,15 @@ def test_client_parallel_reads_at_every_level(lc):
             futs = [ex.submit(c.query, "SELECT count(*) FROM nums", level=lvl)
                     for lvl in ("none", "weak", "linearizable", "strong") * 10]
             assert {f.result()[0].values[0][0] for f in futs} == {500}
+
+
+def test_refresh_believes_the_leader_named_at_the_highest_term():
+    """A deposed leader cut off from the others still names itself, at its old term; the
+    majority names the new leader at a higher term. A node still electing names nobody."""
+    from ddb_node.client import choose_nodes_reply
+    replies = {"a": {"leader": 1, "term": 3}, "b": {"leader": 2, "term": 4},
+               "c": {"leader": 0, "term": 5}}
+    assert choose_nodes_reply(replies)["leader"] == 2
+    tie = {"a": {"leader": 0, "term": 2}, "b": {"leader": 0, "term": 2}}
+    assert choose_nodes_reply(tie, prefer="b") is tie["b"]
+    assert choose_nodes_reply(tie, prefer="a") is tie["a"]

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from ddb_node.client import Client
 from ddb_node.cluster import LocalCluster
 from ddb_node.errors import DdbError
 
@@ -134,18 +135,24 @@ def test_partition_minority_cannot_write(lc, c):
     lc.partition([[leader], others])
     new = lc.wait_for_leader(20, exclude=(leader,))
     assert new in others
+    # straight to the cut-off node, no client retries elsewhere: it must not acknowledge
+    body = {"op": "request", "statements": [["INSERT INTO t(v) VALUES('minority-write')"]],
+            "level": "weak", "timeout": 1.5, "session": ["minority", 1]}
     with lc.client(timeout=2.0) as mc:
-        mc.refresh()
-        mc.members = {leader: lc.nodes[leader].client_addr}
-        mc._leader = leader
-        with pytest.raises(DdbError):
-            mc.execute("INSERT INTO t(v) VALUES('minority-write')", timeout=2.0)
+        reply = mc.call(lc.nodes[leader].client_addr, body, 3.0)
+    assert not reply.get("ok") and reply["error"]["type"] in ("Timeout", "NoLeader"), reply
+    # a client that knows every node finds the majority's leader, even asked old-leader-first
+    addrs = [lc.nodes[i].client_addr for i in [leader, *others]]
+    with Client(addrs, timeout=10.0) as fc:
+        assert fc.refresh()["leader"] == new
+        fc.execute("INSERT INTO t(v) VALUES('majority-write')")
     lc.heal()
     lc.wait_for_leader(20)
     rows = assert_replicas_identical(lc, c)
     # the minority write timed out: it may never have committed (it was not acknowledged),
     # and in this scenario it cannot have, as the old leader's entry is overwritten
     assert not any(r[1] == "minority-write" for r in rows)
+    assert any(r[1] == "majority-write" for r in rows)
 
 
 def test_bad_fault_commands_are_rejected(lc, c):

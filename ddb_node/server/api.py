@@ -210,7 +210,7 @@ async def op_nodes(server, body):
     cs = r.conf_state
     return {"ok": True, "leader": r.leader_id, "voters": list(cs.voters), "learners": list(cs.learners),
             "members": server.book.to_dict(), "applied": server.sm.applied_index,
-            "commit": r.commit_index}
+            "commit": r.commit_index, "term": r.term}
 
 
 async def op_faults(server, body):
