@@ -54,6 +54,46 @@ def test_6_4_reads_are_batched_behind_one_round():
     assert {rs.index for rs in net.read_states[1]} == {lead.commit_index}
 
 
+def test_6_4_reads_arriving_during_a_round_share_the_next_one():
+    """Dissertation 6.4 (batching), as etcd's server does it: one round in flight at a time.
+    Reads that arrive while a round is unconfirmed do not start rounds of their own; they
+    share the next one, started when the current one is confirmed -- never an earlier one
+    (a round that began before a read arrived cannot vouch for it)."""
+    net = leader_with_writes()
+    lead = net.nodes[1]
+    lead.read_index(b"first")
+    net.process(1)
+    first = net.take(msg_is(MsgType.HEARTBEAT, frm=1))
+    for i in range(3):
+        lead.read_index(b"later%d" % i)
+        net.process(1)
+    assert net.take(msg_is(MsgType.HEARTBEAT, frm=1)) == []   # no round per read
+    net.inject(first)
+    net.deliver()                                             # followers acknowledge round 1
+    net.deliver()
+    assert [rs.ctx for rs in net.read_states[1]] == [b"first"]
+    second = [m for m in net.queue if m.type == MsgType.HEARTBEAT]
+    assert sorted(m.to for m in second) == [2, 3]
+    assert {m.index for m in second} == {first[0].index + 1}
+    net.stabilize()
+    assert [rs.ctx for rs in net.read_states[1]] == [b"first", b"later0", b"later1", b"later2"]
+
+
+def test_6_4_a_lost_read_round_is_confirmed_by_the_next_heartbeat():
+    """A round whose heartbeats are all lost does not strand the reads waiting behind it:
+    the periodic heartbeat carries the current round number."""
+    net = leader_with_writes()
+    lead = net.nodes[1]
+    lead.read_index(b"a")
+    net.process(1)
+    net.take(msg_is(MsgType.HEARTBEAT, frm=1))                # lost
+    lead.read_index(b"b")
+    for _ in range(net.nodes[1].cfg.heartbeat_tick):
+        lead.tick()
+    net.stabilize()
+    assert [rs.ctx for rs in net.read_states[1]] == [b"a", b"b"]
+
+
 def test_6_4_read_index_covers_every_acknowledged_write():
     """Dissertation 6.4: the read index is at least the index of every write
     committed before the read began."""

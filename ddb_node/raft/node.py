@@ -593,18 +593,29 @@ class RaftNode:
             self._answer_read(log.committed, ctx, requester)
             return
         self.read_queue.append((self.read_round + 1, log.committed, ctx, requester))
-        self.read_bcast_pending = True
+        # one round in flight at a time (as etcd's server does): reads arriving meanwhile share
+        # the next round, which starts when this one is confirmed -- a round per read would
+        # cost 2 messages per follower per read under load. A lost round is confirmed by the
+        # next periodic heartbeat, which carries the current round number.
+        if self._read_confirmed() >= self.read_round:
+            self.read_bcast_pending = True
+
+    def _read_confirmed(self) -> int:
+        """The highest read round a quorum of voters has answered."""
+        rounds = sorted((self.read_round if v == self.id else
+                         (self.prs[v].read_round if v in self.prs else 0)) for v in self.voters)
+        return rounds[len(rounds) - self.quorum()]
 
     def _release_reads(self) -> None:
         q = self.read_queue
         if not q:
             return
-        rounds = sorted((self.read_round if v == self.id else
-                         (self.prs[v].read_round if v in self.prs else 0)) for v in self.voters)
-        confirmed = rounds[len(rounds) - self.quorum()]
+        confirmed = self._read_confirmed()
         while q and q[0][0] <= confirmed:
             _, index, ctx, req = q.popleft()
             self._answer_read(index, ctx, req)
+        if q and confirmed >= self.read_round:
+            self.read_bcast_pending = True     # the reads that waited for the next round
 
     def _answer_read(self, index: int, ctx: bytes, requester: int) -> None:
         if requester == self.id:
@@ -717,6 +728,7 @@ class RaftNode:
         self._reset(self.term)
         self.role = Role.LEADER
         self.leader_id = self.id
+        self.read_round = 0       # rounds count from 0 each leadership, as the new progresses do
         log = self.log
         last = log.last_index()
         for pid in self.voters | self.learners:
