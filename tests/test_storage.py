@@ -356,6 +356,34 @@ def test_reopening_restores_everything(tmp_path):
     reopened.close()
 
 
+def test_a_commit_only_save_may_skip_the_flush_but_never_a_term_vote_or_entry(tmp_path):
+    """Ready.must_sync (etcd's MustSync): only a change of the commit index may be written
+    without fsync -- it is learned again from the leader if lost. A term, a vote or entries
+    are always flushed, whatever the caller passes; the connection is back to FULL after."""
+    path = tmp_path / "raft.db"
+    s = SqliteLogStorage(path, THREE_VOTERS)
+    db = s._db
+    s.save(HardState(2, 1, 0), ents(1, 3, term=2), None)
+    full = db.execute("PRAGMA synchronous").fetchone()[0]
+
+    def level_during(*args, **kw):
+        seen = []
+        db.set_commit_hook(lambda: seen.append(db.execute("PRAGMA synchronous").fetchone()[0]) or False)
+        s.save(*args, **kw)
+        db.set_commit_hook(None)
+        return seen[0]
+
+    assert level_during(HardState(2, 1, 3), [], None, sync=False) < full      # commit only
+    assert level_during(HardState(3, 1, 3), [], None, sync=False) == full     # new term
+    assert level_during(HardState(3, 2, 3), [], None, sync=False) == full     # new vote
+    assert level_during(None, ents(4, 4, term=3), None, sync=False) == full   # an entry
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == full
+    s.close()
+    reopened = SqliteLogStorage(path, THREE_VOTERS)
+    assert reopened.initial_state()[0] == HardState(3, 2, 3)
+    reopened.close()
+
+
 def test_reopening_after_an_installed_snapshot(tmp_path):
     path = tmp_path / "raft.db"
     storage = SqliteLogStorage(path, THREE_VOTERS)

@@ -42,10 +42,12 @@ class Storage(Protocol):
 
     # ---- write side, used by the driver -----------------------------------------
     def save(self, hard_state: HardState | None, entries: list[Entry],
-             snapshot: Snapshot | None) -> None:
+             snapshot: Snapshot | None, sync: bool = True) -> None:
         """Persist one Ready atomically: apply the snapshot first (discarding the
         log it covers), then append entries (truncating any conflicting suffix
-        from entries[0].index), then the hard state. Durable on return."""
+        from entries[0].index), then the hard state. Durable on return, except that
+        with `sync=False` (Ready.must_sync false: only the commit index changed) the
+        storage may skip the flush."""
 
     def create_snapshot(self, index: int, conf_state: ConfState, data: bytes) -> Snapshot:
         """Record a snapshot of the applied state at index (index <= last applied)."""

@@ -85,7 +85,7 @@ class NodeServer:
         self.last_leader_contact = 0.0
         self.events: deque = deque(maxlen=500)
         self.counters = {"requests": 0, "bad_frames": 0, "proposals": 0, "applied_entries": 0,
-                         "readies": 0, "fsyncs": 0, "snapshots_taken": 0, "snapshots_installed": 0,
+                         "readies": 0, "fsyncs": 0, "unsynced_saves": 0, "snapshots_taken": 0, "snapshots_installed": 0,
                          "forwarded": 0, "errors": 0}
         self.auto_promote: set[int] = set()
         self.map_results: dict[int, dict] = {}
@@ -242,8 +242,8 @@ class NodeServer:
             for m in rd.messages:
                 send(m)
             if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
-                self.storage.save(rd.hard_state, rd.entries, rd.snapshot)
-                self.counters["fsyncs"] += 1
+                self.storage.save(rd.hard_state, rd.entries, rd.snapshot, sync=rd.must_sync)
+                self.counters["fsyncs" if rd.must_sync else "unsynced_saves"] += 1
             for m in rd.persisted_messages:
                 send(m)
             if rd.snapshot is not None:

@@ -56,7 +56,7 @@ class MemoryStorage:
 
     # ---- write side ----------------------------------------------------------
     def save(self, hard_state: HardState | None, entries: list[Entry],
-             snapshot: Snapshot | None) -> None:
+             snapshot: Snapshot | None, sync: bool = True) -> None:
         """Snapshot, then entries, then hard state; everything is validated before
         anything changes so a rejected save leaves the storage untouched."""
         has_snapshot = snapshot is not None and not snapshot.is_empty()

@@ -62,6 +62,7 @@ class SqliteLogStorage:
         self._db = apsw.Connection(self._path)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if sync else 'NORMAL'}")
+        self._sync = sync
         self._files = SnapshotFiles(self._path, sync)
         self._create_if_new(conf_state or ConfState())
         self._load(tail_cache_entries)
@@ -154,9 +155,12 @@ class SqliteLogStorage:
 
     # ---- write side ----------------------------------------------------------
     def save(self, hard_state: HardState | None, entries: list[Entry],
-             snapshot: Snapshot | None) -> None:
+             snapshot: Snapshot | None, sync: bool = True) -> None:
         """One transaction: snapshot (replacing the whole log), entries (truncating
-        a conflicting suffix), hard state. Durable on return when sync=True."""
+        a conflicting suffix), hard state. Durable on return when the storage syncs and
+        `sync` is true; `sync=False` (a Ready whose only change is the commit index) skips
+        the fsync: the WAL is append-only, so the next synced save makes it durable too,
+        and a lost commit index is learned again from the leader."""
         has_snapshot = snapshot is not None and not snapshot.is_empty()
         if has_snapshot:
             log_rules.check_snapshot_newer(snapshot, self._snapshot_meta.index)
@@ -171,6 +175,12 @@ class SqliteLogStorage:
         old_snapshot_index = self._snapshot_meta.index
         if has_snapshot:
             self._files.write(snapshot.meta.index, snapshot.data)  # before the row points at it
+        # only a commit-index change may skip the flush, whatever the caller says
+        relaxed = (self._sync and not sync and not has_snapshot and not to_append
+                   and (hard_state is None or (hard_state.term, hard_state.vote)
+                        == (self._hard_state.term, self._hard_state.vote)))
+        if relaxed:
+            self._db.execute("PRAGMA synchronous=NORMAL")
         try:
             with self._transaction():
                 if has_snapshot:
@@ -190,6 +200,9 @@ class SqliteLogStorage:
             if has_snapshot:
                 self._files.remove(snapshot.meta.index)
             raise
+        finally:
+            if relaxed:
+                self._db.execute("PRAGMA synchronous=FULL")
 
         if has_snapshot:
             self._snapshot_meta = snapshot.meta
