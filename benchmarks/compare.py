@@ -84,7 +84,16 @@ def main(argv=None) -> int:
     if os.path.exists(sql):
         with open(sql) as f:
             s = json.load(f)
-        print(f"\nSQL apply vs raw apsw (`benchmarks/sql_apply.py`): {json.dumps(s.get('summary', s))[:400]}")
+        print("\nSQL apply vs raw apsw in the same run (`benchmarks/sql_apply.py`, target ratio "
+              f"{s.get('target_ratio', 0.5)}):\n")
+        print("| entries | ddb rows/s | raw apsw rows/s | ratio |")
+        print("|---|---|---|---|")
+        for key, label in (("single_row_entries", "one single-row INSERT per entry"),
+                           ("batch_100_row_entries", "100 INSERTs per entry")):
+            r = s.get(key)
+            if r:
+                print(f"| {label} | {fmt(r['ddb_rows_per_s'])} | {fmt(r['raw_apsw_rows_per_s'])} "
+                      f"| {r['ratio']:.2f} |")
     return 0
 
 
