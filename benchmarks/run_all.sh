@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One benchmark session: ddb and the peers (../shared/peers) one after the other on the
 # same machine, JSON lines into benchmarks/results/<date>/, then a comparison table.
-# Bounded: every measurement has an op count and a time cap. Takes about 12 minutes.
+# Bounded: every measurement has an op count and a time cap. Takes a few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEERS=${PEERS:-../shared/peers}
