@@ -21,9 +21,7 @@ def test_4_2_1_add_learner_catch_up_then_promote():
     net.stabilize()
     net.add_node(4, ConfState(voters=(1, 2, 3), learners=(4,)))   # joins knowing the cluster
     net.conf_change(1, ADD, 4)
-    net.stabilize()
-    net.tick(1)                                    # the new learner is probed at the heartbeat
-    net.stabilize()
+    net.stabilize()                                # probed as soon as the change applies: no tick
     lead = net.nodes[1]
     assert lead.conf_state.voters == (1, 2, 3) and lead.conf_state.learners == (4,)
     assert net.nodes[4].conf_state == lead.conf_state

@@ -792,11 +792,13 @@ class RaftNode:
         for pid in list(self.prs):
             if pid not in members:
                 del self.prs[pid]
+        added = []
         for pid in members:
             pr = self.prs.get(pid)
             if pr is None:
                 pr = self.prs[pid] = Progress(self.log.last_index() + 1, self.cfg.max_inflight_msgs)
                 pr.recent_active = True
+                added.append(pid)
             pr.is_learner = pid in self.learners
         if self.lead_transferee not in self.voters:
             self._abort_transfer()
@@ -808,6 +810,9 @@ class RaftNode:
                 self._send(Message(MsgType.TIMEOUT_NOW, best, self.id, self.term))
             self._become_follower(self.term, NONE)
             return
+        for pid in added:
+            if pid != self.id:
+                self._send_append(pid)     # probe a new server now, not at the next heartbeat
         if self._maybe_commit():
             self.bcast_pending = True
 
