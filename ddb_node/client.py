@@ -117,6 +117,16 @@ def choose_nodes_reply(replies: dict[str, dict], prefer: str | None = None) -> d
     return max(replies.items(), key=rank)[1]
 
 
+def cluster_view(reply: dict, known: dict[int, str]) -> tuple[dict[int, str], int | None]:
+    """(members by id -> client address, leader id or None) from a `nodes` answer; the
+    members already `known` stay when the answer lists none."""
+    ids = set(reply.get("voters", [])) | set(reply.get("learners", []))
+    members = {int(k): _norm_addr(v["client"]) for k, v in (reply.get("members") or {}).items()
+               if int(k) in ids} or known
+    lid = reply.get("leader") or None
+    return members, (lid if lid in members else None)
+
+
 # ============================================================================ sync client
 class Client:
     def __init__(self, addresses: str | Iterable[str], *, cluster_id: str | None = None,
@@ -249,12 +259,7 @@ class Client:
         if not replies:
             raise ConnectionFailed(f"no node reachable at {', '.join(self._candidates())}")
         best = choose_nodes_reply(replies, prefer=_norm_addr(prefer) if prefer else None)
-        members = {int(k): _norm_addr(v["client"]) for k, v in (best.get("members") or {}).items()
-                   if int(k) in set(best.get("voters", [])) | set(best.get("learners", []))}
-        if members:
-            self.members = members
-        lid = best.get("leader") or None
-        self._leader = lid if lid in self.members else None
+        self.members, self._leader = cluster_view(best, self.members)
         return best
 
     def _ask_all(self, addrs: list[str], body: dict, timeout: float) -> dict[str, dict]:
@@ -677,12 +682,7 @@ class AsyncClient:
         if not replies:
             raise ConnectionFailed(f"no node reachable at {', '.join(addrs)}")
         best = choose_nodes_reply(replies)
-        members = {int(k): _norm_addr(v["client"]) for k, v in (best.get("members") or {}).items()
-                   if int(k) in set(best.get("voters", [])) | set(best.get("learners", []))}
-        if members:
-            self.members = members
-        lid = best.get("leader") or None
-        self.leader = lid if lid in self.members else None
+        self.members, self.leader = cluster_view(best, self.members)
         return best
 
     async def call(self, body: dict, timeout: float | None = None) -> dict:

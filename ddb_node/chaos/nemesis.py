@@ -43,10 +43,14 @@ def _target(cluster, rng, leader_only: bool):
 
 
 # ------------------------------------------------------------------ process faults
-def kill(cluster, rng, leader_only=False):
+def _process_fault(cluster, rng, leader_only, stop, undo):
     t, is_lead = _target(cluster, rng, leader_only)
-    cluster.kill(t)
-    return Injected({"node": t, "leader": is_lead}, lambda: cluster.restart(t), is_lead)
+    stop(t)
+    return Injected({"node": t, "leader": is_lead}, lambda: undo(t), is_lead)
+
+
+def kill(cluster, rng, leader_only=False):
+    return _process_fault(cluster, rng, leader_only, cluster.kill, cluster.restart)
 
 
 def kill_leader(cluster, rng):
@@ -54,9 +58,7 @@ def kill_leader(cluster, rng):
 
 
 def pause(cluster, rng, leader_only=False):
-    t, is_lead = _target(cluster, rng, leader_only)
-    cluster.pause(t)
-    return Injected({"node": t, "leader": is_lead}, lambda: cluster.resume(t), is_lead)
+    return _process_fault(cluster, rng, leader_only, cluster.pause, cluster.resume)
 
 
 def pause_leader(cluster, rng):
