@@ -66,6 +66,18 @@ def test_writes_are_replicated_everywhere(lc, c):
     assert rows[:3] == [(1, "one"), (2, "two"), (3, "three")]
 
 
+def test_a_write_costs_the_leader_one_fsync_not_two(lc, c):
+    """Ready.must_sync: the leader flushes the Ready that carries the entry; the Ready that
+    only moves its commit index is saved without fsync."""
+    leader = lc.wait_for_leader(10)
+    before = node_status(c, leader)["counters"]
+    for i in range(20):
+        c.execute("INSERT INTO t(v) VALUES(?)", [f"fsync-{i}"])
+    after = node_status(c, leader)["counters"]
+    assert after["unsynced_saves"] - before["unsynced_saves"] >= 10
+    assert after["fsyncs"] - before["fsyncs"] <= 20 + 5   # + elections/heartbeat noise at most
+
+
 def test_sql_error_is_per_statement_and_transaction_rolls_back(lc, c):
     with pytest.raises(StatementError) as ei:
         c.request([("INSERT INTO t(id, v) VALUES(?, ?)", [100, "a"]),

@@ -3,11 +3,12 @@ delay, isolate, cut, partition and heal; the status shows what is active and the
 counters show what was dropped."""
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 
-from ddb_node.client import Client
+from ddb_node.client import AsyncClient, Client
 from ddb_node.cluster import LocalCluster
 from ddb_node.errors import DdbError
 
@@ -146,6 +147,13 @@ def test_partition_minority_cannot_write(lc, c):
     with Client(addrs, timeout=10.0) as fc:
         assert fc.refresh()["leader"] == new
         fc.execute("INSERT INTO t(v) VALUES('majority-write')")
+
+    async def async_write():      # the asyncio client too: short attempts, then the majority
+        async with AsyncClient(addrs, timeout=10.0) as ac:
+            ac.leader = leader
+            ac.members = {leader: lc.nodes[leader].client_addr}
+            await ac.execute("INSERT INTO t(v) VALUES('majority-write-async')")
+    asyncio.run(async_write())
     lc.heal()
     lc.wait_for_leader(20)
     rows = assert_replicas_identical(lc, c)
@@ -153,6 +161,7 @@ def test_partition_minority_cannot_write(lc, c):
     # and in this scenario it cannot have, as the old leader's entry is overwritten
     assert not any(r[1] == "minority-write" for r in rows)
     assert any(r[1] == "majority-write" for r in rows)
+    assert any(r[1] == "majority-write-async" for r in rows)
 
 
 def test_bad_fault_commands_are_rejected(lc, c):
