@@ -8,59 +8,24 @@ time). Same seed, same cells: same story, event for event.
 """
 from __future__ import annotations
 
-import io
-import random
 from html import escape
 
-from ddb_node.errors import BadRequest, DdbError, NoLeader, Timeout
-from ddb_node.raft.types import NotLeader as RaftNotLeader
-from ddb_node.raft.types import ProposalDropped, Role
+from ddb_node.client import reduce_results
+from ddb_node.errors import DdbError, NoLeader, StatementError, Timeout, from_reply
+from ddb_node.protocol import AUTO, ClientRequest, statement
+from ddb_node.raft.types import Role
 from ddb_node.sim.events import DELIVER, PERSIST, TICK
 from ddb_node.sim.invariants import term_at
 from ddb_node.sim.network import describe_message
 from ddb_node.sim.simulator import Simulator
-from ddb_node.sql import Request, Statement, StateMachine, encode_entry
-from ddb_node.sql.errors import SqlError
+from ddb_node.sql import Result, StateMachine
 
 from .backends import Backend, Reply, _require, complete_partition, describe_partition
 from .parsing import UsageProblem
 from .view import ClusterView, LinkView, NodeView, Timeline, norm_role
 
-EPOCH_MS = 1_767_225_600_000      # 2026-01-01T00:00:00Z: virtual time 0 on the SQL clock
 ROLE = {Role.FOLLOWER: "follower", Role.PRE_CANDIDATE: "pre-candidate",
         Role.CANDIDATE: "candidate", Role.LEADER: "leader"}
-
-
-class SqlStateMachine:
-    """The simulator's state-machine interface over ddb's SQL state machine (in memory)."""
-
-    durable = False
-
-    def __init__(self):
-        self.sm = StateMachine(":memory:")
-
-    @property
-    def applied_index(self) -> int:
-        return self.sm.applied_index
-
-    @applied_index.setter
-    def applied_index(self, value: int) -> None:
-        if value != self.sm.applied_index:   # only a snapshot restore would do this
-            raise AssertionError(f"SQL state machine is at {self.sm.applied_index}, not {value}")
-
-    def apply(self, index: int, term: int, data: bytes):
-        return self.sm.apply_batch([(index, term, data)])[0]
-
-    def apply_noop(self, index: int, term: int) -> None:
-        self.sm.apply_batch([(index, term, b"")])
-
-    def snapshot(self) -> bytes:
-        buf = io.BytesIO()
-        self.sm.snapshot_to(buf)
-        return buf.getvalue()
-
-    def restore(self, data: bytes) -> None:
-        self.sm.restore(io.BytesIO(data))
 
 
 class StepLog:
@@ -97,12 +62,13 @@ class SimBackend(Backend):
     def __init__(self, name: str, n: int = 3, seed: int = 0, **kw):
         self.name = name
         self.seed = seed
-        self.sim = Simulator(n, seed=seed, sm_factory=SqlStateMachine, **kw)
+        self.sim = Simulator(n, seed=seed, sm_factory=lambda: StateMachine(":memory:"), **kw)
         self.timeline = Timeline(clock=lambda: self.sim.now)
         self.timeline.t0 = 0.0
         self.timeline.add(f"launched {n} simulated nodes (seed {seed})")
-        self._rng = random.Random(f"ddb-magic/{seed}/entries")
-        self.waiting: dict[int, dict] = {}      # --no-wait proposals: index -> outcome
+        self.session = f"magic-{name}"
+        self.seq = 0
+        self.waiting: dict[int, dict] = {}      # --no-wait writes: index -> {"reply": ...}
 
     # ================================================================ stepping
     def _fire(self, node: int | None = None) -> str | None:
@@ -198,7 +164,7 @@ class SimBackend(Backend):
                 lr = sim.nodes[lid].raft
                 return lr.commit_index == lr.last_index and \
                     sim.nodes[lid].sm.applied_index == lr.commit_index and \
-                    all(w.get("status") for w in self.waiting.values())
+                    all("reply" in w for w in self.waiting.values())
             return committed
         if what == "quiet":
             return lambda _s=None: sim.converged()
@@ -254,84 +220,84 @@ class SimBackend(Backend):
                            "(is a majority of the nodes up and connected?)")
         return self._leader_ready()
 
+    def _ask(self, node: int, body: dict, timeout: float, box: dict | None = None) -> dict:
+        """Send a request frame to `node` through the simulated network and run the
+        simulation until it answers (the node's own deadline answers Timeout in time)."""
+        box = {} if box is None else box
+        self.sim.request(node, body, lambda reply: box.update(reply=reply))
+        if not self._run_for(lambda: "reply" in box, timeout + 0.1):
+            raise Timeout(f"node {node} did not answer within {timeout:g}s of simulated time "
+                          "(it is down or paused)")
+        return box["reply"]
+
     def execute(self, statements, *, level, transaction=False, node=None, timeout=10.0,
                 no_wait=False) -> Reply:
         sim = self.sim
-        req = Request([Statement(s, p) for s, p in statements], transaction=transaction,
-                      level=level if level != "auto" else "weak")
         if node is not None:
             _require(list(sim.nodes), node)
             if not sim.nodes[node].alive or sim.nodes[node].paused:
                 raise Timeout(f"node {node} did not answer within {timeout:g}s "
                               "(it is down or paused)")
-        target = node
-        if target is None or level != "none":
-            if target is None or sim.nodes[target].raft.role != Role.LEADER:
-                lid = self._need_leader(timeout)
-                if target is not None and not (sim.net.reachable(target, lid) and
-                                               sim.net.reachable(lid, target)):
-                    raise Timeout(f"n{target} would forward this to the leader n{lid} but cannot "
-                                  f"reach it (no answer within {timeout:g}s)")
-                target = lid
-        sm = sim.nodes[target].sm.sm
-        try:
-            cls = sm.classify(req)
-        except SqlError as e:
-            raise BadRequest(str(e)) from None
-        if cls.kind == "read" and req.level != "strong":
-            if req.level == "linearizable":
-                box = {}
-                try:
-                    sim.read(target, lambda status, _sm, idx: box.update(status=status, index=idx))
-                except (RaftNotLeader, ProposalDropped) as e:
-                    raise NoLeader(str(e)) from None
-                if not self._run_for(lambda: "status" in box, timeout) or box["status"] != "ok":
-                    raise Timeout(f"linearizable read: n{target} could not confirm its leadership "
-                                  f"within {timeout:g}s of simulated time")
-            results = _untimed(sm.query(req))
-            return Reply(results, target, req.level, sm.applied_index, None)
-        payload = encode_entry(req, timestamp_ms=EPOCH_MS + int(sim.now),
-                               seed=self._rng.getrandbits(63))
+            target = node
+        else:
+            target = self._need_leader(timeout)
+        self.seq += 1
+        req = ClientRequest([statement(s, p) for s, p in statements], level=level,
+                            transaction=transaction, session=(self.session, self.seq),
+                            timeout=timeout)
         box: dict = {}
-
-        def done(status, result, entry):
-            box.update(status=status, result=result, entry=entry)
-
-        try:
-            idx = sim.submit(target, payload, done)
-        except (RaftNotLeader, ProposalDropped) as e:
-            raise NoLeader(f"n{target} cannot take the write: {e}") from None
         if no_wait:
-            self.waiting[idx] = box
-            return Reply([], target, req.level, idx, None,
-                         note=f"proposed at index {idx} on n{target} (term {sim.nodes[target].raft.term}); "
-                              "%ddb_step to watch it replicate, %ddb_run_until commit to finish")
-        if not self._run_for(lambda: "status" in box, timeout):
-            self.waiting[idx] = box
-            raise Timeout(f"write not committed within {timeout:g}s of simulated time: n{target} "
-                          f"appended it at index {idx} but cannot reach a majority")
-        if box["status"] != "ok":
-            raise DdbError(f"the write at index {idx} was not committed: the entry there is "
-                           "another leader's (it was overwritten)" if box["status"] == "fail" else
-                           f"n{target} crashed or was replaced before the write committed")
-        er = box["result"]
-        if er is not None and er.error:
-            raise BadRequest(er.error)
-        return Reply(_untimed(er.results if er is not None else []), target, req.level, idx, None)
+            leader = sim.leader()
+            last = sim.nodes[leader].raft.last_index if leader else 0
+            sim.request(target, req.to_wire(), lambda reply: box.update(reply=reply))
+            self._run_for(lambda: "reply" in box or (sim.leader() is not None and
+                          sim.nodes[sim.leader()].raft.last_index > last), timeout)
+            lid = sim.leader()
+            if "reply" not in box and lid is not None and sim.nodes[lid].raft.last_index > last:
+                idx = sim.nodes[lid].raft.last_index
+                self.waiting[idx] = box
+                return Reply([], target, level, idx, None,
+                             note=f"proposed at index {idx} on n{lid} (term {sim.nodes[lid].raft.term}); "
+                                  "%ddb_step to watch it replicate, %ddb_run_until commit to finish")
+            self._run_for(lambda: "reply" in box, timeout)
+            if "reply" not in box:
+                raise Timeout(f"node {target} did not answer within {timeout:g}s of simulated time")
+            reply = box["reply"]
+        else:
+            reply = self._ask(target, req.to_wire(), timeout, box)
+        return self._reply(reply, level)
+
+    @staticmethod
+    def _reply(reply: dict, level: str) -> Reply:
+        if not reply.get("ok"):
+            err = reply.get("error") or {}
+            exc = from_reply(err)
+            if err.get("type") == "BadRequest" and err.get("results"):
+                raise StatementError(str(exc), err.get("statement") or 0, reply)
+            raise exc
+        results = _untimed([Result.from_dict(d) for d in reply.get("results") or []])
+        return Reply(results, reply.get("forwarded_by") and reply.get("node") or reply.get("node"),
+                     reply.get("level") or (level if level != AUTO else "weak"), reply.get("index"), None)
 
     def map_reduce(self, map_sql, reduce_sql, params, timeout):
+        """Through the log, as on a live cluster: the map step is an entry every member
+        computes its share of when it applies it."""
         lid = self._need_leader(timeout)
-        self._run_for(lambda: self.sim.converged(), timeout)
-        members = [n for n in self.sim.nodes.values() if n.alive and not n.retired]
+        step = self._ask(lid, {"op": "map", "sql": map_sql, "params": params or {},
+                               "timeout": timeout}, timeout)
+        if not step.get("ok"):
+            raise from_reply(step.get("error") or {})
         parts = []
-        for k, n in enumerate(members):
-            p = dict(params or {}, ddb_part=k, ddb_parts=len(members))
-            res = n.sm.sm.query(Request([Statement(map_sql, p)]))[0]
+        for nid in sorted(int(k) for k in step["parts"]):
+            share = self._ask(nid, {"op": "map_result", "index": step["index"],
+                                    "timeout": timeout}, timeout)
+            if not share.get("ok"):
+                raise from_reply(share.get("error") or {})
+            res = Result.from_dict(share["results"][0])
             if res.error:
-                raise BadRequest(f"map query on n{n.id}: {res.error}")
+                raise StatementError(f"map query on n{nid}: {res.error}", 0)
             parts.append(res)
-        return Reply([_reduce(parts, reduce_sql)], lid, "map/reduce",
-                     self.sim.nodes[lid].sm.applied_index, None)
+        return Reply([reduce_results(parts, reduce_sql)], lid, "map/reduce", step["index"], None)
 
     # ================================================================ looking
     def view(self) -> ClusterView:
@@ -458,11 +424,27 @@ class SimBackend(Backend):
                 raise Timeout(f"n{node} did not take over within {timeout:g}s of simulated time")
         return f"leadership to n{node}"
 
+    def _conf_change_possible(self) -> bool:
+        """A leader that has applied every configuration change in its log (Raft allows one
+        change at a time; a new leader first applies what its log may hold)."""
+        lid = self._leader_ready()
+        if lid is None:
+            return False
+        lr = self.sim.nodes[lid].raft
+        return lr.pending_conf_index <= lr.applied
+
+    def _await_conf_change_possible(self, timeout: float) -> None:
+        if not self._run_for(self._conf_change_possible, timeout):
+            raise Timeout(f"the leader could not take a configuration change within {timeout:g}s "
+                          "of simulated time")
+
     def add_node(self, timeout=10.0):
         self._need_leader(timeout)
         nid = max(self.sim.nodes) + 1
+        self._await_conf_change_possible(timeout)
         self.sim.add_node(nid)
-        if not self._run_for(lambda: self.sim.caught_up(nid), timeout):
+        if not self._run_for(lambda: self.sim.caught_up(nid) and self._conf_change_possible(),
+                             timeout):
             raise Timeout(f"n{nid} did not catch up within {timeout:g}s of simulated time")
         self.sim.promote(nid)
         self._run_for(lambda: nid in self.sim.members().voters, timeout)
@@ -471,6 +453,7 @@ class SimBackend(Backend):
     def remove_node(self, node, timeout=10.0):
         _require(list(self.sim.nodes), node)
         self._need_leader(timeout)
+        self._await_conf_change_possible(timeout)
         self.sim.remove_node(node)
         self._run_for(lambda: self.sim.members() is not None and
                       node not in self.sim.members().voters, timeout)
@@ -491,7 +474,7 @@ class SimBackend(Backend):
     def close(self) -> None:
         for n in self.sim.nodes.values():
             try:
-                n.sm.sm.close()
+                n.sm.close()
             except Exception:  # noqa: BLE001
                 pass
 
@@ -511,26 +494,3 @@ def _trim(lines: list[str], keep: int = 40) -> list[str]:
     if len(lines) <= keep:
         return lines
     return [f"\u2026 {len(lines) - keep} earlier events"] + lines[-keep:]
-
-
-def _reduce(parts, reduce_sql):
-    from ddb_node.sql import Result
-    cols = parts[0].columns
-    if reduce_sql is None:
-        values = [[] for _ in cols]
-        for r in parts:
-            for i, col in enumerate(r.values):
-                values[i].extend(col)
-        return Result(columns=cols, decltypes=parts[0].decltypes, values=values)
-    import apsw
-    db = apsw.Connection(":memory:")
-    qcols = ", ".join('"' + c.replace('"', '""') + '"' for c in cols)
-    db.execute(f"CREATE TABLE map({qcols})")
-    with db:
-        for r in parts:
-            db.executemany(f"INSERT INTO map VALUES({', '.join('?' for _ in cols)})", list(zip(*r.values)))
-    cur = db.execute(reduce_sql)
-    desc = cur.getdescription()
-    rows = cur.fetchall()
-    values = [list(c) for c in zip(*rows)] if rows else [[] for _ in desc]
-    return Result(columns=[d[0] for d in desc], decltypes=[d[1] or "" for d in desc], values=values)

@@ -13,7 +13,10 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
                    help="cluster size (tour: 3; --random: chosen by the seed unless given)")
     p.add_argument("--random", action="store_true",
                    help="run one randomized fault schedule (as the test suite does) instead of the tour")
-    p.add_argument("--steps", type=int, default=None, help="step budget for --random")
+    p.add_argument("--requests", action="store_true",
+                   help="run one randomized run of the whole request path (SQL clients through "
+                        "Replicas at every level) instead of the tour")
+    p.add_argument("--steps", type=int, default=None, help="step budget for --random / --requests")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=_run_sim)
 

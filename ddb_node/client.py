@@ -558,10 +558,11 @@ class Client:
         for r in results:
             if r.error:
                 raise StatementError(f"map query: {r.error}", 0)
-        return _reduce(results, reduce)
+        return reduce_results(results, reduce)
 
 
-def _reduce(results, reduce):
+def reduce_results(results, reduce):
+    """Combine map shares: concatenate (reduce None), a callable, or SQL over a table `map`."""
     from ddb_node.sql import Result
     if reduce is None:
         cols = results[0].columns

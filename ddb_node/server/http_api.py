@@ -1,6 +1,6 @@
 """rqlite-compatible HTTP API, event stream and dashboard, in the node's asyncio loop.
 
-Every SQL endpoint is a thin translation onto ``api.handle_request`` -- the same code that
+Every SQL endpoint is a thin translation onto ``NodeServer.handle`` -- the same entry point that
 serves the zmq client protocol -- so consistency levels, forwarding to the leader, redirects
 and timeouts behave exactly as they do for ddb's own client. This module only turns rqlite's
 URL flags and bodies into a request and ddb's results into rqlite's JSON shapes (see
@@ -41,18 +41,18 @@ import tornado.web
 
 from ddb_node.raft import NONE, Role
 
+from ddb_node.client import AsyncClient
+from ddb_node.protocol import RequestError
+
 from . import http_format as fmt
-from .api import handle_request
-from .errors import ErrorReply
 from .http_auth import CredentialStore, parse_basic
 from .http_ws import EventHub, EventSocket, light_status
+from .options import tcp
 
 log = logging.getLogger("ddb.http")
 
 VERSION = "ddb-0.1.0"
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-_STMT_ERR = re.compile(r"^statement (\d+): (.*)$", re.S)
-_TX_ERR = re.compile(r"^transaction rolled back: statement (\d+) failed: (.*)$", re.S)
 READONLY_ERROR = "attempt to write a readonly database"
 
 
@@ -146,7 +146,6 @@ class HttpService:
 
     def peer_client(self):
         if self._client is None:
-            from ddb_node.client import AsyncClient
             self._client = AsyncClient([self.server.opts.client_addr], cluster_id=self.server.cluster_id,
                                        curve=self.server.opts.curve)
         return self._client
@@ -191,16 +190,12 @@ class HttpService:
 
     # ---- SQL ---------------------------------------------------------------------
     async def call(self, body: dict) -> dict:
-        """handle_request, with every failure mapped onto an HttpError or a statement error."""
-        try:
-            resp = await handle_request(self.server, body)
-        except ErrorReply as e:
-            err = e.to_dict()
-        else:
-            if resp.get("ok", True):
-                return resp
-            err = resp.get("error") or {"type": "Internal", "message": "request failed"}
-        raise _from_error(err)
+        """The node's request entry point, with every failure mapped onto an HttpError or a
+        statement error."""
+        resp = await self.server.handle(body)
+        if resp.get("ok", True):
+            return resp
+        raise _from_error(resp.get("error") or {"type": "Internal", "message": "request failed"})
 
     async def run_statements(self, stmts: list, flags: fmt.Flags, *, readonly: bool = False,
                              level: str | None = None) -> dict:
@@ -309,14 +304,13 @@ class TransactionFailed(HttpError):
 
 
 def _from_error(err: dict) -> HttpError:
-    typ, msg = err.get("type"), err.get("message") or ""
+    e = RequestError.from_dict(err)
+    typ, msg = e.type, e.message
     if typ == "BadRequest":
-        m = _STMT_ERR.match(msg)
-        if m:
-            return StatementError(int(m.group(1)), m.group(2))
-        m = _TX_ERR.match(msg)
-        if m:
-            return TransactionFailed(int(m.group(1)), m.group(2), err.get("results"))
+        if e.statement is not None and e.results is not None:
+            return TransactionFailed(e.statement, e.detail or msg, e.results)
+        if e.statement is not None and e.detail is not None:
+            return StatementError(e.statement, e.detail)
         return HttpError(400, msg)
     if typ == "NotLeader":
         e = HttpError(301, msg)
@@ -759,9 +753,8 @@ class ReadyHandler(Base):
             return
         text = "[+]node ok\n[+]leader ok\n[+]store ok"
         if flags.sync:
-            try:
-                await s.wait_applied(s.raft.commit_index, flags.timeout or 5.0)
-            except ErrorReply:
+            resp = await s.handle({"op": "applied", "timeout": flags.timeout or 5.0})
+            if not resp.get("ok"):
                 self.set_status(503)
                 self.finish(text + "\n[+]sync not ok")
                 return
@@ -910,7 +903,6 @@ class JoinHandler(Base):
             self.send_http_error(HttpError(400, 'body must be {"id", "addr" (raft address), '
                                                 '"client" (client address), "api_addr", "voter"}'))
             return
-        from .main import tcp
         body = {"op": "join", "node_id": nid, "peer": tcp(peer), "client": tcp(client),
                 "http": data.get("api_addr") or data.get("http"), "voter": data.get("voter", True) is not False}
         try:
@@ -937,10 +929,9 @@ class BackupHandler(Base):
         s = self.server
         if not flags.noleader:
             # the leader's state as of now: confirm the read index (also from a follower)
-            try:
-                idx = await s.read_index(flags.timeout or 10.0)
-                await s.wait_applied(idx, flags.timeout or 10.0)
-            except ErrorReply as e:
+            resp = await s.handle({"op": "read_index", "timeout": flags.timeout or 10.0})
+            if not resp.get("ok"):
+                e = RequestError.from_dict(resp.get("error") or {})
                 if flags.redirect and s.raft.role != Role.LEADER:
                     err = HttpError(301, e.message)
                     err.leader = s.leader_info()
@@ -1150,11 +1141,9 @@ class FaultsHandler(Base):
         async def one(nid):
             try:
                 if nid == s.id:
-                    return await handle_request(s, {"op": "faults", "cmd": cmd})
+                    return await s.handle({"op": "faults", "cmd": cmd})
                 a = s.book.get(nid) or {}
                 return await self.service.peer_client().call_addr(a["client"], {"op": "faults", "cmd": cmd}, 2.0)
-            except ErrorReply as e:
-                return {"ok": False, "error": e.to_dict()}
             except Exception as e:
                 return {"ok": False, "error": {"type": type(e).__name__, "message": str(e)}}
 

@@ -7,12 +7,8 @@ import logging
 import re
 import sys
 
-from .options import NodeOptions
-
-
-def tcp(addr: str) -> str:
-    addr = addr.strip()
-    return addr if "://" in addr else "tcp://" + addr
+from .node import run_node
+from .options import NodeOptions, tcp
 
 
 def parse_peers(text: str | None) -> dict:
@@ -81,7 +77,6 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as e:
         print(f"ddb node: {e}", file=sys.stderr)
         return 2
-    from .node import run_node
     run_node(opts)
     return 0
 

@@ -1,11 +1,12 @@
-"""The node process: one asyncio loop gluing the Raft core, the durable log, the SQL state
-machine and the pyzmq transport.
+"""The node process: a thin asyncio + pyzmq (+ HTTP) shell around one `Replica`.
 
-Every input (peer message, client request, tick) only feeds the core and schedules one
-`_process_ready` for the end of the loop turn, so everything that arrived in a turn shares
-one Ready: one log transaction and fsync, one apply transaction (group commit). The Ready
-is handled in the order the core demands: send the leader's messages, persist, send the
-rest, restore a snapshot, apply, advance.
+All decisions live in the Replica (ddb_node/replica): this module only turns sockets and
+time into its inputs and its outputs into sockets. Every input (peer message, client
+request, tick) feeds the Replica and schedules one `_process_ready` for the end of the loop
+turn (`_kick`), so everything that arrived in a turn shares one Ready: one log transaction
+and fsync, one apply transaction (group commit).
+
+The zmq client protocol and the HTTP API call the same entry point, `handle(body)`.
 """
 from __future__ import annotations
 
@@ -16,41 +17,26 @@ import random
 import signal
 import time
 from collections import deque
-from dataclasses import dataclass
 
-import msgpack
 import zmq
 import zmq.asyncio
 
+from ddb_node.client import AsyncClient
 from ddb_node.net.codec import KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client, encode_client
 from ddb_node.net.sockets import connect_dealer
 from ddb_node.net.transport import PeerTransport
-from ddb_node.raft import (NONE, Config, ConfChange, ConfChangeType, ConfState, EntryType, Message,
-                           MsgType, NotLeader, ProposalDropped, RaftNode, Role)
+from ddb_node.protocol import RequestError, bad_request, no_leader
+from ddb_node.raft import Config, ConfState, Message
+from ddb_node.replica import AddressBook, Replica
+from ddb_node.sql import StateMachine
 from ddb_node.storage import MemoryStorage, SqliteLogStorage
 
-from .errors import ErrorReply, bad_request, no_leader, not_leader, timeout_error, unavailable
-from .members import (AddressBook, decode_addresses, encode_addresses, unwrap_snapshot,
-                      wrap_snapshot)
+from .http_api import start_http
 from .options import NodeOptions
 
 log = logging.getLogger("ddb.node")
 
-MAP_MARKER = b"M"   # entry payloads of map steps (SQL entries are msgpack arrays)
-
-
-def _retrieve(fut: asyncio.Future) -> None:
-    """Mark a proposal's outcome as seen: when the client's wait timed out before the entry
-    was replaced, nobody awaits the future, and asyncio would log its exception as 'never
-    retrieved' (once per abandoned proposal)."""
-    if not fut.cancelled():
-        fut.exception()
-
-
-@dataclass
-class _Proposal:
-    term: int
-    future: asyncio.Future
+SHELL_COUNTERS = ("bad_frames",)
 
 
 class NodeServer:
@@ -61,60 +47,60 @@ class NodeServer:
         self.cluster_id = opts.cluster_id
         self.started = time.time()
         self.rng = random.Random(int.from_bytes(os.urandom(8), "big"))
-        if opts.storage == "disk":
+        disk = opts.storage == "disk"
+        if disk:
             os.makedirs(opts.data_dir, exist_ok=True)
-        self.book = AddressBook(opts.path("members.json") if opts.storage == "disk" else None,
-                                opts.peers)
+        self.book = AddressBook(opts.path("members.json") if disk else None, opts.peers)
         self.book.set(self.id, {"peer": opts.peer_addr, "client": opts.client_addr,
                                 "http": opts.http_addr})
-        bootstrap = ConfState() if opts.join else ConfState(tuple(sorted(int(k) for k in opts.peers)) or (self.id,))
-        if opts.storage == "disk":
-            self.storage = SqliteLogStorage(opts.path("raft.db"), conf_state=bootstrap)
-        else:
-            self.storage = MemoryStorage(conf_state=bootstrap)
-        self.sm = self._open_state_machine()
-        self._recover_state_machine()
-        cfg = Config(id=self.id, election_tick=opts.election_tick, heartbeat_tick=opts.heartbeat_tick,
-                     applied=self.sm.applied_index)
-        self.raft = RaftNode(cfg, self.storage, random.Random(self.rng.getrandbits(64)))
-        self.proposals: dict[int, _Proposal] = {}
-        self.read_waiters: dict[bytes, asyncio.Future] = {}
-        self.applied_waiters: list[tuple[int, asyncio.Future]] = []
-        self.leader_waiters: list[asyncio.Future] = []
-        self.read_seq = 0
-        self.last_leader_contact = 0.0
+        bootstrap = ConfState() if opts.join else \
+            ConfState(tuple(sorted(int(k) for k in opts.peers)) or (self.id,))
+        storage = SqliteLogStorage(opts.path("raft.db"), conf_state=bootstrap) if disk \
+            else MemoryStorage(conf_state=bootstrap)
+        sm = StateMachine(opts.path("data.db") if disk else ":memory:", sync=opts.user_db_sync)
+        cfg = Config(id=self.id, election_tick=opts.election_tick, heartbeat_tick=opts.heartbeat_tick)
+        self.replica = Replica(
+            self.id, storage, sm, config=cfg, rng=random.Random(self.rng.getrandbits(64)),
+            clock=time.monotonic, wall_ms=lambda: int(time.time() * 1000), book=self.book,
+            snapshot_entries=opts.snapshot_entries, snapshot_trailing=opts.snapshot_trailing,
+            request_timeout=opts.request_timeout, durable=disk)
+        self.shell_counters = {k: 0 for k in SHELL_COUNTERS}
         self.events: deque = deque(maxlen=500)
-        self.counters = {"requests": 0, "bad_frames": 0, "proposals": 0, "applied_entries": 0,
-                         "readies": 0, "fsyncs": 0, "unsynced_saves": 0, "snapshots_taken": 0, "snapshots_installed": 0,
-                         "forwarded": 0, "errors": 0}
-        self.auto_promote: set[int] = set()
-        self.map_results: dict[int, dict] = {}
+        self.observers: list = []          # callables(event: dict) for the event stream
+        self.waiters: dict[int, asyncio.Future] = {}
+        self.token_seq = 0
+        self.forwards: dict[int, int] = {}        # forward frame id -> request token
+        self.forward_of: dict[int, int] = {}      # request token -> forward frame id
+        self.forward_seq = 0
         self._scheduled = False
         self._stopping: asyncio.Event | None = None
         self.ctx: zmq.asyncio.Context | None = None
         self.transport: PeerTransport | None = None
         self.client_sock = None
         self.forwarders: dict[str, zmq.asyncio.Socket] = {}
-        self.forward_waiters: dict[int, asyncio.Future] = {}
-        self.forward_seq = 0
         self.http = None
-        self.observers: list = []          # callables(event: dict) for the event stream
+
+    # ---- what the HTTP layer and tests look at -------------------------------------
+    @property
+    def raft(self):
+        return self.replica.raft
+
+    @property
+    def sm(self):
+        return self.replica.app
+
+    @property
+    def storage(self):
+        return self.replica.storage
+
+    @property
+    def counters(self) -> dict:
+        return {**self.replica.counters, **self.shell_counters}
+
+    def leader_info(self) -> dict | None:
+        return self.replica.leader_info()
 
     # ================================================================ setup
-    def _open_state_machine(self):
-        from ddb_node.sql import StateMachine
-        path = self.opts.path("data.db") if self.opts.storage == "disk" else ":memory:"
-        return StateMachine(path, sync=self.opts.user_db_sync)
-
-    def _recover_state_machine(self) -> None:
-        """A restart resumes from the user db; if the log was compacted past it, restore."""
-        if self.storage.snapshot_meta().index > self.sm.applied_index:
-            snap = self.storage.snapshot()
-            log.info("node %d: restoring state machine from snapshot at %d", self.id, snap.meta.index)
-            members, data = unwrap_snapshot(snap.data)
-            self.book.add_missing(members, self.id)
-            self.sm.restore([data])
-
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
@@ -141,12 +127,12 @@ class NodeServer:
             except (NotImplementedError, RuntimeError):
                 pass
         if self.opts.http_addr:
-            from .http_api import start_http
             self.http = await start_http(self)
         tasks = [asyncio.ensure_future(self._ticker()), asyncio.ensure_future(self._client_loop())]
         if self.opts.join:
             tasks.append(asyncio.ensure_future(self._join()))
-        self._event("started", node=self.id)
+        self.replica.event("started")
+        self._flush()
         try:
             await self._stopping.wait()
         finally:
@@ -195,9 +181,9 @@ class NodeServer:
             s.close(0)
         self.forwarders.clear()
         try:
-            self.sm.close()
+            self.replica.app.close()
         finally:
-            self.storage.close()
+            self.replica.storage.close()
         if self.ctx is not None:
             self.ctx.term()
             self.ctx = None
@@ -212,17 +198,14 @@ class NodeServer:
             await asyncio.sleep(max(0.0, next_t - loop.time()))
             if loop.time() - next_t > 5 * interval:
                 next_t = loop.time()   # we were paused (SIGSTOP): don't fire a burst of ticks
-            self.raft.tick()
-            self._housekeeping()
+            self.replica.tick()
             self._kick()
 
     def _on_peer_message(self, m: Message) -> None:
-        if m.type in (MsgType.APP, MsgType.HEARTBEAT, MsgType.SNAP):
-            self.last_leader_contact = time.monotonic()
         try:
-            self.raft.step(m)
+            self.replica.step(m)
         except Exception:  # a core assertion: never take the node down for one message
-            self.counters["errors"] += 1
+            self.replica.counters["errors"] += 1
             log.exception("node %d: error stepping %s from %d", self.id, m.type, m.frm)
         self._kick()
 
@@ -231,195 +214,35 @@ class NodeServer:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._process_ready)
 
-    # ================================================================ the Ready loop
     def _process_ready(self) -> None:
         self._scheduled = False
-        raft = self.raft
-        send = self.transport.send
-        while raft.has_ready():
-            rd = raft.ready()
-            self.counters["readies"] += 1
-            for m in rd.messages:
-                send(m)
-            if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
-                self.storage.save(rd.hard_state, rd.entries, rd.snapshot, sync=rd.must_sync)
-                self.counters["fsyncs" if rd.must_sync else "unsynced_saves"] += 1
-            for m in rd.persisted_messages:
-                send(m)
-            if rd.snapshot is not None:
-                members, data = unwrap_snapshot(rd.snapshot.data)
-                self.book.add_missing(members, self.id)
-                self.sm.restore([data])
-                self.counters["snapshots_installed"] += 1
-                self._event("snapshot_installed", index=rd.snapshot.meta.index)
-            if rd.committed_entries:
-                self._apply(rd.committed_entries)
-            for rs in rd.read_states:
-                fut = self.read_waiters.pop(rs.ctx, None)
+        self.replica.process_ready(self.transport.send)
+        self._flush()
+
+    # ================================================================ outputs
+    def _flush(self) -> None:
+        """Carry out what the Replica asked for: replies, forwards, events, peer links."""
+        for item in self.replica.take_outbox():
+            kind = item[0]
+            if kind == "reply":
+                fut = self.waiters.pop(item[1], None)
+                fid = self.forward_of.pop(item[1], None)
+                if fid is not None:
+                    self.forwards.pop(fid, None)
                 if fut is not None and not fut.done():
-                    fut.set_result(rs.index)
-            if rd.soft_state is not None:
-                self._on_soft_state(rd.soft_state)
-            raft.advance(rd)
-            if rd.snapshot is not None:
-                self._sync_peers_with_config()
-            self._release_applied()
-        self._maybe_compact()
+                    fut.set_result(item[2])
+            elif kind == "forward":
+                self._forward(item[1], item[2], item[3])
+            elif kind == "event":
+                self._event(item[1])
+            elif kind == "peer" and self.transport is not None:
+                if item[2] is None:
+                    self.transport.remove_peer(item[1])
+                else:
+                    self.transport.set_peer(item[1], item[2])
 
-    def _apply(self, entries) -> None:
-        batch, results = [], []
-        for e in entries:
-            if e.type == EntryType.CONF_CHANGE:
-                self._on_conf_change(ConfChange.decode(e.data))
-                batch.append((e.index, e.term, b""))
-            elif e.data[:1] == MAP_MARKER:
-                # a map step: everything before it is applied first, so every replica
-                # computes its share at exactly this log position
-                results.extend(self.sm.apply_batch(batch) if batch else [])
-                batch = []
-                results.extend(self.sm.apply_batch([(e.index, e.term, b"")]))
-                self._run_map(e.index, e.data)
-            else:
-                batch.append((e.index, e.term, e.data))
-        if batch:
-            results.extend(self.sm.apply_batch(batch))
-        self.counters["applied_entries"] += len(entries)
-        proposals = self.proposals
-        for e, r in zip(entries, results):
-            p = proposals.pop(e.index, None)
-            if p is None or p.future.done():
-                continue
-            if p.term == e.term:
-                p.future.set_result(r)
-            else:
-                p.future.set_exception(ErrorReply(
-                    "NotLeader", f"the proposal at index {e.index} was replaced by another "
-                    f"leader's entry; it did not take effect", retry=True))
-        if self.observers:
-            self._event("applied", index=entries[-1].index, count=len(entries))
-
-    def _run_map(self, index: int, data: bytes) -> None:
-        from ddb_node.sql import Request, Statement
-        try:
-            spec = msgpack.unpackb(data[1:], raw=False, strict_map_key=False)
-            part = spec["parts"].get(self.id)
-            if part is None:
-                out = {"ok": False, "error": {"type": "BadRequest",
-                                              "message": f"node {self.id} has no share in this map"}}
-            else:
-                params = dict(spec.get("params") or {})
-                params.update({"ddb_part": part, "ddb_parts": spec["nparts"]})
-                res = self.sm.query(Request([Statement(spec["sql"], params)]))
-                out = {"ok": True, "results": [r.to_dict() for r in res], "index": index,
-                       "part": part}
-        except Exception as exc:
-            out = {"ok": False, "error": {"type": "BadRequest", "message": f"map failed: {exc}"}}
-        self.map_results[index] = out
-        while len(self.map_results) > 64:
-            self.map_results.pop(next(iter(self.map_results)))
-
-    def _on_conf_change(self, cc: ConfChange) -> None:
-        addrs = decode_addresses(cc.context) if cc.context else None
-        if cc.type == ConfChangeType.REMOVE:
-            self.auto_promote.discard(cc.node_id)
-            if cc.node_id != self.id:
-                self.transport.remove_peer(cc.node_id)
-                self.book.members.pop(cc.node_id, None)
-                self.book.save()
-        elif addrs:
-            self.book.set(cc.node_id, addrs)
-            self.transport.set_peer(cc.node_id, addrs["peer"])
-        self._event("conf_change", change=ConfChangeType(cc.type).name.lower(), node=cc.node_id)
-
-    def _sync_peers_with_config(self) -> None:
-        cs = self.raft.conf_state
-        for nid in set(cs.voters) | set(cs.learners):
-            a = self.book.get(nid)
-            if a and nid != self.id:
-                self.transport.set_peer(nid, a["peer"])
-
-    def _on_soft_state(self, ss) -> None:
-        self._event("role", role=Role(ss.role).name.lower(), leader=ss.leader, term=self.raft.term)
-        if ss.leader != NONE:
-            waiters, self.leader_waiters = self.leader_waiters, []
-            for f in waiters:
-                if not f.done():
-                    f.set_result(ss.leader)
-        if ss.role != Role.LEADER:
-            # reads waiting for a quorum round of a leadership we lost will never be answered
-            for ctx, fut in list(self.read_waiters.items()):
-                if not fut.done() and ss.role != Role.FOLLOWER:
-                    fut.set_exception(ErrorReply("NoLeader", "leadership changed during the read",
-                                                 retry=True))
-                    self.read_waiters.pop(ctx, None)
-
-    def _release_applied(self) -> None:
-        if not self.applied_waiters:
-            return
-        applied = self.sm.applied_index
-        keep = []
-        for idx, fut in self.applied_waiters:
-            if idx <= applied:
-                if not fut.done():
-                    fut.set_result(applied)
-            else:
-                keep.append((idx, fut))
-        self.applied_waiters = keep
-
-    # ================================================================ housekeeping
-    def _housekeeping(self) -> None:
-        raft = self.raft
-        if raft.role == Role.LEADER and self.auto_promote:
-            st = raft.prs
-            for nid in sorted(self.auto_promote):
-                pr = st.get(nid)
-                if pr is None:
-                    continue
-                if nid not in raft.learners:
-                    self.auto_promote.discard(nid)
-                    continue
-                if pr.match >= raft.commit_index and raft.pending_conf_index <= raft.applied:
-                    try:
-                        self._propose_conf(ConfChange(ConfChangeType.PROMOTE, nid))
-                        self.auto_promote.discard(nid)
-                        self._event("promote", node=nid)
-                    except (ValueError, NotLeader, ProposalDropped):
-                        pass
-
-    def _maybe_compact(self) -> None:
-        st = self.storage
-        applied = self.sm.applied_index
-        # runs every loop turn: only cheap, in-memory questions here
-        if applied - max(st.first_index() - 1, st.snapshot_meta().index) < self.opts.snapshot_entries:
-            return
-        self.take_snapshot()
-
-    def take_snapshot(self) -> int:
-        applied = self.sm.applied_index
-        if applied <= self.storage.snapshot_meta().index:
-            return applied
-        data = wrap_snapshot(self.book.members, b"".join(self.sm.snapshot_chunks(1 << 20)))
-        conf = self.raft.conf_state
-        self.storage.create_snapshot(applied, conf, data)
-        # never discard entries the user database has not made durable (relaxed sync);
-        # with memory storage nothing survives a crash anyway, so only the trailing rule holds
-        keep_from = applied - self.opts.snapshot_trailing
-        if self.opts.storage == "disk":
-            # snapshots are rare: make the user db durable now rather than wait for a WAL
-            # checkpoint (4096 pages by default), which would keep the log from compacting
-            if self.sm.durable_index < keep_from:
-                self.sm.sync()
-            keep_from = min(keep_from, self.sm.durable_index)
-        if keep_from > self.storage.first_index():
-            self.storage.compact(keep_from)
-        self.counters["snapshots_taken"] += 1
-        self._event("snapshot", index=applied, bytes=len(data))
-        return applied
-
-    # ================================================================ events
-    def _event(self, kind: str, **fields) -> None:
-        ev = {"t": time.time(), "node": self.id, "kind": kind, **fields}
-        if kind != "applied":
+    def _event(self, ev: dict) -> None:
+        if ev["kind"] != "applied":
             self.events.append(ev)
         for ob in list(self.observers):
             try:
@@ -427,7 +250,39 @@ class NodeServer:
             except Exception:
                 self.observers.remove(ob)
 
-    # ================================================================ client loop
+    # ================================================================ the request entry point
+    async def handle(self, body: dict) -> dict:
+        """Serve one request frame (zmq client, HTTP, or a follower's forward)."""
+        op = body.get("op") if isinstance(body, dict) else None
+        if op == "faults":
+            return self._faults(body)
+        if op == "status":
+            return {"ok": True, "status": self.status(), "node": self.id, "term": self.raft.term}
+        self.token_seq += 1
+        token = self.token_seq
+        fut = asyncio.get_running_loop().create_future()
+        self.waiters[token] = fut
+        self.replica.handle(token, body)
+        self._flush()
+        self._kick()
+        return await fut
+
+    def _faults(self, body: dict) -> dict:
+        cmd = body.get("cmd")
+        try:
+            if not isinstance(cmd, dict):
+                raise bad_request("'cmd' must be a fault command map")
+            try:
+                state = self.transport.faults.apply(cmd)
+            except (ValueError, TypeError) as e:
+                raise bad_request(str(e)) from None
+        except RequestError as e:
+            return {"ok": False, "error": e.to_dict(), "node": self.id}
+        self.replica.event("fault", cmd=cmd)
+        self._flush()
+        return {"ok": True, "faults": state, "node": self.id, "term": self.raft.term}
+
+    # ---- zmq clients -------------------------------------------------------------
     async def _client_loop(self) -> None:
         sock = self.client_sock
         while True:
@@ -438,7 +293,7 @@ class NodeServer:
             except zmq.ZMQError:
                 return
             if len(parts) != 2:
-                self.counters["bad_frames"] += 1
+                self.shell_counters["bad_frames"] += 1
                 continue
             asyncio.ensure_future(self._serve(parts[0], parts[1]))
 
@@ -446,23 +301,12 @@ class NodeServer:
         try:
             _, body = decode_client(frame, self.cluster_id, KIND_REQUEST)
         except FrameError as exc:
-            self.counters["bad_frames"] += 1
+            self.shell_counters["bad_frames"] += 1
             self._reply(ident, {"id": None, "ok": False,
                                 "error": {"type": "BadRequest", "message": str(exc)}})
             return
-        rid = body.get("id")
-        from .api import handle_request
-        try:
-            resp = await handle_request(self, body)
-        except ErrorReply as e:
-            resp = {"ok": False, "error": e.to_dict()}
-        except Exception as e:  # never let one request take the node down
-            self.counters["errors"] += 1
-            log.exception("node %d: request failed", self.id)
-            resp = {"ok": False, "error": {"type": "Internal", "message": f"{type(e).__name__}: {e}"}}
-        resp["id"] = rid
-        resp.setdefault("node", self.id)
-        resp.setdefault("term", self.raft.term)
+        resp = dict(await self.handle(body))
+        resp["id"] = body.get("id")
         self._reply(ident, resp)
 
     def _reply(self, ident: bytes, resp: dict) -> None:
@@ -472,89 +316,12 @@ class NodeServer:
         except (zmq.ZMQError, TypeError, ValueError) as exc:
             log.warning("node %d: cannot send reply: %s", self.id, exc)
 
-    # ================================================================ operations used by the API
-    def propose(self, payload: bytes) -> asyncio.Future:
-        return self.propose_indexed(payload)[1]
-
-    def propose_indexed(self, payload: bytes) -> tuple[int, asyncio.Future]:
-        idx = self.raft.propose(payload)
-        fut = asyncio.get_running_loop().create_future()
-        fut.add_done_callback(_retrieve)   # its waiter may have timed out already
-        self.proposals[idx] = _Proposal(self.raft.term, fut)
-        self.counters["proposals"] += 1
-        self._kick()
-        return idx, fut
-
-    def _propose_conf(self, cc: ConfChange) -> asyncio.Future:
-        idx = self.raft.propose_conf_change(cc)
-        fut = asyncio.get_running_loop().create_future()
-        fut.add_done_callback(_retrieve)
-        self.proposals[idx] = _Proposal(self.raft.term, fut)
-        self._kick()
-        return fut
-
-    async def propose_conf(self, cc: ConfChange, timeout: float) -> None:
-        fut = self._propose_conf(cc)
-        await self.wait(fut, timeout, "configuration change")
-
-    async def read_index(self, timeout: float) -> int:
-        self.read_seq += 1
-        ctx = self.read_seq.to_bytes(8, "big")
-        fut = asyncio.get_running_loop().create_future()
-        self.read_waiters[ctx] = fut
-        try:
-            self.raft.read_index(ctx)
-        except NotLeader:
-            self.read_waiters.pop(ctx, None)
-            raise no_leader()
-        self._kick()
-        try:
-            return await self.wait(fut, timeout, "linearizable read (no quorum confirmed the leader)")
-        finally:
-            self.read_waiters.pop(ctx, None)
-
-    async def wait_applied(self, index: int, timeout: float) -> None:
-        if self.sm.applied_index >= index:
-            return
-        fut = asyncio.get_running_loop().create_future()
-        self.applied_waiters.append((index, fut))
-        await self.wait(fut, timeout, f"apply of index {index}")
-
-    async def wait_leader(self, timeout: float) -> int:
-        if self.raft.leader_id != NONE:
-            return self.raft.leader_id
-        fut = asyncio.get_running_loop().create_future()
-        self.leader_waiters.append(fut)
-        return await self.wait(fut, timeout, "leader election")
-
-    async def wait_leader_change(self, timeout: float) -> int | None:
-        """Wait for the next soft-state change that names a leader (None on timeout)."""
-        fut = asyncio.get_running_loop().create_future()
-        self.leader_waiters.append(fut)
-        try:
-            return await asyncio.wait_for(fut, max(0.0, timeout))
-        except asyncio.TimeoutError:
-            return None
-
-    async def wait(self, fut: asyncio.Future, timeout: float, what: str):
-        try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except asyncio.TimeoutError:
-            raise timeout_error(what, timeout) from None
-
-    def leader_info(self) -> dict | None:
-        lid = self.raft.leader_id
-        if lid == NONE:
-            return None
-        a = self.book.get(lid) or {}
-        return {"id": lid, "client": a.get("client"), "peer": a.get("peer"), "http": a.get("http")}
-
     # ---- forwarding to the leader ------------------------------------------------
-    async def forward(self, body: dict, timeout: float) -> dict:
-        info = self.leader_info()
-        if info is None or not info.get("client"):
-            raise no_leader()
-        addr = info["client"]
+    def _forward(self, token: int, leader_id: int, body: dict) -> None:
+        addr = (self.book.get(leader_id) or {}).get("client")
+        if not addr or self.ctx is None:
+            self.replica.forward_done(token, {"ok": False, "error": no_leader().to_dict()})
+            return
         sock = self.forwarders.get(addr)
         if sock is None:
             sock = connect_dealer(self.ctx, addr, self.opts.curve)
@@ -562,17 +329,12 @@ class NodeServer:
             asyncio.ensure_future(self._forward_reader(sock))
         self.forward_seq += 1
         fid = self.forward_seq
-        fut = asyncio.get_running_loop().create_future()
-        self.forward_waiters[fid] = fut
-        fwd = dict(body)
-        fwd["id"] = fid
-        fwd["forwarded"] = True
-        self.counters["forwarded"] += 1
+        self.forwards[fid] = token
+        self.forward_of[token] = fid
         try:
-            await sock.send(encode_client(self.cluster_id, KIND_REQUEST, fwd))
-            return await self.wait(fut, timeout, "forwarded request")
-        finally:
-            self.forward_waiters.pop(fid, None)
+            sock.send(encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=fid)), zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass       # the request's deadline answers it
 
     async def _forward_reader(self, sock) -> None:
         while True:
@@ -584,15 +346,19 @@ class NodeServer:
                 _, body = decode_client(frame, self.cluster_id, KIND_RESPONSE)
             except FrameError:
                 continue
-            fut = self.forward_waiters.get(body.get("id"))
-            if fut is not None and not fut.done():
-                fut.set_result(body)
+            token = self.forwards.pop(body.get("id"), None)
+            if token is None:
+                continue
+            self.forward_of.pop(token, None)
+            body.pop("id", None)
+            self.replica.forward_done(token, body)
+            self._flush()
 
     # ---- join --------------------------------------------------------------------
     async def _join(self) -> None:
         """Ask the members to add us as a learner (the leader promotes us once caught up)."""
-        from ddb_node.client import AsyncClient
-        if self.raft.conf_state.voters or self.raft.conf_state.learners:
+        cs = self.raft.conf_state
+        if cs.voters or cs.learners:
             return  # already part of a configuration (restart after joining)
         body = {"op": "join", "node_id": self.id, "peer": self.opts.peer_addr,
                 "client": self.opts.client_addr, "http": self.opts.http_addr}
@@ -607,7 +373,8 @@ class NodeServer:
                     for nid, a in self.book.members.items():
                         if nid != self.id:
                             self.transport.set_peer(nid, a["peer"])
-                    self._event("joined")
+                    self.replica.event("joined")
+                    self._flush()
                     return
                 log.warning("node %d: join refused: %s", self.id, resp.get("error"))
             except Exception as exc:
@@ -616,28 +383,21 @@ class NodeServer:
             delay = min(delay * 2, 2.0)
 
     # ---- status --------------------------------------------------------------------
+    def take_snapshot(self) -> int:
+        index = self.replica.take_snapshot()
+        self._flush()
+        return index
+
     def status(self) -> dict:
-        r = self.raft
-        st = r.status()
-        if "progress" in st:
-            st["progress"] = {str(k): v for k, v in st["progress"].items()}
+        st = self.replica.status()
         st.update({
-            "node": self.id, "cluster_id": self.cluster_id,
-            "applied": self.sm.applied_index,
-            "durable_applied": self.sm.durable_index,
-            "log_first_index": self.storage.first_index(),
-            "log_last_index": self.storage.last_index(),
-            "snapshot_index": self.storage.snapshot_meta().index,
-            "leader_addr": self.leader_info(),
-            "members": self.book.to_dict(),
+            "cluster_id": self.cluster_id,
             "reachable": self.transport.reachable(
                 2 * self.opts.election_tick * self.opts.tick_ms / 1000.0) if self.transport else [],
             "faults": self.transport.faults.state.describe() if self.transport else {},
             "transport": dict(self.transport.stats) if self.transport else {},
-            "counters": dict(self.counters),
+            "counters": self.counters,
             "uptime": time.time() - self.started,
-            "last_leader_contact_ms": (None if r.role == Role.LEADER or not self.last_leader_contact
-                                       else int((time.monotonic() - self.last_leader_contact) * 1000)),
             "storage": self.opts.storage, "data_dir": self.opts.data_dir,
             "addresses": {"peer": self.opts.peer_addr, "client": self.opts.client_addr,
                           "http": self.opts.http_addr},

@@ -5,6 +5,12 @@ import os
 from dataclasses import dataclass, field
 
 
+def tcp(addr: str) -> str:
+    """A zmq address from host:port (tcp:// unless another scheme is given)."""
+    addr = addr.strip()
+    return addr if "://" in addr else "tcp://" + addr
+
+
 @dataclass
 class NodeOptions:
     node_id: int

@@ -33,6 +33,27 @@ from ddb_node.raft.types import Message, MsgType
 
 
 @dataclass(slots=True, eq=False)
+class ClientMessage:
+    """A client request or its answer on the simulated network: a follower forwarding to
+    its leader (and the answer back), or a client's request reaching a node. The same
+    fields the routing reads of a Raft Message (type, to, frm)."""
+    REQUEST = "CLIENT_REQUEST"
+    RESPONSE = "CLIENT_RESPONSE"
+
+    type: str
+    to: int
+    frm: int
+    token: object          # request: the sender's id for it; response: the same id back
+    body: dict
+    term: int = 0
+
+    def __repr__(self) -> str:
+        what = self.body.get("op") if self.type == self.REQUEST else \
+            ("ok" if self.body.get("ok") else (self.body.get("error") or {}).get("type"))
+        return f"{self.type}({self.frm}->{self.to} {what})"
+
+
+@dataclass(slots=True, eq=False)
 class Envelope:
     msg: Message
     src: int
@@ -56,6 +77,8 @@ class Envelope:
 
 
 def describe_message(m: Message) -> str:
+    if isinstance(m, ClientMessage):
+        return repr(m)
     try:
         name = MsgType(m.type).name
     except ValueError:

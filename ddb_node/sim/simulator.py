@@ -24,14 +24,20 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable
 
+import msgpack
+
 from ddb_node.raft.config import Config
-from ddb_node.raft.types import (ConfChange, ConfChangeType, ConfState, Entry, EntryType,
-                                 Message, Role)
+from ddb_node.raft.types import (ConfChange, ConfChangeType, ConfState, Entry, Message, NotLeader,
+                                 Role)
+from ddb_node.replica import Replica
 
 from .events import DELIVER, PERSIST, TICK, EventQueue
 from .invariants import InvariantChecker, term_at
 from .kv import KVStateMachine
-from .network import Envelope, Network, describe_message
+from .network import ClientMessage, Envelope, Network, describe_message
+
+EPOCH_MS = 1_767_225_600_000      # 2026-01-01T00:00:00Z: virtual time 0 on the entries' clock
+CLIENT = 0                        # the source id of a client's request (outside the network)
 
 STAGES = ("before_send", "after_send", "before_persist", "after_persist",
           "before_send_persisted", "after_send_persisted", "before_apply", "after_apply")
@@ -46,6 +52,81 @@ def default_node_factory(config: Config, storage, rng: random.Random):
     return RaftNode(config, storage, rng=rng)
 
 
+class OneEntryAtATime:
+    """The Replica's application interface (apply_batch, snapshot_image, restore_image)
+    over a simulator state machine that applies one entry at a time (see kv.py)."""
+
+    def __init__(self, sm):
+        self.sm = sm
+
+    @property
+    def applied_index(self) -> int:
+        return self.sm.applied_index
+
+    def apply_batch(self, entries) -> list:
+        sm, out = self.sm, []
+        noop = getattr(sm, "apply_noop", None)
+        for index, term, data in entries:
+            if index <= sm.applied_index:
+                out.append(None)
+            elif data:
+                out.append(sm.apply(index, term, data))
+            else:
+                out.append(None)
+                if noop is not None:
+                    noop(index, term)
+                else:
+                    sm.applied_index = index
+        return out
+
+    def snapshot_image(self) -> bytes:
+        return self.sm.snapshot()
+
+    def restore_image(self, data: bytes) -> None:
+        self.sm.restore(data)
+
+
+def as_application(sm):
+    return sm if hasattr(sm, "apply_batch") else OneEntryAtATime(sm)
+
+
+class _Observer:
+    """What the simulator sees of a Replica's work: the checker's and the hooks' feed."""
+
+    def __init__(self, sim: "Simulator", node: "SimNode"):
+        self.sim, self.node = sim, node
+
+    def _halt_if_crashed(self, replica) -> None:
+        if replica is not self.node.replica:
+            replica.halted = True
+
+    def applied(self, replica, entry, result) -> None:
+        sim, node = self.sim, self.node
+        if sim.checker:
+            sim.checker.on_apply(node, entry)
+        for cb in sim.apply_callbacks:
+            cb(sim, node.id, entry, result)
+        self._halt_if_crashed(replica)
+
+    def acked(self, replica, entry) -> None:
+        if self.sim.checker:
+            self.sim.checker.on_ack(self.node, entry)
+
+    def restored(self, replica, snap) -> None:
+        sim = self.sim
+        if sim.checker:
+            sim.checker.on_restore(self.node, snap)
+        sim._note("restore", self.node.id, snap.meta.index)
+
+    def read_state(self, replica, rs) -> None:
+        for cb in self.sim.read_state_callbacks:
+            cb(self.sim, self.node.id, rs)
+
+    def served(self, replica, level: str, index: int) -> None:
+        for cb in self.sim.serve_callbacks:
+            cb(self.sim, self.node.id, level, index)
+
+
 def default_storage_factory(conf_state: ConfState | None):
     from ddb_node.storage import MemoryStorage
     return MemoryStorage(conf_state=conf_state) if conf_state is not None else MemoryStorage()
@@ -55,8 +136,8 @@ def default_storage_factory(conf_state: ConfState | None):
 class SimNode:
     id: int
     storage: object
-    sm: object
-    raft: object = None
+    sm: object                           # the state machine (KV, SQL, ...)
+    replica: object = None               # the Replica driving it (None while down)
     alive: bool = False
     paused: bool = False
     retired: bool = False
@@ -66,10 +147,12 @@ class SimNode:
     tick_event: object = None
     tick_due: bool = False               # a tick came while paused
     stash: list = field(default_factory=list)      # events that arrived while paused
-    proposals: dict = field(default_factory=dict)  # index -> (data, on_done)
-    reads: dict = field(default_factory=dict)      # ctx -> on_done, waiting for a ReadState
-    ready_reads: list = field(default_factory=list)  # (index, ctx, on_done) waiting for apply
+    forwards: dict = field(default_factory=dict)   # forward id -> request token here
     crashes: int = 0
+
+    @property
+    def raft(self):
+        return self.replica.raft if self.replica is not None else None
 
     @property
     def up(self) -> bool:
@@ -101,6 +184,7 @@ class Simulator:
                  storage_factory: Callable | None = None,
                  copy_messages: bool = True,
                  auto_compact: tuple[int, int] | None = None,
+                 request_timeout_s: float = 2.0,
                  log: Callable[[str], None] | None = None):
         self.seed = seed
         self.sm_factory = sm_factory
@@ -114,6 +198,7 @@ class Simulator:
         self.storage_factory = storage_factory or default_storage_factory
         self.copy_messages = copy_messages
         self.auto_compact = auto_compact
+        self.request_timeout_s = request_timeout_s
         self.log = log
         self.queue = EventQueue()
         self.now = 0.0
@@ -125,7 +210,11 @@ class Simulator:
         self.ready_hooks: list[Callable] = []
         self.apply_callbacks: list[Callable] = []
         self.read_state_callbacks: list[Callable] = []
-        self._ctx = 0
+        self.serve_callbacks: list[Callable] = []     # fn(sim, node, level, index) per read served
+        self.reply_callbacks: list[Callable] = []     # fn(sim, node, token, reply) per client reply
+        self._clients: dict = {}                      # request token -> on_reply(reply)
+        self._tokens = 0
+        self._forward_ids = 0
         self.checker = InvariantChecker(self) if check else None
         ids = list(range(1, nodes + 1)) if isinstance(nodes, int) else list(nodes)
         voters = ConfState(voters=tuple(ids))
@@ -137,9 +226,17 @@ class Simulator:
     # ==== node lifecycle =======================================================
     def _boot(self, node: SimNode) -> None:
         cfg = Config(id=node.id, **self.config)
-        cfg.applied = node.sm.applied_index
-        rng = self.rng_factory(self.seed, node.id, node.incarnation)
-        node.raft = self.node_factory(cfg, node.storage, rng)
+        every, keep = self.auto_compact if self.auto_compact is not None else (0, 0)
+        sim = self
+        node.replica = Replica(
+            node.id, node.storage, as_application(node.sm), config=cfg,
+            rng=random.Random(f"ddb-sim/{self.seed}/replica/{node.id}/{node.incarnation}"),
+            raft_rng=self.rng_factory(self.seed, node.id, node.incarnation),
+            raft_factory=self.node_factory,
+            clock=lambda: sim.now / 1000.0, wall_ms=lambda: EPOCH_MS + int(sim.now),
+            snapshot_entries=every, snapshot_trailing=keep,
+            request_timeout=self.request_timeout_s, observer=_Observer(self, node))
+        node.forwards = {}
         node.alive, node.paused, node.tick_due = True, False, False
         node.tick_event = self.queue.schedule(self.now + self.tick_ms * self.rng.random(),
                                               TICK, node.id, None, node.incarnation)
@@ -154,7 +251,8 @@ class Simulator:
         if not node.alive:
             return
         node.alive = False
-        node.raft = None
+        replica, node.replica = node.replica, None
+        replica.halted = True
         node.incarnation += 1
         node.crashes += 1
         node.pending = None
@@ -163,13 +261,8 @@ class Simulator:
                 self.queue.cancel(ev)
         node.persist_event = node.tick_event = None
         node.stash.clear()
-        proposals, node.proposals = node.proposals, {}
-        for _data, on_done in proposals.values():
-            on_done("info", None, None)
-        reads = list(node.reads.values()) + [cb for _, _, cb in node.ready_reads]
-        node.reads, node.ready_reads = {}, []
-        for on_done in reads:
-            on_done("fail", None, None)
+        node.forwards = {}
+        replica.abandon()           # proposals: unknown ("info"); waiting reads: failed
         self._note("crash", i)
         self._say(f"n{i} crashed")
 
@@ -180,12 +273,7 @@ class Simulator:
         if node.alive or node.retired:
             return
         if not getattr(node.sm, "durable", False):
-            node.sm = self.sm_factory()
-            snap = node.storage.snapshot()
-            if not snap.is_empty():
-                node.sm.restore(snap.data)
-                if node.sm.applied_index != snap.meta.index:
-                    node.sm.applied_index = snap.meta.index
+            node.sm = self.sm_factory()     # the Replica restores it from the snapshot
         self._boot(node)
         self._note("restart", i)
         self._say(f"n{i} restarted from storage (applied {node.sm.applied_index})")
@@ -291,7 +379,7 @@ class Simulator:
             return
         node.tick_event = self.queue.schedule(self.now + self.tick_ms, TICK, node.id,
                                               None, node.incarnation)
-        node.raft.tick()
+        node.replica.tick()
         self._drive(node)
 
     def _deliver(self, ev) -> None:
@@ -304,7 +392,7 @@ class Simulator:
         if node.paused:
             node.stash.append(ev)
             return
-        if not self.net.reachable(env.src, env.dst):
+        if env.src != CLIENT and not self.net.reachable(env.src, env.dst):
             self.net.stats.dropped += 1
             self._note("lost", env.src, env.dst, "partition")
             return
@@ -313,8 +401,21 @@ class Simulator:
             msg = _copy_message(msg)
         self.net.stats.delivered += 1
         self._note("deliver", env.src, env.dst, repr(msg))
-        node.raft.step(msg)
+        if isinstance(msg, ClientMessage):
+            self._deliver_client(node, msg)
+        else:
+            node.replica.step(msg)
         self._drive(node)
+
+    def _deliver_client(self, node: SimNode, msg: ClientMessage) -> None:
+        r = node.replica
+        if msg.type == ClientMessage.REQUEST:
+            token = msg.token if msg.frm == CLIENT else ("fwd", msg.frm, msg.token)
+            r.handle(token, msg.body)
+        else:
+            token = node.forwards.pop(msg.token, None)
+            if token is not None:
+                r.forward_done(token, msg.body)
 
     def _persisted(self, ev) -> None:
         node = self.nodes[ev.node]
@@ -329,7 +430,7 @@ class Simulator:
         if node.alive and node.incarnation == ev.incarnation:
             self._drive(node)
 
-    # ==== Ready processing =====================================================
+    # ==== Ready processing: the Replica's stages, with a PERSIST event in between =====
     def _hooks(self, node: SimNode, stage: str, rd) -> bool:
         """Run the Ready hooks of one stage; False if a hook crashed the node."""
         if not self.ready_hooks:
@@ -342,35 +443,36 @@ class Simulator:
         return True
 
     def _drive(self, node: SimNode) -> None:
-        """Take Readies from node while it has some and none is being persisted."""
-        while node.alive and not node.paused and node.pending is None and node.raft.has_ready():
+        """Take Readies from node while it has some and none is being persisted; then carry
+        out what its Replica asked for (replies, forwards)."""
+        while node.alive and not node.paused and node.pending is None and node.replica.has_ready():
             inc = node.incarnation
-            rd = node.raft.ready()
+            rd = node.replica.ready()
             if not self._hooks(node, "before_send", rd):
                 return
             self._send(node, rd.messages)
             if not self._hooks(node, "after_send", rd):
                 return
-            if rd.hard_state is not None or rd.entries or \
-                    (rd.snapshot is not None and not rd.snapshot.is_empty()):
-                node.pending = rd
+            node.pending = rd
+            if Replica.needs_persist(rd):
                 lo, hi = self.persist_ms
                 node.persist_event = self.queue.schedule(
                     self.now + lo + (hi - lo) * self.rng.random(), PERSIST, node.id, rd, inc)
-                return
-            node.pending = rd
+                break
             self._finish_ready(node, rd)
+        if node.alive:
+            self._outbox(node)
 
     def _finish_ready(self, node: SimNode, rd) -> None:
-        """Steps 2-6 of the Ready contract, once the persistence is complete."""
-        inc = node.incarnation
+        """Stages 2-4 of the Ready contract, once the persistence is complete."""
         if not self._hooks(node, "before_persist", rd):
             return
-        snap = rd.snapshot if rd.snapshot is not None and not rd.snapshot.is_empty() else None
-        if rd.hard_state is not None or rd.entries or snap is not None:
+        replica = node.replica
+        if Replica.needs_persist(rd):
+            snap = rd.snapshot if rd.snapshot is not None and not rd.snapshot.is_empty() else None
             if self.checker:
                 self.checker.before_save(node, rd.hard_state, rd.entries, snap)
-            node.storage.save(rd.hard_state, rd.entries, snap)
+            replica.persist(rd)
             if self.checker:
                 self.checker.after_save(node, rd.hard_state, rd.entries, snap)
             self._note("persist", node.id, len(rd.entries), repr(rd.hard_state),
@@ -384,68 +486,45 @@ class Simulator:
             return
         if not self._hooks(node, "before_apply", rd):
             return
-        sm = node.sm
-        if snap is not None:
-            sm.restore(snap.data)
-            if sm.applied_index != snap.meta.index:
-                sm.applied_index = snap.meta.index
-            if self.checker:
-                self.checker.on_restore(node, snap)
-            for idx in [i for i in node.proposals if i <= snap.meta.index]:
-                _data, on_done = node.proposals.pop(idx)
-                on_done("info", None, None)
-            self._note("restore", node.id, snap.meta.index)
-        for e in rd.committed_entries:
-            if e.type == EntryType.NORMAL and e.data:
-                result = sm.apply(e.index, e.term, e.data)
-            else:
-                result = None
-                noop = getattr(sm, "apply_noop", None)
-                if noop is not None:
-                    noop(e.index, e.term)
-                else:
-                    sm.applied_index = e.index
-            if self.checker:
-                self.checker.on_apply(node, e)
-            for cb in self.apply_callbacks:
-                cb(self, node.id, e, result)
-            prop = node.proposals.pop(e.index, None) if node.proposals else None
-            if prop is not None:
-                data, on_done = prop
-                if e.data == data:
-                    if self.checker:
-                        self.checker.on_ack(node, e)
-                    on_done("ok", result, e)
-                else:
-                    on_done("fail", None, e)
-            if not node.alive or node.incarnation != inc:
-                return
-        if not self._hooks(node, "after_apply", rd):
-            return
-        for rs in rd.read_states:
-            for cb in self.read_state_callbacks:
-                cb(self, node.id, rs)
-            on_done = node.reads.pop(rs.ctx, None)
-            if on_done is not None:
-                node.ready_reads.append((rs.index, rs.ctx, on_done))
-        node.raft.advance(rd)
-        node.pending = None
-        if node.ready_reads:
-            self._serve_reads(node)
-        if self.auto_compact is not None:
-            every, keep = self.auto_compact
-            if node.sm.applied_index - node.storage.first_index() >= every + keep:
-                self.compact(node.id, keep)
+        replica.apply_ready(rd, after_apply=lambda: self._hooks(node, "after_apply", rd))
+        if replica is node.replica and node.alive:
+            node.pending = None
 
-    def _serve_reads(self, node: SimNode) -> None:
-        applied = node.sm.applied_index
-        waiting = []
-        for item in node.ready_reads:
-            if item[0] <= applied:
-                item[2]("ok", node.sm, item[0])
-            else:
-                waiting.append(item)
-        node.ready_reads = waiting
+    def _outbox(self, node: SimNode) -> None:
+        for item in node.replica.take_outbox():
+            kind = item[0]
+            if kind == "reply":
+                token, reply = item[1], item[2]
+                for cb in self.reply_callbacks:
+                    cb(self, node.id, token, reply)
+                if isinstance(token, tuple) and token and token[0] == "fwd":
+                    self._send_client(ClientMessage(ClientMessage.RESPONSE, token[1], node.id,
+                                                    token[2], reply))
+                else:
+                    on_reply = self._clients.pop(token, None)
+                    if on_reply is not None:
+                        on_reply(reply)
+            elif kind == "forward":
+                _, token, leader, body = item
+                self._forward_ids += 1
+                node.forwards[self._forward_ids] = token
+                self._send_client(ClientMessage(ClientMessage.REQUEST, leader, node.id,
+                                                self._forward_ids, body))
+            # events and peer links have no meaning in the simulated network
+
+    def _send_client(self, m: ClientMessage) -> None:
+        """A forwarded request or its answer, between nodes: over the simulated network."""
+        if self.trace is not None:
+            self._note("send", m.frm, m.to, repr(m))
+        for env in self.net.route(m, self.now):
+            for hook in self.message_hooks:
+                hook(self, env)
+            if env.dropped:
+                self.net.stats.dropped += 1
+                self._note("drop", env.src, env.dst, env.reason)
+                continue
+            env.deliver_at = max(env.deliver_at, self.now)
+            self.queue.schedule(env.deliver_at, DELIVER, env.dst, env)
 
     def _send(self, node: SimNode, msgs: list) -> None:
         for m in msgs:
@@ -514,11 +593,7 @@ class Simulator:
         "fail" when node i applies a different entry at that index, "info" when
         node i crashes or installs a snapshot first."""
         node = self._live(i)
-        idx = node.raft.propose(data)
-        if on_done is not None:
-            node.proposals[idx] = (data, on_done)
-        else:
-            node.proposals[idx] = (data, _ignore)
+        idx = node.replica.propose(data, on_done or _ignore)
         self._drive(node)
         self._check()
         return idx
@@ -526,26 +601,39 @@ class Simulator:
     def propose(self, data: bytes, node: int | None = None) -> int:
         i = node if node is not None else self.leader()
         if i is None:
-            from ddb_node.raft.types import NotLeader
             raise NotLeader(0, "no leader")
         return self.submit(i, data)
 
     def read(self, i: int, on_done: Callable) -> bytes:
         """A linearizable read on node i via ReadIndex: on_done("ok", state_machine,
         read_index) once node i has applied up to the read index, or
-        on_done("fail", None, None) if node i crashes first. Raises NotLeader."""
+        on_done("fail", None, None) if node i crashes or loses its leader first.
+        Raises NotLeader."""
         node = self._live(i)
-        self._ctx += 1
-        ctx = f"read-{self._ctx}".encode()
-        node.reads[ctx] = on_done
-        try:
-            node.raft.read_index(ctx)
-        except Exception:
-            node.reads.pop(ctx, None)
-            raise
+        ctx = node.replica.read_index(lambda index: on_done("ok", node.sm, index),
+                                      lambda _err: on_done("fail", None, None))
         self._drive(node)
         self._check()
         return ctx
+
+    def request(self, i: int, body: dict, on_reply: Callable | None = None):
+        """A client's request frame (protocol.ClientRequest.to_wire() or an admin op) sent to
+        node i; on_reply(reply) once node i answers (never, if it crashes first). It reaches
+        the node after a client latency, like a real request: a paused node takes it when it
+        resumes, a down node never. Returns the request's token."""
+        self._tokens += 1
+        token = ("client", self._tokens)
+        if on_reply is not None:
+            self._clients[token] = on_reply
+        lo, hi = self.net.latency_ms
+        env = Envelope(ClientMessage(ClientMessage.REQUEST, i, CLIENT, token, body), CLIENT, i,
+                       self.now, self.now + lo + (hi - lo) * self.rng.random())
+        self.queue.schedule(env.deliver_at, DELIVER, i, env)
+        return token
+
+    def forget_request(self, token) -> None:
+        """The client gave up on it: a late answer is dropped."""
+        self._clients.pop(token, None)
 
     def transfer_leader(self, to: int, via: int | None = None) -> None:
         i = via if via is not None else self.leader()
@@ -591,19 +679,15 @@ class Simulator:
         return None if i is None else self.nodes[i].raft.conf_state
 
     def compact(self, i: int, keep: int = 0) -> bool:
-        """Snapshot node i's state machine at its applied index and drop its log up
-        to applied - keep. Skipped while a Ready is being persisted."""
+        """Snapshot node i's state machine at its applied index and drop its log up to
+        applied - keep. Skipped while a Ready is being persisted."""
         node = self.nodes[i]
         if not node.alive or node.pending is not None:
             return False
-        st, sm = node.storage, node.sm
-        applied = sm.applied_index
-        if applied > st.snapshot_meta().index:
-            st.create_snapshot(applied, node.raft.conf_state, sm.snapshot())
-        upto = min(applied - keep, st.snapshot_meta().index)
-        if upto >= st.first_index():
-            st.compact(upto)
-            self._note("compact", i, upto)
+        first = node.storage.first_index()
+        node.replica.take_snapshot(trailing=keep)
+        if node.storage.first_index() > first:
+            self._note("compact", i, node.storage.first_index() - 1)
             return True
         return False
 
@@ -701,8 +785,12 @@ def _ignore(*_args) -> None:
     pass
 
 
-def _copy_message(m: Message) -> Message:
+def _copy_message(m):
     """What a real transport would do: the receiver gets its own copy."""
+    if isinstance(m, ClientMessage):
+        body = msgpack.unpackb(msgpack.packb(m.body, use_bin_type=True), raw=False,
+                               strict_map_key=False)
+        return ClientMessage(m.type, m.to, m.frm, m.token, body)
     entries = [Entry(e.term, e.index, e.type, e.data) for e in m.entries] if m.entries else []
     return Message(m.type, m.to, m.frm, m.term, m.log_term, m.index, entries, m.commit,
                    m.reject, m.reject_hint, m.context, m.snapshot)

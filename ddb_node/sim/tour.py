@@ -182,10 +182,19 @@ def random_run(seed: int, nodes: int | None, steps: int | None, quiet: bool) -> 
     return 0 if res.ok else 1
 
 
+def requests_run(seed: int, steps: int | None) -> int:
+    from .request_runner import run_requests
+    res = run_requests(seed, steps=steps)
+    print(res.report())
+    return 0 if res.ok else 1
+
+
 def main(args) -> int:
     seed = getattr(args, "seed", 1)
     nodes = getattr(args, "nodes", None)
     quiet = bool(getattr(args, "quiet", False))
+    if getattr(args, "requests", False):
+        return requests_run(seed, getattr(args, "steps", None))
     if getattr(args, "random", False):
         return random_run(seed, nodes, getattr(args, "steps", None), quiet)
     try:

@@ -107,26 +107,27 @@ def classify(request: Request, schema_conn: apsw.Connection | None = None,
     for i, st in enumerate(request.statements):
         pieces = split_sql(st.sql)
         if not pieces:
-            raise BadRequest(f"statement {i} is empty")
+            raise BadRequest(f"statement {i} is empty", i)
         for piece in pieces:
             try:
                 readonly, actions = _prepare(conn, piece)
             except apsw.SQLError as e:
                 msg = str(e).removeprefix("SQLError: ")
                 if _SYNTAX.search(msg):
-                    raise BadRequest(f"statement {i}: {msg}") from None
+                    raise BadRequest(f"statement {i}: {msg}", i, msg) from None
                 out.statements.append(StatementClass(i, piece, "write", deferred=msg))
                 out.kind = "write"
                 continue
             except apsw.Error as e:
-                raise BadRequest(f"statement {i}: {e}") from None
+                raise BadRequest(f"statement {i}: {e}", i, str(e)) from None
             for act in actions:
                 reason = policy.refusal(*act)
                 if reason:
-                    raise BadRequest(f"statement {i}: {reason}")
+                    raise BadRequest(f"statement {i}: {reason}", i, reason)
             if not actions and not readonly and _is_vacuum(conn, piece):
-                raise BadRequest(f"statement {i}: VACUUM is not allowed: it rewrites the node's "
-                                 "database file (and VACUUM INTO writes a file on the node)")
+                why = ("VACUUM is not allowed: it rewrites the node's database file (and VACUUM "
+                       "INTO writes a file on the node)")
+                raise BadRequest(f"statement {i}: {why}", i, why)
             if readonly:
                 kind = "read"
             elif any(policy.is_ddl(a[0]) for a in actions):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ddb_node.protocol import LEVELS   # the one definition of the level names
+
 from .errors import BadRequest
 from .limits import DEFAULT_LIMITS, Limits
 
-LEVELS = ("none", "weak", "linearizable", "strong", "auto")
 INT64_MIN = -(2 ** 63)
 INT64_MAX = 2 ** 63 - 1
 
@@ -34,8 +35,14 @@ class Request:
     timeout: float | None = None
 
     def __post_init__(self):
-        self.statements = [s if isinstance(s, Statement) else _coerce_statement(s)
-                           for s in self.statements]
+        out = []
+        for i, s in enumerate(self.statements):
+            try:
+                out.append(s if isinstance(s, Statement) else _coerce_statement(s))
+            except BadRequest as e:
+                e.statement = i
+                raise
+        self.statements = out
 
 
 def _coerce_statement(s) -> Statement:
@@ -89,28 +96,38 @@ def validate(request: Request, limits: Limits = DEFAULT_LIMITS) -> Request:
     if n > limits.max_statements:
         raise BadRequest(f"too many statements in one request: {n} > limit {limits.max_statements}")
     for i, st in enumerate(request.statements):
-        where = f"statement {i}"
-        if not isinstance(st.sql, str):
-            raise BadRequest(f"{where}: SQL must be a string, not {type(st.sql).__name__}")
-        if len(st.sql) > limits.max_sql_length:
-            raise BadRequest(f"{where}: SQL text of {len(st.sql)} characters exceeds the limit of "
-                             f"{limits.max_sql_length}")
-        p = st.params
-        if p is None:
-            continue
-        if isinstance(p, dict):
-            if len(p) > limits.max_params:
-                raise BadRequest(f"{where}: {len(p)} parameters exceed the limit of {limits.max_params}")
-            out = {}
-            for k, v in p.items():
-                if not isinstance(k, str):
-                    raise BadRequest(f"{where}: parameter names must be strings, not {k!r}")
-                out[k] = _check_value(v, f"{where}, parameter {k!r}", limits)
-            st.params = out
-        elif isinstance(p, (list, tuple)):
-            if len(p) > limits.max_params:
-                raise BadRequest(f"{where}: {len(p)} parameters exceed the limit of {limits.max_params}")
-            st.params = [_check_value(v, f"{where}, parameter {j + 1}", limits) for j, v in enumerate(p)]
-        else:
-            raise BadRequest(f"{where}: parameters must be a list, a dict or None, not {type(p).__name__}")
+        try:
+            _validate_statement(st, f"statement {i}", limits)
+        except BadRequest as e:
+            e.statement = i
+            raise
     return request
+
+
+def _validate_statement(st: Statement, where: str, limits: Limits) -> None:
+    def fault(why: str) -> BadRequest:
+        return BadRequest(f"{where}: {why}", detail=why)
+
+    if not isinstance(st.sql, str):
+        raise fault(f"SQL must be a string, not {type(st.sql).__name__}")
+    if len(st.sql) > limits.max_sql_length:
+        raise fault(f"SQL text of {len(st.sql)} characters exceeds the limit of {limits.max_sql_length}")
+    p = st.params
+    if p is None:
+        return
+    if isinstance(p, dict):
+        if len(p) > limits.max_params:
+            raise fault(f"{len(p)} parameters exceed the limit of {limits.max_params}")
+        out = {}
+        for k, v in p.items():
+            if not isinstance(k, str):
+                raise fault(f"parameter names must be strings, not {k!r}")
+            out[k] = _check_value(v, f"{where}, parameter {k!r}", limits)
+        st.params = out
+    elif isinstance(p, (list, tuple)):
+        if len(p) > limits.max_params:
+            raise fault(f"{len(p)} parameters exceed the limit of {limits.max_params}")
+        st.params = [_check_value(v, f"{where}, parameter {j + 1}", limits) for j, v in enumerate(p)]
+    else:
+        raise fault(f"parameters must be a list, a dict or None, not {type(p).__name__}")
+

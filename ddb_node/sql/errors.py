@@ -7,7 +7,14 @@ class SqlError(Exception):
 
 class BadRequest(SqlError):
     """A request refused before it is proposed: malformed, over a limit, a syntax error,
-    a forbidden or a transaction-control statement. Nothing was executed."""
+    a forbidden or a transaction-control statement. Nothing was executed. ``statement`` is
+    the 0-based position of the offending statement, when one is to blame, and ``detail``
+    the reason without the "statement N: " prefix, when the statement itself is at fault."""
+
+    def __init__(self, message: str, statement: int | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.statement = statement
+        self.detail = detail
 
 
 class SnapshotError(SqlError):

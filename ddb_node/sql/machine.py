@@ -500,6 +500,13 @@ class StateMachine:
                     pass
         return gen()
 
+    def snapshot_image(self) -> bytes:
+        """The whole snapshot stream as bytes (the Replica's application interface)."""
+        return b"".join(self.snapshot_chunks())
+
+    def restore_image(self, data: bytes) -> None:
+        self.restore([data])
+
     def snapshot_to(self, dest) -> dict:
         """Write a snapshot to a path or a binary file object; return its header fields."""
         chunks = self.snapshot_chunks()

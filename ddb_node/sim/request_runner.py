@@ -1,0 +1,139 @@
+"""One randomized run of the whole request path: SQL state machines behind Replicas, SQL
+clients sending real request frames to any node at every level, the nemesis breaking
+things, then calm, converge, verify (see runner.py for the phases).
+
+What it checks, beyond the core's invariants after every step (invariants.py): the checks
+of sql_clients.py after every step (session exactly-once, weak/none read bounds, replies
+only for committed entries), no unexpected error reply, the same register table and the
+same session table on every member after convergence, and linearizability of the
+writes, cas and `linearizable`/`strong` reads. Replay: `ddb sim --requests --seed N`.
+"""
+from __future__ import annotations
+
+import random
+import time
+import traceback
+
+from ddb_node.protocol import ClientRequest, statement
+from ddb_node.sql import StateMachine
+
+from .invariants import InvariantViolation
+from .linearizability import VIOLATION, check_kv
+from .nemesis import ACTIONS, Nemesis
+from .runner import RunResult, choose_settings
+from .simulator import Simulator
+from .sql_clients import SCHEMA, SqlWorkload
+
+DEFAULT_STEPS = 6_000
+CONVERGE_STEPS = 60_000
+
+
+def replay_command(seed: int, steps: int | None) -> str:
+    cmd = f"ddb sim --requests --seed {seed}"
+    return cmd + (f" --steps {steps}" if steps not in (None, DEFAULT_STEPS) else "")
+
+
+def _sql_state_machine() -> StateMachine:
+    return StateMachine(":memory:")
+
+
+def _create_schema(sim: Simulator, budget_ms: float = 5_000.0) -> None:
+    """The register table, through the log, before the chaos starts."""
+    body = ClientRequest([statement(SCHEMA)], session=("setup", 1), timeout=1.0).to_wire()
+    box: dict = {}
+    end = sim.now + budget_ms
+    while sim.now < end:
+        if "reply" not in box:
+            lid = sim.leader()
+            if lid is not None and not box.get("sent"):
+                box["sent"] = True
+                sim.request(lid, body, lambda reply: box.update(reply=reply))
+        elif box["reply"].get("ok"):
+            return
+        else:
+            box.clear()
+        if sim.step() is None:
+            break
+    raise RuntimeError("could not create the register table within the setup budget")
+
+
+def _table(node) -> list:
+    return node.sm.connection.execute(
+        "SELECT 'reg', k, v FROM reg UNION ALL SELECT '_s', client, seq FROM _ddb_sessions "
+        "ORDER BY 1, 2").fetchall()
+
+
+def run_requests(seed: int, steps: int | None = None, log=None,
+                 max_lin_states: int = 200_000) -> RunResult:
+    t0 = time.perf_counter()
+    rng = random.Random(f"ddb-sim/{seed}/requests/schedule")
+    settings = choose_settings(rng, None)
+    n = settings["nodes"]
+    budget = steps or DEFAULT_STEPS
+    res = RunResult(seed, n, settings=dict(settings), replay_command=replay_command(seed, steps))
+    sim = Simulator(n, seed, sm_factory=_sql_state_machine, config=settings["config"],
+                    auto_compact=settings["auto_compact"], log=log)
+    wl = SqlWorkload(sim, settings["clients"], settings["keys"])
+    nem = None
+    try:
+        _create_schema(sim)
+        nem = Nemesis(sim, rng, actions=dict(ACTIONS))
+        for _ in range(budget):
+            nem.poll()
+            wl.poll()
+            if sim.step() is None:
+                sim.now = max(sim.now, nem.next_at)
+        nem.calm()
+        wl.stop()
+        for k in range(CONVERGE_STEPS):
+            wl.poll()
+            if k % 64 == 0:
+                nem.tend()
+                if sim.converged() and wl.idle():
+                    break
+            if sim.step() is None:
+                break
+        res.converged = sim.converged() and wl.idle()
+        if res.converged:
+            _verify_final(sim, res)
+    except InvariantViolation as v:
+        if v not in res.violations:
+            res.violations.append(v)
+    except Exception:
+        res.error = traceback.format_exc()
+    res.violations = list(sim.violations) or res.violations
+    if wl.errors and not res.error:
+        res.error = "unexpected replies:\n" + "\n".join(wl.errors[:10])
+    res.steps = sim.steps
+    res.virtual_ms = sim.now
+    res.ops = dict(wl.history.counts(), **{f"served_{k}": v for k, v in sorted(wl.served.items())})
+    if nem is not None:
+        res.faults = dict(nem.counts)
+        res.nemesis_log = nem.log
+    res.final = sim.describe() + f"\nnetwork: {sim.net.describe()}"
+    ops = wl.resolved() if res.converged else wl.history.ops
+    lin = check_kv(ops, max_states=max_lin_states)
+    res.linearizability = lin.verdict
+    res.lin_summary = lin.summary()
+    res.wall_s = time.perf_counter() - t0
+    for node in sim.nodes.values():
+        try:
+            node.sm.close()
+        except Exception:  # noqa: BLE001
+            pass
+    return res
+
+
+def _verify_final(sim: Simulator, res: RunResult) -> None:
+    """After convergence every member holds the same registers and the same sessions."""
+    lid = sim.leader()
+    cs = sim.nodes[lid].raft.conf_state
+    ref = _table(sim.nodes[lid])
+    for i in tuple(cs.voters) + tuple(cs.learners):
+        if _table(sim.nodes[i]) != ref:
+            sim.checker.fail("state machine safety", f"n{i}'s registers or sessions differ from "
+                             f"the leader n{lid}'s after convergence")
+
+
+def ok(res: RunResult) -> bool:
+    return res.ok and res.linearizability != VIOLATION
