@@ -93,7 +93,7 @@ class Requests:
             return self._forward_or_redirect(token, body)
         try:
             payload = encode_entry(sreq, timestamp_ms=r.wall_ms(), seed=r.rng.getrandbits(63),
-                                   session=req.session)
+                                   session=req.session, check=False)   # classify checked it
         except SqlError as e:
             raise _sql_error(e) from None
         try:
@@ -131,7 +131,7 @@ class Requests:
         if r.observer is not None:
             r.observer.served(r, level, index)
         try:
-            results = r.app.query(sreq, max_rows=req.max_rows)
+            results = r.app.query(sreq, max_rows=req.max_rows, checked=True)
         except SqlError as e:
             return r.fail(token, _sql_error(e))
         r.reply(token, {"results": [x.to_dict() for x in results], "index": index,
@@ -175,8 +175,13 @@ class Requests:
             r.waiting_for(token, "leader election")
             r.wait_leader(lambda _lid: self._redo(token, body))
             return
-        fwd = {k: v for k, v in body.items() if k != "id"}
-        fwd["forwarded"] = True
+        if body.get("op") == "request":
+            req = ClientRequest.from_wire(body)
+            req.forwarded = True
+            fwd = req.to_wire()
+        else:
+            fwd = {k: v for k, v in body.items() if k != "id"}
+            fwd["forwarded"] = True
         r.waiting_for(token, "forwarded request")
         r.forward(token, leader["id"], fwd)
 

@@ -434,10 +434,12 @@ class StateMachine:
 
     # ------------------------------------------------------------------ reads
     def query(self, request: Request, *, max_rows: int | None = None,
-              max_bytes: int | None = None) -> list[Result]:
+              max_bytes: int | None = None, checked: bool = False) -> list[Result]:
         """The local read path: no log, read-only (``PRAGMA query_only``), real clock and
-        randomness. A statement that would write fails with a clear error."""
-        validate(request, self.limits)
+        randomness. A statement that would write fails with a clear error. ``checked``: the
+        request was validated already (by ``classify``)."""
+        if not checked:
+            validate(request, self.limits)
         conn = self._conn
         if not conn.get_autocommit():
             raise SqlError("query() called while a transaction is open")
