@@ -43,6 +43,8 @@ from ddb_node.raft import NONE, Role
 
 from ddb_node.client import AsyncClient
 from ddb_node.protocol import RequestError
+from ddb_node.sql import BadRequest, Request
+from ddb_node.sql.split import split_sql
 
 from . import http_format as fmt
 from .http_auth import CredentialStore, parse_basic
@@ -257,7 +259,6 @@ class HttpService:
     def _mark_writes(self, stmts, pending, out) -> None:
         """/db/query runs reads only: a statement that would write gets rqlite's read-only
         error instead of being sent through the log."""
-        from ddb_node.sql import BadRequest, Request
         try:
             cls = self.server.sm.classify(Request([list(s) for s in stmts]))
         except BadRequest:
@@ -1068,7 +1069,6 @@ class LoadHandler(Base):
 
     @staticmethod
     def _from_sql(text: str) -> list:
-        from ddb_node.sql.split import split_sql
         out = []
         for piece in split_sql(text):
             head = re.sub(r"\s+", " ", piece.strip().rstrip(";").strip()).upper()
