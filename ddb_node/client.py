@@ -26,8 +26,9 @@ from ddb_node.errors import (ConnectionFailed, DdbError, NoLeader, NotLeader, St
 from ddb_node.net.codec import (KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client,
                                 encode_client)
 from ddb_node.net.sockets import connect_dealer
+from ddb_node.protocol import LEVELS, ClientRequest, statement
 
-LEVELS = ("none", "weak", "linearizable", "strong", "auto")
+CHUNK_ROWS = 50_000     # query(): a result longer than this comes in chunks (a cursor)
 
 
 def _norm_addr(a: str) -> str:
@@ -452,17 +453,88 @@ class Client:
 
     def query(self, sql: str, params=None, *, level: str | None = None,
               timeout: float | None = None, freshness: float | None = None) -> Response:
+        """One read. A long result is fetched in chunks from one consistent state on the node
+        that answered (so no single answer is huge and no attempt times out on a slow but
+        live node) and joined into one Result."""
+        reply = self._first_chunk(sql, params, level, CHUNK_ROWS, timeout, freshness)
+        resp = Response(reply)
+        if reply.get("more") and resp.results and not resp.results[0].error:
+            whole = resp.results[0]
+            finished = False
+            try:
+                for chunk in self._rest(reply, timeout):
+                    for col, more in zip(whole.values, chunk.values):
+                        col.extend(more)
+                finished = True
+            finally:
+                if not finished:
+                    self._close_cursor(reply)
+            resp.results[0] = type(whole)(whole.statement, whole.columns, whole.decltypes,
+                                          whole.values, time=whole.time)
+        return _raise_statement_errors(resp) if self.raise_on_error else resp
+
+    def query_iter(self, sql: str, params=None, *, level: str | None = None,
+                   chunk_rows: int = 10_000, timeout: float | None = None,
+                   freshness: float | None = None):
+        """The rows of one SELECT as Results of at most `chunk_rows` rows each, all read from
+        one consistent state (a cursor on one node): memory stays bounded by a chunk however
+        long the result. Stop early and the cursor is closed."""
+        if not isinstance(chunk_rows, int) or chunk_rows <= 0:
+            raise ValueError("chunk_rows must be a positive number of rows")
+        reply = self._first_chunk(sql, params, level, chunk_rows, timeout, freshness)
+        resp = Response(reply)
+        _raise_statement_errors(resp)
+        finished = not reply.get("more")
+        try:
+            yield resp.results[0]
+            for chunk in self._rest(reply, timeout):
+                yield chunk
+            finished = True
+        finally:
+            if not finished:
+                self._close_cursor(reply)
+
+    def _first_chunk(self, sql, params, level, chunk_rows, timeout, freshness) -> dict:
         level = level or self.level
         if level not in LEVELS:
             raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
-        body = {"op": "request", "statements": _statements(sql, params), "level": level}
-        if freshness is not None:
-            body["freshness"] = freshness
+        body = ClientRequest([statement(sql, params)], level=level, freshness=freshness,
+                             chunk_rows=chunk_rows).to_wire()
         if level == "strong":
-            resp = Response(self._send_in_session(body, to_leader=True, timeout=timeout))
-        else:
-            resp = Response(self._send(body, to_leader=level != "none", timeout=timeout))
-        return _raise_statement_errors(resp) if self.raise_on_error else resp
+            return self._send_in_session(body, to_leader=True, timeout=timeout)
+        return self._send(body, to_leader=level != "none", timeout=timeout)
+
+    def _cursor_node(self, reply: dict) -> str:
+        node = reply.get("node")
+        if node not in self.members:
+            self.refresh()
+        addr = self.members.get(node)
+        if addr is None:
+            raise DdbError(f"node {node} holds the cursor but is not a member any more")
+        return addr
+
+    def _rest(self, reply: dict, timeout: float | None):
+        """The chunks after the first, from the node holding the cursor."""
+        from ddb_node.sql import Result
+        cid = reply.get("cursor")
+        if not reply.get("more") or cid is None:
+            return
+        addr = self._cursor_node(reply)
+        timeout = timeout or self.timeout
+        while True:
+            r = self.call(addr, {"op": "fetch", "cursor": cid}, timeout)
+            if not r.get("ok"):
+                raise from_reply(r.get("error") or {})
+            yield Result.from_dict(r["results"][0])
+            if not r.get("more"):
+                return
+
+    def _close_cursor(self, reply: dict) -> None:
+        """Drop a cursor we stopped reading (the node would expire it when idle anyway)."""
+        try:
+            self.call(self._cursor_node(reply), {"op": "close", "cursor": reply.get("cursor")}, 2.0)
+        except DdbError:
+            pass
 
     def query_on(self, node_id: int, sql: str, params=None, *, level: str = "none",
                  timeout: float | None = None) -> Response:

@@ -22,7 +22,8 @@ MAX_TIMEOUT = 300.0          # seconds; a request asking for longer is capped
 
 # Operations of the client protocol (the `op` field of a request frame).
 OPS = ("request", "map", "map_result", "ping", "status", "nodes", "faults", "join",
-       "remove", "promote", "transfer", "snapshot", "read_index", "applied")
+       "remove", "promote", "transfer", "snapshot", "read_index", "applied",
+       "fetch", "close")    # fetch/close: the next chunk of a cursor, or drop it
 
 # Error types a node answers with; the client maps each to an exception class.
 ERROR_TYPES = ("BadRequest", "NotLeader", "NoLeader", "Unavailable", "Stale", "Timeout",
@@ -126,6 +127,7 @@ class ClientRequest:
     redirect: bool = False                          # answer NotLeader instead of forwarding
     freshness: float | None = None                  # `none` reads: max seconds since a leader
     max_rows: int | None = None
+    chunk_rows: int | None = None                   # a read's rows come in chunks (a cursor)
     forwarded: bool = False                         # set by the follower that forwards it
 
     def to_wire(self) -> dict:
@@ -142,6 +144,8 @@ class ClientRequest:
             d["freshness"] = self.freshness
         if self.max_rows is not None:
             d["max_rows"] = self.max_rows
+        if self.chunk_rows is not None:
+            d["chunk_rows"] = self.chunk_rows
         if self.forwarded:
             d["forwarded"] = True
         return d
@@ -163,16 +167,17 @@ class ClientRequest:
                     and not isinstance(session[1], bool) and session[1] >= 0):
                 raise bad_request("session must be [client_id, sequence_number]")
             session = (session[0], session[1])
-        max_rows = body.get("max_rows")
-        if max_rows is not None and (not isinstance(max_rows, int) or isinstance(max_rows, bool)
-                                     or max_rows <= 0):
-            raise bad_request("max_rows must be a positive integer")
+        max_rows, chunk_rows = body.get("max_rows"), body.get("chunk_rows")
+        for name, v in (("max_rows", max_rows), ("chunk_rows", chunk_rows)):
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
+                raise bad_request(f"{name} must be a positive integer")
         timeout = _number(body, "timeout", positive=True)
         return cls(statements=stmts, level=level, transaction=bool(body.get("transaction", False)),
                    session=session, timeout=None if timeout is None else min(timeout, MAX_TIMEOUT),
                    redirect=bool(body.get("redirect", False)),
                    freshness=_number(body, "freshness", positive=False),
-                   max_rows=max_rows, forwarded=bool(body.get("forwarded", False)))
+                   max_rows=max_rows, chunk_rows=chunk_rows,
+                   forwarded=bool(body.get("forwarded", False)))
 
 
 def request_timeout(body: dict, default: float) -> float:

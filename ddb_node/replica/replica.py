@@ -11,7 +11,9 @@ Inputs:  `tick()`, `step(message)`, `handle(token, body)`, `forward_done(token, 
          and the Ready stages `ready()` / `persist(rd)` / `apply_ready(rd)`.
 Outputs: Raft messages in each Ready (the driver sends them), and the outbox
          (`take_outbox()`): ("reply", token, body), ("forward", token, leader_id, body),
-         ("event", event), ("peer", node_id, peer_address_or_None).
+         ("event", event), ("peer", node_id, peer_address_or_None), and, with
+         `offload_reads`, ("read", token, request, meta): a read decided at meta["index"]
+         that the shell runs off its loop and answers itself.
 
 The Ready contract (the core's, see raft/DESIGN.md), driven by `process_ready` for a
 driver that persists synchronously, or stage by stage by the simulator:
@@ -62,7 +64,7 @@ class Replica:
                  book: AddressBook | None = None, snapshot_entries: int = 20_000,
                  snapshot_trailing: int = 2_000, request_timeout: float = 10.0,
                  durable: bool = False, observer=None, raft_rng: random.Random | None = None,
-                 raft_factory: Callable | None = None):
+                 raft_factory: Callable | None = None, offload_reads: bool = False):
         self.id = node_id
         self.storage = storage
         self.app = app
@@ -75,6 +77,7 @@ class Replica:
         self.request_timeout = request_timeout
         self.durable = durable          # storage and app survive a crash (compaction bound)
         self.observer = observer        # the simulator's checker bridge; None on a node
+        self.offload_reads = offload_reads  # reads go out as ("read", ...) for the shell to run
         self.halted = False             # set by a driver that crashed this replica mid-Ready
         self._recover_app()
         config.applied = app.applied_index
@@ -171,6 +174,14 @@ class Replica:
         body.setdefault("node", self.id)
         body.setdefault("term", self.raft.term)
         self.outbox.append(("reply", token, body))
+
+    def hand_off(self, token, item: tuple) -> None:
+        """The request is decided; the shell finishes it (answers it) from this outbox item."""
+        if token not in self.pending_tokens:
+            return
+        self.pending_tokens.discard(token)
+        self.deadlines.pop(token, None)
+        self.outbox.append(item)
 
     def fail(self, token, err: RequestError) -> None:
         self.reply(token, {"ok": False, "error": err.to_dict()})

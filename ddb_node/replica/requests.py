@@ -130,6 +130,13 @@ class Requests:
             return
         if r.observer is not None:
             r.observer.served(r, level, index)
+        if r.offload_reads:
+            # the level is satisfied at `index`: the shell runs the query off its loop, on a
+            # reader that sees a state at least this new (sql/reader.py), and answers
+            r.hand_off(token, ("read", token, sreq, {
+                "level": level, "index": index, "t0": t0, "max_rows": req.max_rows,
+                "chunk_rows": req.chunk_rows}))
+            return
         try:
             results = r.app.query(sreq, max_rows=req.max_rows, checked=True)
         except SqlError as e:

@@ -33,10 +33,12 @@ from ddb_node.storage import MemoryStorage, SqliteLogStorage
 
 from .http_api import start_http
 from .options import NodeOptions
+from .reads import ReadService
 
 log = logging.getLogger("ddb.node")
 
 SHELL_COUNTERS = ("bad_frames",)
+BIG_REPLY_CELLS = 20_000      # answers with more values than this are encoded off the loop
 
 
 class NodeServer:
@@ -63,7 +65,10 @@ class NodeServer:
             self.id, storage, sm, config=cfg, rng=random.Random(self.rng.getrandbits(64)),
             clock=time.monotonic, wall_ms=lambda: int(time.time() * 1000), book=self.book,
             snapshot_entries=opts.snapshot_entries, snapshot_trailing=opts.snapshot_trailing,
-            request_timeout=opts.request_timeout, durable=disk)
+            request_timeout=opts.request_timeout, durable=disk, offload_reads=disk)
+        # reads run on worker threads with their own connections (a memory database has
+        # none to share: it is read inline, on the loop)
+        self.reads = ReadService(opts.path("data.db"), self.id) if disk else None
         self.shell_counters = {k: 0 for k in SHELL_COUNTERS}
         self.events: deque = deque(maxlen=500)
         self.observers: list = []          # callables(event: dict) for the event stream
@@ -95,7 +100,9 @@ class NodeServer:
 
     @property
     def counters(self) -> dict:
-        return {**self.replica.counters, **self.shell_counters}
+        extra = self.reads.counters if self.reads is not None else {}
+        return {**self.replica.counters, **self.shell_counters, **extra,
+                "open_cursors": len(self.reads.cursors) if self.reads is not None else 0}
 
     def leader_info(self) -> dict | None:
         return self.replica.leader_info()
@@ -180,6 +187,8 @@ class NodeServer:
         for s in self.forwarders.values():
             s.close(0)
         self.forwarders.clear()
+        if self.reads is not None:
+            self.reads.close()
         try:
             self.replica.app.close()
         finally:
@@ -193,6 +202,7 @@ class NodeServer:
         interval = self.opts.tick_ms / 1000.0
         loop = asyncio.get_running_loop()
         next_t = loop.time()
+        next_expiry = next_t + 1.0
         while True:
             next_t += interval
             await asyncio.sleep(max(0.0, next_t - loop.time()))
@@ -200,6 +210,9 @@ class NodeServer:
                 next_t = loop.time()   # we were paused (SIGSTOP): don't fire a burst of ticks
             self.replica.tick()
             self._kick()
+            if self.reads is not None and next_t >= next_expiry:
+                next_expiry = next_t + 1.0
+                self.reads.expire()
 
     def _on_peer_message(self, m: Message) -> None:
         try:
@@ -233,6 +246,8 @@ class NodeServer:
                     fut.set_result(item[2])
             elif kind == "forward":
                 self._forward(item[1], item[2], item[3])
+            elif kind == "read":
+                asyncio.ensure_future(self._offloaded_read(item[1], item[2], item[3]))
             elif kind == "event":
                 self._event(item[1])
             elif kind == "peer" and self.transport is not None:
@@ -240,6 +255,12 @@ class NodeServer:
                     self.transport.remove_peer(item[1])
                 else:
                     self.transport.set_peer(item[1], item[2])
+
+    async def _offloaded_read(self, token: int, request, meta: dict) -> None:
+        reply = await self.reads.serve(request, meta, self.raft.term)
+        fut = self.waiters.pop(token, None)
+        if fut is not None and not fut.done():
+            fut.set_result(reply)
 
     def _event(self, ev: dict) -> None:
         if ev["kind"] != "applied":
@@ -258,6 +279,11 @@ class NodeServer:
             return self._faults(body)
         if op == "status":
             return {"ok": True, "status": self.status(), "node": self.id, "term": self.raft.term}
+        if op in ("fetch", "close"):
+            if self.reads is None:
+                return {"ok": False, "node": self.id, "error": bad_request(
+                    "this node keeps its database in memory: it serves no cursors").to_dict()}
+            return await self.reads.fetch(body) if op == "fetch" else self.reads.close_cursor(body)
         self.token_seq += 1
         token = self.token_seq
         fut = asyncio.get_running_loop().create_future()
@@ -307,13 +333,29 @@ class NodeServer:
             return
         resp = dict(await self.handle(body))
         resp["id"] = body.get("id")
+        if _cells(resp) > BIG_REPLY_CELLS and self.reads is not None:
+            try:
+                frame = await asyncio.get_running_loop().run_in_executor(
+                    self.reads.pool, encode_client, self.cluster_id, KIND_RESPONSE, resp)
+            except (TypeError, ValueError) as exc:
+                log.warning("node %d: cannot encode reply: %s", self.id, exc)
+                return
+            self._send_frame(ident, frame)
+            return
         self._reply(ident, resp)
 
     def _reply(self, ident: bytes, resp: dict) -> None:
         try:
-            self.client_sock.send_multipart([ident, encode_client(self.cluster_id, KIND_RESPONSE, resp)],
-                                            zmq.NOBLOCK)
-        except (zmq.ZMQError, TypeError, ValueError) as exc:
+            frame = encode_client(self.cluster_id, KIND_RESPONSE, resp)
+        except (TypeError, ValueError) as exc:
+            log.warning("node %d: cannot encode reply: %s", self.id, exc)
+            return
+        self._send_frame(ident, frame)
+
+    def _send_frame(self, ident: bytes, frame: bytes) -> None:
+        try:
+            self.client_sock.send_multipart([ident, frame], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
             log.warning("node %d: cannot send reply: %s", self.id, exc)
 
     # ---- forwarding to the leader ------------------------------------------------
@@ -404,6 +446,16 @@ class NodeServer:
             "pid": os.getpid(),
         })
         return st
+
+
+def _cells(resp: dict) -> int:
+    """About how many values an answer carries (cheap: no row is looked at)."""
+    n = 0
+    for r in resp.get("results") or ():
+        vals = r.get("values") if isinstance(r, dict) else None
+        if vals:
+            n += len(vals) * len(vals[0])
+    return n
 
 
 def run_node(opts: NodeOptions) -> None:

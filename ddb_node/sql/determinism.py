@@ -28,13 +28,25 @@ JULIAN_UNIX_EPOCH_MS = 210_866_760_000_000   # julian day 2440587.5 in milliseco
 
 class EntryContext:
     """The entry being applied. One per process, like the VFS that reads it: apply runs on one
-    thread at a time (the node's event loop)."""
+    thread at a time (the node's event loop). It is active *for that thread only*: a reader
+    serving a query on another thread meanwhile gets real time and real randomness, and can
+    never draw from (and so change) the entry's deterministic streams."""
 
     def __init__(self):
-        self.active = False
+        self._active = False
+        self._thread = None
         self.timestamp_ms = 0
         self.seed = 0
         self.rng = None
+
+    @property
+    def active(self) -> bool:
+        return self._active and self._thread == threading.get_ident()
+
+    @active.setter
+    def active(self, value: bool) -> None:
+        self._active = bool(value)
+        self._thread = threading.get_ident() if value else None
 
     def begin(self, timestamp_ms: int, seed: int):
         self.active = True

@@ -6,23 +6,22 @@ crash leaves either all of the batch or none of it. See DESIGN.md for the reason
 """
 from __future__ import annotations
 
-import itertools
 import os
 import secrets
 import tempfile
 import time
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import apsw
 
-from . import determinism, policy, snapshot as snap
+from . import determinism, snapshot as snap
 from .codec import EntryDecodeError, decode_fast
-from .commands import Request, validate
-from .errors import BadRequest, SnapshotError, SqlError
+from .commands import Request
+from .errors import SnapshotError
 from .limits import DEFAULT_LIMITS, Limits
 from .results import EntryResult, Result
 from .sessions import SCHEMA as SESSIONS_SCHEMA, Sessions
-from .split import is_single, split_sql
+from .query import QueryEngine
 
 SYNC_MODES = {"off": "OFF", "normal": "NORMAL", "full": "FULL"}
 _perf = time.perf_counter
@@ -36,15 +35,7 @@ class _TransactionLost(Exception):
         self.index, self.statement, self.error = index, statement, error
 
 
-def _errmsg(e: BaseException) -> str:
-    if isinstance(e, apsw.Error):
-        return str(e)
-    if isinstance(e, KeyError):
-        return f"missing named parameter {e.args[0]!r}" if e.args else "missing named parameter"
-    return f"{type(e).__name__}: {e}"
-
-
-class StateMachine:
+class StateMachine(QueryEngine):
     def __init__(self, path: str, *, sync: str = "normal", limits: Limits = DEFAULT_LIMITS,
                  foreign_keys: bool = False, max_sessions: int = 10_000,
                  session_ttl_entries: int = 1_000_000, session_expire_every: int = 1_000,
@@ -118,19 +109,6 @@ class StateMachine:
             if self.sync_mode == "off":
                 self.sync()
 
-    def _authorize(self, code, a3, a4, db, trig):
-        if self._internal:
-            return apsw.SQLITE_OK
-        reason = policy.refusal(code, a3, a4, db, trig)
-        if reason is None:
-            return apsw.SQLITE_OK
-        self._denied = reason
-        return apsw.SQLITE_DENY
-
-    def _tracer(self, cursor, sql, bindings):
-        self._mark = (cursor.get_description(), cursor.is_readonly)
-        return True
-
     def _wal_hook(self, conn, dbname, pages):
         self._wal_pages = pages
         return apsw.SQLITE_OK
@@ -145,23 +123,6 @@ class StateMachine:
             return self._conn.total_changes() - self._total_base   # entry-scoped
         return self._conn.total_changes()
 
-    def _internal_exec(self, sql, params=None):
-        """Run ddb's own SQL past the authorizer. The nonce comment keeps its cached prepared
-        statement out of reach of user SQL with the same text."""
-        self._internal = True
-        try:
-            self._conn.execute(f"{sql} /*{self._nonce}*/", params)
-        finally:
-            self._internal = False
-
-    def _internal_rows(self, sql, params=None):
-        self._internal = True
-        try:
-            return self._conn.execute(f"{sql} /*{self._nonce}*/", params).fetchall()
-        finally:
-            self._internal = False
-
-    # ------------------------------------------------------------------ properties
     @property
     def applied_index(self) -> int:
         return self._applied_index
@@ -319,87 +280,6 @@ class StateMachine:
             self.sessions.record(idx, session[0], session[1], er)
         return er
 
-    def _failed(self, k, e, t0) -> Result:
-        if self._denied is not None and isinstance(e, apsw.AuthError):
-            msg = f"not authorized: {self._denied}"
-            self._denied = None
-        else:
-            msg = _errmsg(e)
-        if self._mark is not None and not self._mark[1]:
-            self._entry_dml = True
-        return Result.failure(k, msg, _perf() - t0)
-
-    def _run_statement(self, k, sql, params, cur, max_rows, max_bytes) -> list[Result]:
-        """Run one request statement (which SQLite may split into several)."""
-        if is_single(sql):
-            return [self._run_one(k, sql, params, cur, max_rows, max_bytes)]
-        pieces = split_sql(sql)
-        if not pieces:
-            return [Result(k)]
-        out = []
-        positional = isinstance(params, (list, tuple))
-        offset = 0
-        for piece in pieces:
-            p = params
-            if positional:
-                n = self._bindings_count(piece)
-                if n is None:
-                    p = params[offset:]
-                else:
-                    p = params[offset:offset + n]
-                    offset += n
-            r = self._run_one(k, piece, p, cur, max_rows, max_bytes)
-            out.append(r)
-            if r.error is not None:
-                break       # like sqlite3_exec: the rest of this string does not run
-        return out
-
-    def _bindings_count(self, sql) -> int | None:
-        info = {}
-
-        def tracer(cursor, text, bindings):
-            info["n"] = cursor.bindings_count
-            return False
-
-        c = self._conn.cursor()
-        c.exec_trace = tracer
-        try:
-            c.execute(sql, apsw._null_bindings, can_cache=False)
-        except apsw.ExecTraceAbort:
-            pass
-        except Exception:
-            return None
-        return info.get("n")
-
-    def _run_one(self, k, sql, params, cur, max_rows, max_bytes) -> Result:
-        conn = self._conn
-        self._mark = None
-        t0 = _perf()
-        tc = conn.total_changes()
-        truncated = False
-        try:
-            cur.execute(sql, params)
-            if max_rows is None and max_bytes is None:
-                rows = cur.fetchall()
-            else:
-                rows, truncated = _limited(cur, max_rows, max_bytes, drain=cur is self._cur)
-        except Exception as e:
-            return self._failed(k, e, t0)
-        mark = self._mark
-        if mark is None:           # nothing but comments
-            return Result(k)
-        desc, readonly = mark
-        if readonly:
-            changes, last_id = 0, None
-        else:
-            self._entry_dml = True
-            changes = conn.changes() if conn.total_changes() != tc else 0
-            last_id = conn.last_insert_rowid()
-        if not desc:
-            return Result.write(k, changes, last_id, _perf() - t0)
-        return Result.from_rows(k, desc, rows, rows_affected=changes, last_insert_id=last_id,
-                                time=_perf() - t0, truncated=truncated)
-
     def _after_commit(self):
         if self.memory:
             return
@@ -433,39 +313,6 @@ class StateMachine:
         return self._durable_index
 
     # ------------------------------------------------------------------ reads
-    def query(self, request: Request, *, max_rows: int | None = None,
-              max_bytes: int | None = None, checked: bool = False) -> list[Result]:
-        """The local read path: no log, read-only (``PRAGMA query_only``), real clock and
-        randomness. A statement that would write fails with a clear error. ``checked``: the
-        request was validated already (by ``classify``)."""
-        if not checked:
-            validate(request, self.limits)
-        conn = self._conn
-        if not conn.get_autocommit():
-            raise SqlError("query() called while a transaction is open")
-        deadline = None if request.timeout is None else _perf() + request.timeout
-        if deadline is not None:
-            conn.set_progress_handler(lambda: 1 if _perf() > deadline else 0, 1000)
-        self._internal_exec("PRAGMA query_only=1")
-        results: list[Result] = []
-        cur = conn.cursor()
-        cur.exec_trace = self._tracer
-        try:
-            for k, st in enumerate(request.statements):
-                res = self._run_statement(k, st.sql, st.params, cur, max_rows, max_bytes)
-                for r in res:
-                    if r.error is not None and "readonly" in r.error:
-                        r.error = (f"{r.error} (query() runs reads only; send statements that write "
-                                   "as a write request)")
-                    elif r.error == "interrupted" and deadline is not None:
-                        r.error = f"interrupted: timeout of {request.timeout}s exceeded"
-                results.extend(res)
-        finally:
-            if deadline is not None:
-                conn.set_progress_handler(None)
-            self._internal_exec("PRAGMA query_only=0")
-        return results
-
     def classify(self, request: Request):
         """Classify against this database's current schema."""
         from .classify import classify
@@ -592,27 +439,6 @@ class StateMachine:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-def _limited(cur, max_rows, max_bytes, drain=False):
-    """Keep at most ``max_rows`` rows / about ``max_bytes`` bytes; report truncation. With
-    ``drain`` the statement still runs to its end (the apply path leaves nothing pending)."""
-    rows = []
-    size = 0
-    for row in cur:
-        if max_rows is not None and len(rows) >= max_rows:
-            break
-        if max_bytes is not None:
-            size += sum(len(v) if isinstance(v, (str, bytes)) else 8 for v in row)
-            if size > max_bytes:
-                break
-        rows.append(row)
-    else:
-        return rows, False
-    if drain:
-        for _ in cur:
-            pass
-    return rows, True
 
 
 def _fsync_dir(path: str) -> None:

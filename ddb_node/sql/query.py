@@ -1,0 +1,199 @@
+"""The read path shared by the state machine and its off-loop readers: run a request's
+statements on one connection and build typed, column-oriented results.
+
+A subclass provides ``_conn`` (the connection), ``_cur`` (its cursor for apply, or None),
+``limits``, and the fields the authorizer and the tracer use (``_internal``, ``_denied``,
+``_mark``, ``_entry_dml``, ``_nonce``).
+"""
+from __future__ import annotations
+
+import time
+
+import apsw
+
+from . import policy
+from .commands import Request, validate
+from .errors import SqlError
+from .results import Result
+from .split import is_single, split_sql
+
+_perf = time.perf_counter
+
+
+def errmsg(e: BaseException) -> str:
+    if isinstance(e, apsw.Error):
+        return str(e)
+    if isinstance(e, KeyError):
+        return f"missing named parameter {e.args[0]!r}" if e.args else "missing named parameter"
+    return f"{type(e).__name__}: {e}"
+
+
+class QueryEngine:
+    def _authorize(self, code, a3, a4, db, trig):
+        if self._internal:
+            return apsw.SQLITE_OK
+        reason = policy.refusal(code, a3, a4, db, trig)
+        if reason is None:
+            return apsw.SQLITE_OK
+        self._denied = reason
+        return apsw.SQLITE_DENY
+
+    def _tracer(self, cursor, sql, bindings):
+        self._mark = (cursor.get_description(), cursor.is_readonly)
+        return True
+
+    def _internal_exec(self, sql, params=None):
+        """Run ddb's own SQL past the authorizer. The nonce comment keeps its cached prepared
+        statement out of reach of user SQL with the same text."""
+        self._internal = True
+        try:
+            self._conn.execute(f"{sql} /*{self._nonce}*/", params)
+        finally:
+            self._internal = False
+
+    def _internal_rows(self, sql, params=None):
+        self._internal = True
+        try:
+            return self._conn.execute(f"{sql} /*{self._nonce}*/", params).fetchall()
+        finally:
+            self._internal = False
+
+    # ------------------------------------------------------------------ properties
+
+    def _failed(self, k, e, t0) -> Result:
+        if self._denied is not None and isinstance(e, apsw.AuthError):
+            msg = f"not authorized: {self._denied}"
+            self._denied = None
+        else:
+            msg = errmsg(e)
+        if self._mark is not None and not self._mark[1]:
+            self._entry_dml = True
+        return Result.failure(k, msg, _perf() - t0)
+
+    def _run_statement(self, k, sql, params, cur, max_rows, max_bytes) -> list[Result]:
+        """Run one request statement (which SQLite may split into several)."""
+        if is_single(sql):
+            return [self._run_one(k, sql, params, cur, max_rows, max_bytes)]
+        pieces = split_sql(sql)
+        if not pieces:
+            return [Result(k)]
+        out = []
+        positional = isinstance(params, (list, tuple))
+        offset = 0
+        for piece in pieces:
+            p = params
+            if positional:
+                n = self._bindings_count(piece)
+                if n is None:
+                    p = params[offset:]
+                else:
+                    p = params[offset:offset + n]
+                    offset += n
+            r = self._run_one(k, piece, p, cur, max_rows, max_bytes)
+            out.append(r)
+            if r.error is not None:
+                break       # like sqlite3_exec: the rest of this string does not run
+        return out
+
+    def _bindings_count(self, sql) -> int | None:
+        info = {}
+
+        def tracer(cursor, text, bindings):
+            info["n"] = cursor.bindings_count
+            return False
+
+        c = self._conn.cursor()
+        c.exec_trace = tracer
+        try:
+            c.execute(sql, apsw._null_bindings, can_cache=False)
+        except apsw.ExecTraceAbort:
+            pass
+        except Exception:
+            return None
+        return info.get("n")
+
+    def _run_one(self, k, sql, params, cur, max_rows, max_bytes) -> Result:
+        conn = self._conn
+        self._mark = None
+        t0 = _perf()
+        tc = conn.total_changes()
+        truncated = False
+        try:
+            cur.execute(sql, params)
+            if max_rows is None and max_bytes is None:
+                rows = cur.fetchall()
+            else:
+                rows, truncated = limited(cur, max_rows, max_bytes, drain=cur is self._cur)
+        except Exception as e:
+            return self._failed(k, e, t0)
+        mark = self._mark
+        if mark is None:           # nothing but comments
+            return Result(k)
+        desc, readonly = mark
+        if readonly:
+            changes, last_id = 0, None
+        else:
+            self._entry_dml = True
+            changes = conn.changes() if conn.total_changes() != tc else 0
+            last_id = conn.last_insert_rowid()
+        if not desc:
+            return Result.write(k, changes, last_id, _perf() - t0)
+        return Result.from_rows(k, desc, rows, rows_affected=changes, last_insert_id=last_id,
+                                time=_perf() - t0, truncated=truncated)
+
+    def query(self, request: Request, *, max_rows: int | None = None,
+              max_bytes: int | None = None, checked: bool = False) -> list[Result]:
+        """The local read path: no log, read-only (``PRAGMA query_only``), real clock and
+        randomness. A statement that would write fails with a clear error. ``checked``: the
+        request was validated already (by ``classify``)."""
+        if not checked:
+            validate(request, self.limits)
+        if not self._conn.get_autocommit():
+            raise SqlError("query() called while a transaction is open")
+        return self._run_request(request, max_rows, max_bytes)
+
+    def _run_request(self, request: Request, max_rows, max_bytes) -> list[Result]:
+        conn = self._conn
+        deadline = None if request.timeout is None else _perf() + request.timeout
+        if deadline is not None:
+            conn.set_progress_handler(lambda: 1 if _perf() > deadline else 0, 1000)
+        self._internal_exec("PRAGMA query_only=1")
+        results: list[Result] = []
+        cur = conn.cursor()
+        cur.exec_trace = self._tracer
+        try:
+            for k, st in enumerate(request.statements):
+                res = self._run_statement(k, st.sql, st.params, cur, max_rows, max_bytes)
+                for r in res:
+                    if r.error is not None and "readonly" in r.error:
+                        r.error = (f"{r.error} (query() runs reads only; send statements that write "
+                                   "as a write request)")
+                    elif r.error == "interrupted" and deadline is not None:
+                        r.error = f"interrupted: timeout of {request.timeout}s exceeded"
+                results.extend(res)
+        finally:
+            if deadline is not None:
+                conn.set_progress_handler(None)
+            self._internal_exec("PRAGMA query_only=0")
+        return results
+
+
+def limited(cur, max_rows, max_bytes, drain=False):
+    """Keep at most ``max_rows`` rows / about ``max_bytes`` bytes; report truncation. With
+    ``drain`` the statement still runs to its end (the apply path leaves nothing pending)."""
+    rows = []
+    size = 0
+    for row in cur:
+        if max_rows is not None and len(rows) >= max_rows:
+            break
+        if max_bytes is not None:
+            size += sum(len(v) if isinstance(v, (str, bytes)) else 8 for v in row)
+            if size > max_bytes:
+                break
+        rows.append(row)
+    else:
+        return rows, False
+    if drain:
+        for _ in cur:
+            pass
+    return rows, True

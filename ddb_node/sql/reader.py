@@ -1,0 +1,139 @@
+"""Readers: read-only connections to a state machine's database file, so that a read can be
+served off the node's event loop (a worker thread runs it) while apply keeps writing.
+
+SQLite's WAL lets a reader hold a read transaction while the writer commits: the reader sees
+the last committed apply transaction as of its BEGIN, consistently for every statement of
+the request (or every chunk of a cursor), and reports the applied index of that state. The
+Replica decided the read may be served at some index i; a reader starting after i was
+applied reads a state at least as new, which every level allows (the state is committed).
+
+Determinism: random(), randomblob() and SQLite's clock fall back to real values on any
+thread but the one applying an entry (determinism.EntryContext), and the reader keeps its
+temporary tables in memory, so it never touches SQLite's own PRNG either.
+"""
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+
+import apsw
+
+from . import determinism
+from .commands import Request, validate
+from .errors import BadRequest, SqlError
+from .limits import DEFAULT_LIMITS, Limits
+from .query import QueryEngine, errmsg
+from .results import Result
+from .split import split_sql
+
+_perf = time.perf_counter
+
+
+class Reader(QueryEngine):
+    def __init__(self, path: str, *, limits: Limits = DEFAULT_LIMITS, statement_cache: int = 64):
+        determinism.install()
+        conn = apsw.Connection(path, vfs=determinism.VFS_NAME, statementcachesize=statement_cache,
+                               flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+        conn.set_busy_timeout(2000)
+        conn.execute("PRAGMA temp_store=MEMORY")    # no temp file names from SQLite's PRNG
+        determinism.register_functions(conn)
+        self._conn = conn
+        self._cur = None
+        self.limits = limits
+        self._internal = False
+        self._denied = None
+        self._mark = None
+        self._entry_dml = False
+        self._nonce = secrets.token_hex(8)
+        conn.authorizer = self._authorize
+
+    def _applied(self) -> int:
+        return self._internal_rows("SELECT idx FROM _ddb_applied WHERE id = 0")[0][0]
+
+    def read(self, request: Request, *, max_rows: int | None = None, max_bytes: int | None = None,
+             checked: bool = False) -> tuple[list[Result], int]:
+        """(results, applied index of the state they were read from), all statements in one
+        read transaction."""
+        if not checked:
+            validate(request, self.limits)
+        self._internal_exec("BEGIN")
+        try:
+            index = self._applied()
+            return self._run_request(request, max_rows, max_bytes), index
+        finally:
+            self._internal_exec("COMMIT")
+
+    def cursor(self, request: Request, chunk_rows: int) -> "Cursor":
+        return Cursor(self, request, chunk_rows)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class Cursor:
+    """One SELECT read in chunks of `chunk_rows` rows from one read transaction (a consistent
+    state however long the reading takes). `fetch()` -> (Result chunk, more)."""
+
+    def __init__(self, reader: Reader, request: Request, chunk_rows: int):
+        validate(request, reader.limits)
+        if len(request.statements) != 1 or len(split_sql(request.statements[0].sql)) != 1:
+            raise BadRequest("a chunked read takes exactly one statement", 0,
+                             "a chunked read takes exactly one statement")
+        if chunk_rows <= 0:
+            raise BadRequest("chunk_rows must be a positive number of rows")
+        self.reader = reader
+        self.chunk_rows = chunk_rows
+        self.rows_sent = 0
+        self.done = False
+        st = request.statements[0]
+        conn = reader._conn
+        reader._internal_exec("BEGIN")
+        reader._internal_exec("PRAGMA query_only=1")
+        self.index = reader._applied()
+        self._cur = conn.cursor()
+        self._desc = None
+
+        def note_description(cursor, _sql, _bindings):
+            self._desc = cursor.get_description()     # known once prepared, rows or not
+            return True
+        self._cur.exec_trace = note_description
+        try:
+            self._rows = self._cur.execute(st.sql, st.params)
+        except apsw.Error as e:
+            self.close()
+            raise SqlError(errmsg(e)) from None
+
+    def fetch(self) -> tuple[Result, bool]:
+        if self.done:
+            return Result(0, [d[0] for d in self._desc or ()], [d[1] for d in self._desc or ()]), False
+        t0 = _perf()
+        try:
+            rows = list(itertools.islice(self._rows, self.chunk_rows))
+        except apsw.Error as e:
+            self.close()
+            raise SqlError(errmsg(e)) from None
+        more = len(rows) == self.chunk_rows
+        self.rows_sent += len(rows)
+        desc = self._desc or ()
+        res = Result.from_rows(0, desc, rows, time=_perf() - t0) if desc else Result(0)
+        if not more:
+            self.close()
+        return res, more
+
+    def close(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        r = self.reader
+        try:
+            self._cur.close()
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            r._internal_exec("PRAGMA query_only=0")
+            r._internal_exec("COMMIT")
+        except apsw.Error:
+            pass

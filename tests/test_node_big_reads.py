@@ -1,0 +1,145 @@
+"""Big reads never hurt the cluster (issue 13, items 1-2): reads run on the node's worker
+threads with their own read-only connections, long results come in chunks from one
+consistent state, and the deterministic apply is never disturbed by a concurrent reader."""
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+
+import pytest
+
+from ddb_node.cluster import LocalCluster
+from ddb_node.sql import Request, StateMachine, encode_entry
+from ddb_node.sql import determinism
+from ddb_node.sql.reader import Reader
+
+ROWS = 60_000
+
+
+def _entry(sql, *params, seed=1):
+    return encode_entry(Request([[sql, *params]]), timestamp_ms=1_000, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LocalCluster(3) as lc:
+        c = lc.client()
+        c.execute("CREATE TABLE big(id INTEGER PRIMARY KEY, v TEXT)")
+        sql = "INSERT INTO big(v) VALUES " + ",".join(["(?)"] * 500)
+        for _ in range(ROWS // 500):
+            c.execute(sql, ["x" * 100] * 500)
+        yield lc, c
+
+
+def test_query_iter_streams_one_consistent_state_in_chunks(cluster):
+    lc, c = cluster
+    sizes, ids = [], []
+    writer = lc.client()
+    for chunk in c.query_iter("SELECT id FROM big ORDER BY id", level="linearizable",
+                              chunk_rows=7_000):
+        sizes.append(len(chunk.values[0]))
+        ids.extend(chunk.values[0])
+        writer.execute("INSERT INTO big(v) VALUES ('later')")   # commits while we read
+    assert max(sizes) == 7_000 and len(sizes) >= ROWS // 7_000
+    assert ids == sorted(ids) and len(ids) == len(set(ids))
+    # the cursor read one state: none of the rows written while it ran
+    n_before = len(ids)
+    now = c.query("SELECT count(*) FROM big", level="linearizable").results[0].values[0][0]
+    assert now == n_before + len(sizes)
+
+
+def test_query_of_a_long_result_is_whole_and_typed(cluster):
+    _lc, c = cluster
+    r = c.query("SELECT id, v FROM big", level="none")
+    n = c.query("SELECT count(*) FROM big", level="none").results[0].values[0][0]
+    assert len(r.results[0].values[0]) >= ROWS and r.results[0].columns == ["id", "v"]
+    df = r.to_pandas()
+    assert len(df) == len(r.results[0].values[0]) and len(df) <= n
+    assert str(df["id"].dtype).lower().startswith("int")
+
+
+def test_stopping_early_closes_the_cursor(cluster):
+    _lc, c = cluster
+    it = c.query_iter("SELECT * FROM big", chunk_rows=1_000)
+    first = next(it)
+    assert len(first.values[0]) == 1_000
+    it.close()
+    opened = {nid: st["counters"]["open_cursors"] for nid, st in c.status().items()}
+    assert set(opened.values()) == {0}, opened
+
+
+def test_a_slow_query_on_a_follower_does_not_stop_the_leader(cluster):
+    """A follower busy with a long query keeps answering heartbeats: no election, and the
+    leader keeps committing writes meanwhile."""
+    lc, c = cluster
+    leader = lc.leader()
+    follower = next(i for i in c.members if i != leader)
+    term0 = c.status(leader)["term"]
+    done = threading.Event()
+    out = {}
+
+    def slow():
+        out["r"] = c.query_on(follower, "SELECT count(*) FROM big a, big b WHERE a.id < 1500 "
+                                        "AND b.id < 1500 AND a.v = b.v", timeout=60)
+        done.set()
+    t = threading.Thread(target=slow)
+    t.start()
+    writes = 0
+    w = lc.client()
+    while not done.is_set() and writes < 2_000:
+        w.execute("INSERT INTO big(v) VALUES ('during')")
+        writes += 1
+    t.join(120)
+    assert out["r"].results[0].values[0][0] == 1499 * 1499
+    assert writes > 10
+    assert c.status(leader)["term"] == term0 and lc.leader() == leader
+
+
+def test_an_unknown_cursor_is_a_clear_error(cluster):
+    _lc, c = cluster
+    nid = sorted(c.members)[0]
+    reply = c.call(c.members[nid], {"op": "fetch", "cursor": 987654}, 5.0)
+    assert not reply["ok"] and "no open cursor 987654" in reply["error"]["message"]
+
+
+# ---------------------------------------------------------------- below the node
+def test_a_reader_on_another_thread_never_draws_from_the_entry_streams():
+    """determinism.EntryContext is active only on the applying thread: a concurrent reader's
+    random() and clock are real, and the replicas' apply stays identical."""
+    seen = {}
+    ctx = determinism.context
+    ctx.begin(5_000, 42)
+    try:
+        t = threading.Thread(target=lambda: seen.update(active=ctx.active))
+        t.start()
+        t.join()
+        assert ctx.active and seen["active"] is False
+    finally:
+        ctx.end()
+
+
+def test_apply_is_identical_with_and_without_a_concurrent_reader():
+    def run(with_reader: bool):
+        d = tempfile.mkdtemp()
+        sm = StateMachine(os.path.join(d, "data.db"))
+        sm.apply_batch([(1, 1, _entry("CREATE TABLE t(x, y DEFAULT (random()), z DEFAULT (datetime('now')))"))])
+        stop = threading.Event()
+        if with_reader:
+            reader = Reader(os.path.join(d, "data.db"))
+
+            def spin():
+                while not stop.is_set():
+                    reader.read(Request([["SELECT random(), randomblob(8), datetime('now'), count(*) FROM t"]]))
+            th = threading.Thread(target=spin)
+            th.start()
+        for i in range(2, 300):
+            sm.apply_batch([(i, 1, _entry("INSERT INTO t(x) VALUES (random())", seed=i))])
+        stop.set()
+        if with_reader:
+            th.join()
+            reader.close()
+        rows = sm.connection.execute("SELECT rowid, x, y, z FROM t ORDER BY rowid").fetchall()
+        sm.close()
+        return rows
+    assert run(False) == run(True)
