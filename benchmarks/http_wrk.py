@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -76,10 +77,81 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def wrk(url: str, env: dict, conns: int, secs: int, lua: str, cap: int = 1_000_000) -> dict:
+_CLK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        st = f.read()
+    fl = st[st.rindex(")") + 2:].split()
+    return (int(fl[11]) + int(fl[12])) / _CLK
+
+
+def _machine_busy() -> float:
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / _CLK
+
+
+class CpuMeter:
+    """Where the CPU of one measurement went: each ddb node (the leader apart), wrk (the load
+    generator, a waited-for child) and everything else on the machine (other developers)."""
+
+    def __init__(self, pids: dict[str, int]):
+        self.pids = pids
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        self.busy0 = _machine_busy()
+        self.child0 = _children_cpu()
+        self.cpu0 = {k: _proc_cpu(p) for k, p in self.pids.items()}
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.monotonic() - self.t0
+        self.cpu = {k: _proc_cpu(p) - self.cpu0[k] for k, p in self.pids.items()}
+        self.wrk = _children_cpu() - self.child0
+        self.busy = _machine_busy() - self.busy0
+
+    def fields(self, ops: int) -> dict:
+        ours = sum(self.cpu.values()) + self.wrk
+        out = {f"{k}_cpu_cores": round(v / self.wall, 2) for k, v in self.cpu.items()}
+        out.update({"wrk_cpu_cores": round(self.wrk / self.wall, 2),
+                    "foreign_cpu_cores": round(max(0.0, self.busy - ours) / self.wall, 2),
+                    "machine_busy_cores": round(self.busy / self.wall, 2)})
+        if ops:
+            out.update({f"{k}_cpu_us_per_op": round(v / ops * 1e6, 1) for k, v in self.cpu.items()})
+            out["wrk_cpu_us_per_op"] = round(self.wrk / ops * 1e6, 1)
+        return out
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _py_spy() -> str:
+    here = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return here if os.path.exists(here) else (shutil.which("py-spy") or "py-spy")
+
+
+def wrk(url: str, env: dict, conns: int, secs: int, lua: str, cap: int = 1_000_000,
+        pids: dict | None = None, profile: str | None = None) -> dict:
+    """One wrk run; with ``profile`` (a file name), py-spy samples the leader meanwhile and
+    writes collapsed stacks there (see profile_summary.py)."""
     e = dict(os.environ, **{k: str(v) for k, v in env.items()}, WRK_LIMIT_PER_THREAD=str(cap))
     argv = ["wrk", "-t", "1", "-c", str(conns), "-d", f"{secs}s", "--timeout", "30s", "-s", lua, url]
-    r = subprocess.run(argv, env=e, capture_output=True, text=True, timeout=secs + 60)
+    spy = None
+    if profile:
+        spy = subprocess.Popen([_py_spy(), "record", "--pid", str(pids["leader"]), "--rate", "250",
+                                "--duration", str(secs), "--nonblocking", "--format", "raw",
+                                "--output", profile], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    with CpuMeter(pids or {}) as meter:
+        r = subprocess.run(argv, env=e, capture_output=True, text=True, timeout=secs + 60)
+    if spy is not None:
+        spy.wait(timeout=60)
     line = [x for x in r.stdout.splitlines() if x.startswith("WRKJSON ")]
     if r.returncode != 0 or not line:
         raise RuntimeError(f"wrk failed rc={r.returncode}: {r.stdout[-400:]} {r.stderr[-400:]}")
@@ -88,7 +160,7 @@ def wrk(url: str, env: dict, conns: int, secs: int, lua: str, cap: int = 1_000_0
     ok = d["requests"] - d["errors"]
     return {"ops": ok, "errors": d["errors"], "secs": round(s, 3), "ops_per_s": round(ok / s, 1),
             "p50_ms": round(d["p50_us"] / 1e3, 3), "p99_ms": round(d["p99_us"] / 1e3, 3),
-            "max_ms": round(d["max_us"] / 1e3, 3)}
+            "max_ms": round(d["max_us"] / 1e3, 3), **meter.fields(d["requests"])}
 
 
 def post(url: str, body) -> dict:
@@ -114,13 +186,18 @@ def run_ddb(args) -> list[dict]:
             for i in range(0, 2000, 500):
                 post(base + "/db/execute", [["INSERT INTO kv(k, v) VALUES(?, ?)", f"s-{j}", v]
                                             for j in range(i, i + 500)])
+            pids = {("leader" if i == lid else f"follower{i}"): n.proc.pid for i, n in c.nodes.items()}
+            def prof(name):
+                return os.path.join(args.profile, f"{name}.txt") if args.profile else None
             for conns in args.clients:
-                r = wrk(base, {"WRK_MODE": "put", "WRK_PREFIX": f"p{conns}"}, conns, args.secs, lua)
+                r = wrk(base, {"WRK_MODE": "put", "WRK_PREFIX": f"p{conns}"}, conns, args.secs, lua,
+                        pids=pids, profile=prof(f"put-{conns}"))
                 out.append(dict(peer="ddb", measurement="put", clients=conns, client="wrk", **r))
                 log(json.dumps(out[-1]))
-            for level in ("weak", "linearizable", "none"):
+            for level in args.levels:
                 for conns in args.read_clients:
-                    r = wrk(base, {"WRK_MODE": level}, conns, args.secs, lua)
+                    r = wrk(base, {"WRK_MODE": level}, conns, args.secs, lua, pids=pids,
+                            profile=prof(f"get_{level}-{conns}"))
                     out.append(dict(peer="ddb", measurement=f"get_{level}", clients=conns, client="wrk", **r))
                     log(json.dumps(out[-1]))
             if c.crashed():
@@ -155,11 +232,14 @@ def run_etcd(args) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| peer | measurement | connections | ops/s | p50 ms | p99 ms | errors |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| peer | measurement | connections | ops/s | p50 ms | p99 ms | errors "
+             "| leader CPU µs/op | wrk cores | foreign cores |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for d in rows:
         lines.append(f"| {d.get('peer')} | {d.get('measurement')} | {d.get('clients')} | "
-                     f"{d.get('ops_per_s')} | {d.get('p50_ms')} | {d.get('p99_ms')} | {d.get('errors')} |")
+                     f"{d.get('ops_per_s')} | {d.get('p50_ms')} | {d.get('p99_ms')} | {d.get('errors')} "
+                     f"| {d.get('leader_cpu_us_per_op', '-')} | {d.get('wrk_cpu_cores', '-')} "
+                     f"| {d.get('foreign_cpu_cores', '-')} |")
     return "\n".join(lines)
 
 
@@ -168,11 +248,17 @@ def main(argv=None) -> int:
     p.add_argument("--secs", type=int, default=10)
     p.add_argument("--clients", default="16,64")
     p.add_argument("--read-clients", default="16")
+    p.add_argument("--levels", default="weak,linearizable,none", help="read levels to measure")
     p.add_argument("--storage", default="disk", choices=("disk", "memory"))
     p.add_argument("--no-etcd", action="store_true")
+    p.add_argument("--profile", metavar="DIR", help="py-spy the leader during each run, stacks into DIR")
     args = p.parse_args(argv)
     args.clients = [int(x) for x in args.clients.split(",")]
     args.read_clients = [int(x) for x in args.read_clients.split(",")]
+    args.clients = [x for x in args.clients if x > 0]
+    args.levels = [x for x in args.levels.split(",") if x]
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
     if not shutil.which("wrk"):
         log("wrk is not installed (apt-get install wrk)")
         return 2

@@ -1,0 +1,65 @@
+"""How a failed request reads over HTTP: ddb's error replies -> rqlite's statuses and shapes.
+
+``from_error`` maps the ``{"type", "message"}`` of an ErrorReply onto an ``HttpError``: a
+statement SQLite rejected is a per-statement error (HTTP 200), a rolled-back transaction
+keeps the results up to the failing statement, NotLeader is a redirect (301) carrying the
+leader, no leader is 503, a timeout or a stale read is HTTP 200 with a top-level error.
+"""
+from __future__ import annotations
+
+import re
+
+from .http_server import REASONS
+
+_STMT_ERR = re.compile(r"^statement (\d+): (.*)$", re.S)
+_TX_ERR = re.compile(r"^transaction rolled back: statement (\d+) failed: (.*)$", re.S)
+
+
+class HttpError(Exception):
+    """An answer other than success: status, message (the reason phrase by default), headers."""
+
+    def __init__(self, status: int, message: str | None = None, headers: dict | None = None):
+        message = REASONS.get(status, "") if message is None else message
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+        self.leader = None
+
+
+class StatementError(HttpError):
+    def __init__(self, position: int, message: str):
+        super().__init__(200, message)
+        self.position = position
+
+
+class TransactionFailed(HttpError):
+    def __init__(self, position: int, message: str, results=None):
+        super().__init__(200, message)
+        self.position = position
+        self.results = results
+
+
+def from_error(err: dict) -> HttpError:
+    typ, msg = err.get("type"), err.get("message") or ""
+    if typ == "BadRequest":
+        m = _STMT_ERR.match(msg)
+        if m:
+            return StatementError(int(m.group(1)), m.group(2))
+        m = _TX_ERR.match(msg)
+        if m:
+            return TransactionFailed(int(m.group(1)), m.group(2), err.get("results"))
+        return HttpError(400, msg)
+    if typ == "NotLeader":
+        e = HttpError(301, msg)
+        e.leader = err.get("leader")
+        return e
+    if typ == "NoLeader":
+        return HttpError(503, "leader not found")
+    if typ in ("Unavailable",):
+        return HttpError(503, msg)
+    if typ == "Timeout" and msg.startswith("leader election"):
+        return HttpError(503, "leader not found")
+    if typ in ("Timeout", "Stale"):
+        return HttpError(200, msg)    # rqlite: HTTP 200 with a top-level "error"
+    return HttpError(500, msg or "internal error")
