@@ -80,12 +80,12 @@ def log(msg: str) -> None:
 _CLK = os.sysconf("SC_CLK_TCK")
 
 
-def _proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far."""
+def _proc_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user, system) a process has used so far (all its threads)."""
     with open(f"/proc/{pid}/stat") as f:
         st = f.read()
     fl = st[st.rindex(")") + 2:].split()
-    return (int(fl[11]) + int(fl[12])) / _CLK
+    return int(fl[11]) / _CLK, int(fl[12]) / _CLK
 
 
 def _machine_busy() -> float:
@@ -110,7 +110,10 @@ class CpuMeter:
 
     def __exit__(self, *exc):
         self.wall = time.monotonic() - self.t0
-        self.cpu = {k: _proc_cpu(p) - self.cpu0[k] for k, p in self.pids.items()}
+        now = {k: _proc_cpu(p) for k, p in self.pids.items()}
+        self.user = {k: now[k][0] - self.cpu0[k][0] for k in now}
+        self.system = {k: now[k][1] - self.cpu0[k][1] for k in now}
+        self.cpu = {k: self.user[k] + self.system[k] for k in now}
         self.wrk = _children_cpu() - self.child0
         self.busy = _machine_busy() - self.busy0
 
@@ -122,6 +125,8 @@ class CpuMeter:
                     "machine_busy_cores": round(self.busy / self.wall, 2)})
         if ops:
             out.update({f"{k}_cpu_us_per_op": round(v / ops * 1e6, 1) for k, v in self.cpu.items()})
+            out["leader_user_us_per_op"] = round(self.user.get("leader", 0) / ops * 1e6, 1)
+            out["leader_system_us_per_op"] = round(self.system.get("leader", 0) / ops * 1e6, 1)
             out["wrk_cpu_us_per_op"] = round(self.wrk / ops * 1e6, 1)
         return out
 
@@ -233,12 +238,13 @@ def run_etcd(args) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     lines = ["| peer | measurement | connections | ops/s | p50 ms | p99 ms | errors "
-             "| leader CPU µs/op | wrk cores | foreign cores |",
+             "| leader CPU µs/op (user+sys) | wrk cores | foreign cores |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for d in rows:
         lines.append(f"| {d.get('peer')} | {d.get('measurement')} | {d.get('clients')} | "
                      f"{d.get('ops_per_s')} | {d.get('p50_ms')} | {d.get('p99_ms')} | {d.get('errors')} "
-                     f"| {d.get('leader_cpu_us_per_op', '-')} | {d.get('wrk_cpu_cores', '-')} "
+                     f"| {d.get('leader_cpu_us_per_op', '-')} ({d.get('leader_user_us_per_op', '-')}"
+                     f"+{d.get('leader_system_us_per_op', '-')}) | {d.get('wrk_cpu_cores', '-')} "
                      f"| {d.get('foreign_cpu_cores', '-')} |")
     return "\n".join(lines)
 

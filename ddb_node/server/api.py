@@ -65,6 +65,9 @@ async def op_request(server, body: dict) -> dict:
         cls = server.sm.classify(req)
     except BadRequest as e:
         raise bad_request(str(e)) from None
+    if body.get("read_only") and cls.kind != "read":
+        # the asker (rqlite's /db/query) answers writes itself; nothing has run
+        raise ErrorReply("ReadOnly", "the request holds a statement that writes")
     level = req.level
     if level == "auto":
         level = "weak"

@@ -38,7 +38,7 @@ from . import http_format as fmt
 from .api import handle_request
 from .errors import ErrorReply
 from .http_auth import CredentialStore, parse_basic
-from .http_errors import HttpError, StatementError, TransactionFailed, from_error
+from .http_errors import HttpError, StatementError, TransactionFailed, WritesRefused, from_error
 from .http_routes import Router
 from .http_server import HttpServer
 from .http_ws import EventHub
@@ -202,13 +202,23 @@ class HttpService:
                 out[k] = [fixed]
                 pending.remove(k)
         if readonly:
-            self._mark_writes(stmts, pending, out)
+            # one classification in the common case (all reads): the node refuses a request
+            # with a write (nothing runs) and only then are the writes found and answered here
+            base["read_only"] = True
         guard = 0
         while pending and guard <= n:
             guard += 1
             body = dict(base, statements=[stmts[i] for i in pending])
             try:
                 resp = await self.call(body)
+            except WritesRefused:
+                before = len(pending)
+                self._mark_writes(stmts, pending, out)
+                if len(pending) == before:      # cannot tell which: refuse them all, run none
+                    for k in pending:
+                        out[k] = [{"error": READONLY_ERROR}]
+                    pending = []
+                continue
             except StatementError as se:
                 if se.position >= len(pending):
                     raise HttpError(400, se.message) from None

@@ -40,8 +40,17 @@ class TransactionFailed(HttpError):
         self.results = results
 
 
+class WritesRefused(HttpError):
+    """A read-only request (``read_only``) held a statement that writes; nothing ran."""
+
+    def __init__(self, message: str):
+        super().__init__(200, message)
+
+
 def from_error(err: dict) -> HttpError:
     typ, msg = err.get("type"), err.get("message") or ""
+    if typ == "ReadOnly":
+        return WritesRefused(msg)
     if typ == "BadRequest":
         m = _STMT_ERR.match(msg)
         if m:

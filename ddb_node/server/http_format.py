@@ -66,37 +66,41 @@ def parse_duration(text: str) -> float:
 
 # ------------------------------------------------------------------ flags
 class Flags:
-    """rqlite's URL flags. Booleans are set bare (``?pretty``) or with a value (``=true``)."""
+    """rqlite's URL flags. Booleans are set bare (``?pretty``) or with a value (``=true``).
+    Absent flags keep the class defaults, so a request pays only for the flags it sends."""
 
     BOOLS = ("transaction", "timings", "associative", "pretty", "redirect", "raft_index",
              "queue", "wait", "blob_array", "freshness_strict", "noleader", "nonvoters", "sync",
              "vacuum", "compress", "qualify_columns", "norwrandom", "norwtime", "bypass")
+    _BOOLS = frozenset(BOOLS)
+    _DURATIONS = frozenset(("timeout", "freshness", "db_timeout", "linearizable_timeout"))
+    level = timeout = freshness = db_timeout = linearizable_timeout = q = ver = key = None
+    fmt = ""
+    tables: list = []
 
     def __init__(self, args: dict[str, list[bytes]]):
-        self.raw = {k: (v[-1].decode("utf-8", "replace") if v else "") for k, v in args.items()}
-        for name in self.BOOLS:
-            setattr(self, name, self._bool(name))
-        level = self.raw.get("level")
+        self.raw = raw = {k: (v[-1].decode("utf-8", "replace") if v else "") for k, v in args.items()}
+        for name, v in raw.items():
+            if name in self._BOOLS:
+                setattr(self, name, self._bool(name, v))
+            elif name in self._DURATIONS:
+                setattr(self, name, parse_duration(v) if v != "" else None)
+        level = raw.get("level")
         if level is not None:
             level = level.strip().lower()
             if level not in LEVELS:
                 raise FlagError(f"unknown consistency level {level!r}; use none, weak, "
                                 "linearizable, strong or auto")
-        self.level = level
-        self.timeout = self._dur("timeout")
-        self.freshness = self._dur("freshness")
-        self.db_timeout = self._dur("db_timeout")
-        self.linearizable_timeout = self._dur("linearizable_timeout")
-        self.q = self.raw.get("q")
-        self.fmt = (self.raw.get("fmt") or "").lower()
-        self.ver = self.raw.get("ver")
-        self.key = self.raw.get("key")
-        self.tables = [t for t in (self.raw.get("tables") or "").split(",") if t]
+            self.level = level
+        if raw:
+            self.q = raw.get("q")
+            self.fmt = (raw.get("fmt") or "").lower()
+            self.ver = raw.get("ver")
+            self.key = raw.get("key")
+            self.tables = [t for t in (raw.get("tables") or "").split(",") if t]
 
-    def _bool(self, name: str) -> bool:
-        v = self.raw.get(name)
-        if v is None:
-            return False
+    @staticmethod
+    def _bool(name: str, v: str) -> bool:
         v = v.strip().lower()
         if v in TRUE:
             return True
@@ -104,11 +108,9 @@ class Flags:
             return False
         raise FlagError(f"flag {name} must be bare, true or false, not {v!r}")
 
-    def _dur(self, name: str) -> float | None:
-        v = self.raw.get(name)
-        if v is None or v == "":
-            return None
-        return parse_duration(v)
+
+for _name in Flags.BOOLS:
+    setattr(Flags, _name, False)
 
 
 def parse_flags(args) -> Flags:

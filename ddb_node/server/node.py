@@ -647,5 +647,6 @@ class NodeServer:
 
 
 def run_node(opts: NodeOptions) -> None:
+    from .loop import run
     server = NodeServer(opts)
-    asyncio.run(server.run())
+    run(server.run())
