@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,9 +47,9 @@ function init(args) sent, got, errs = 0, 0, 0; value = string.rep("v", vsize); m
 local hdr = { ["Content-Type"] = "application/json" }
 function request()
   sent = sent + 1
-  if mode == "put" then
+  if mode == "put" or mode == "putq" then
     local body = '[["INSERT INTO kv(k, v) VALUES(?, ?)","' .. prefix .. "-" .. id .. "-" .. sent .. '","' .. value .. '"]]'
-    return wrk.format("POST", "/db/execute", hdr, body)
+    return wrk.format("POST", mode == "put" and "/db/execute" or "/db/execute?queue", hdr, body)
   else
     local k = "s-" .. math.random(0, nkeys - 1)
     return wrk.format("GET", "/db/query?level=" .. mode .. "&q=SELECT%20v%20FROM%20kv%20WHERE%20k%3D%27" .. k .. "%27")
@@ -58,6 +59,7 @@ function response(status, headers, body)
   got = got + 1
   local bad = (status ~= 200) or (body == nil) or (body:find('"error"', 1, true) ~= nil)
   if mode == "put" then bad = bad or (body:find('"rows_affected":1', 1, true) == nil)
+  elseif mode == "putq" then bad = bad or (body:find('"sequence_number"', 1, true) == nil)
   else bad = bad or (body:find('"values"', 1, true) == nil) end
   if bad then errs = errs + 1 end
   if got >= limit then wrk.thread:stop() end
@@ -199,6 +201,9 @@ def run_ddb(args) -> list[dict]:
                         pids=pids, profile=prof(f"put-{conns}"))
                 out.append(dict(peer="ddb", measurement="put", clients=conns, client="wrk", **r))
                 log(json.dumps(out[-1]))
+            if args.queued:
+                out.append(queued_put(base, args, lua, pids))
+                log(json.dumps(out[-1]))
             for level in args.levels:
                 for conns in args.read_clients:
                     r = wrk(base, {"WRK_MODE": level}, conns, args.secs, lua, pids=pids,
@@ -210,6 +215,29 @@ def run_ddb(args) -> list[dict]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _count(base: str, prefix: str) -> int:
+    q = urllib.parse.quote(f"SELECT count(*) FROM kv WHERE k LIKE '{prefix}-%'")
+    with urllib.request.urlopen(f"{base}/db/query?level=strong&q={q}", timeout=30) as r:
+        return json.loads(r.read())["results"][0]["values"][0][0]
+
+
+def queued_put(base: str, args, lua: str, pids: dict) -> dict:
+    """rqlite's queued writes (``?queue``): wrk counts the accepted requests; the durable rate
+    is the rows that reached the database over the time until the queue had drained."""
+    conns = args.clients[0] if args.clients else 16
+    t0 = time.monotonic()
+    r = wrk(base, {"WRK_MODE": "putq", "WRK_PREFIX": "q"}, conns, args.secs, lua, pids=pids)
+    last, n, reached = -1, _count(base, "q"), time.monotonic()
+    while n != last and time.monotonic() - t0 < args.secs + 30:
+        time.sleep(0.2)                      # polling the row count until it stops growing
+        last, n = n, _count(base, "q")
+        if n != last:
+            reached = time.monotonic()
+    drained = reached - t0
+    return dict(peer="ddb", measurement="put_queued", clients=conns, client="wrk", **r,
+                rows_written=n, durable_rows_per_s=round(n / drained, 1))
 
 
 def run_etcd(args) -> list[dict]:
@@ -257,6 +285,7 @@ def main(argv=None) -> int:
     p.add_argument("--levels", default="weak,linearizable,none", help="read levels to measure")
     p.add_argument("--storage", default="disk", choices=("disk", "memory"))
     p.add_argument("--no-etcd", action="store_true")
+    p.add_argument("--queued", action="store_true", help="also measure ?queue writes (WriteQueue)")
     p.add_argument("--profile", metavar="DIR", help="py-spy the leader during each run, stacks into DIR")
     args = p.parse_args(argv)
     args.clients = [int(x) for x in args.clients.split(",")]
