@@ -4,8 +4,11 @@ by layer, so the HTTP layer's share can be told from the node's request path and
 
 Each sample is charged to the innermost frame that belongs to a named layer (a frame of the
 stdlib called from tornado counts as tornado, ``json.dumps`` called from http_format counts as
-the HTTP layer's JSON), so the shares add up to 100 %. With ``--us-per-op`` (the leader's CPU
-per request from the same run) each share is also given in microseconds per request.
+the HTTP layer's JSON), so the shares add up to 100 %. py-spy samples a running *or runnable*
+thread: on a loaded machine the socket write that wakes the client is where the node is
+preempted, so that layer is shown apart and left out of the per-request split. With
+``--us-per-op`` (the leader's *user* CPU per request from the same run; the system CPU is
+mostly that write and the reads) the other layers' shares are given in µs per request.
 
     python benchmarks/profile_summary.py DIR/get_none-16.txt [--us-per-op 618] [--top 25]
 """
@@ -18,8 +21,11 @@ import re
 _FRAME = re.compile(r"^(?P<fn>.*?) \((?P<file>[^():]*?)(?::(?P<line>\d+))?\)$")
 
 # (layer, file pattern, function pattern): first match from the innermost frame outwards
+WRITE = "socket write to the client (wall time: includes being preempted by the woken client)"
 LAYERS = [
     ("idle (epoll wait)", r"selectors\.py$", r"select$"),
+    (WRITE, r"(ddb_node/server/http_server\.py|tornado/iostream\.py|asyncio/selector_events\.py)$",
+     r"^(HttpProtocol\._write|IOStream\.write_to_fd|_SelectorSocketTransport\.write)$"),
     ("json encode/decode", r"^(json/|orjson)", r""),
     ("http: request handling (ddb)", r"ddb_node/server/http_(api|format|server|routes|io|ws|auth)\.py$", r""),
     ("http: server library", r"(tornado/|httptools|h11/|wsproto/|uvloop)", r""),
@@ -73,14 +79,19 @@ def summarize(path: str, us_per_op: float | None, top: int) -> str:
         for key in {f"{fn} ({file})" for fn, file in frames}:
             incl[key] += n
     busy = total - by_layer.get("idle (epoll wait)", 0)
+    working = busy - by_layer.get(WRITE, 0)
     lines = [f"## {path}: {total} samples, {busy} busy", "",
-             "| layer | share of busy samples | µs/request |", "|---|---|---|"]
+             "| layer | share of busy samples | share without the write | user µs/request |",
+             "|---|---|---|---|"]
     for name, n in by_layer.most_common():
         if name.startswith("idle"):
             continue
-        share = n / max(busy, 1)
+        if name == WRITE:
+            lines.append(f"| {name} | {n * 100 / max(busy, 1):.1f} % | - | - |")
+            continue
+        share = n / max(working, 1)
         us = f"{share * us_per_op:.0f}" if us_per_op else "-"
-        lines.append(f"| {name} | {share * 100:.1f} % | {us} |")
+        lines.append(f"| {name} | {n * 100 / max(busy, 1):.1f} % | {share * 100:.1f} % | {us} |")
     lines += ["", f"top {top} functions by self samples:", ""]
     for k, n in self_fn.most_common(top):
         lines.append(f"    {n * 100 / total:5.1f} %  {k}")
