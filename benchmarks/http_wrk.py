@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,9 +47,9 @@ function init(args) sent, got, errs = 0, 0, 0; value = string.rep("v", vsize); m
 local hdr = { ["Content-Type"] = "application/json" }
 function request()
   sent = sent + 1
-  if mode == "put" then
+  if mode == "put" or mode == "putq" then
     local body = '[["INSERT INTO kv(k, v) VALUES(?, ?)","' .. prefix .. "-" .. id .. "-" .. sent .. '","' .. value .. '"]]'
-    return wrk.format("POST", "/db/execute", hdr, body)
+    return wrk.format("POST", mode == "put" and "/db/execute" or "/db/execute?queue", hdr, body)
   else
     local k = "s-" .. math.random(0, nkeys - 1)
     return wrk.format("GET", "/db/query?level=" .. mode .. "&q=SELECT%20v%20FROM%20kv%20WHERE%20k%3D%27" .. k .. "%27")
@@ -57,6 +59,7 @@ function response(status, headers, body)
   got = got + 1
   local bad = (status ~= 200) or (body == nil) or (body:find('"error"', 1, true) ~= nil)
   if mode == "put" then bad = bad or (body:find('"rows_affected":1', 1, true) == nil)
+  elseif mode == "putq" then bad = bad or (body:find('"sequence_number"', 1, true) == nil)
   else bad = bad or (body:find('"values"', 1, true) == nil) end
   if bad then errs = errs + 1 end
   if got >= limit then wrk.thread:stop() end
@@ -76,10 +79,86 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def wrk(url: str, env: dict, conns: int, secs: int, lua: str, cap: int = 1_000_000) -> dict:
+_CLK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user, system) a process has used so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        st = f.read()
+    fl = st[st.rindex(")") + 2:].split()
+    return int(fl[11]) / _CLK, int(fl[12]) / _CLK
+
+
+def _machine_busy() -> float:
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / _CLK
+
+
+class CpuMeter:
+    """Where the CPU of one measurement went: each ddb node (the leader apart), wrk (the load
+    generator, a waited-for child) and everything else on the machine (other developers)."""
+
+    def __init__(self, pids: dict[str, int]):
+        self.pids = pids
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        self.busy0 = _machine_busy()
+        self.child0 = _children_cpu()
+        self.cpu0 = {k: _proc_cpu(p) for k, p in self.pids.items()}
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.monotonic() - self.t0
+        now = {k: _proc_cpu(p) for k, p in self.pids.items()}
+        self.user = {k: now[k][0] - self.cpu0[k][0] for k in now}
+        self.system = {k: now[k][1] - self.cpu0[k][1] for k in now}
+        self.cpu = {k: self.user[k] + self.system[k] for k in now}
+        self.wrk = _children_cpu() - self.child0
+        self.busy = _machine_busy() - self.busy0
+
+    def fields(self, ops: int) -> dict:
+        ours = sum(self.cpu.values()) + self.wrk
+        out = {f"{k}_cpu_cores": round(v / self.wall, 2) for k, v in self.cpu.items()}
+        out.update({"wrk_cpu_cores": round(self.wrk / self.wall, 2),
+                    "foreign_cpu_cores": round(max(0.0, self.busy - ours) / self.wall, 2),
+                    "machine_busy_cores": round(self.busy / self.wall, 2)})
+        if ops:
+            out.update({f"{k}_cpu_us_per_op": round(v / ops * 1e6, 1) for k, v in self.cpu.items()})
+            out["leader_user_us_per_op"] = round(self.user.get("leader", 0) / ops * 1e6, 1)
+            out["leader_system_us_per_op"] = round(self.system.get("leader", 0) / ops * 1e6, 1)
+            out["wrk_cpu_us_per_op"] = round(self.wrk / ops * 1e6, 1)
+        return out
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _py_spy() -> str:
+    here = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return here if os.path.exists(here) else (shutil.which("py-spy") or "py-spy")
+
+
+def wrk(url: str, env: dict, conns: int, secs: int, lua: str, cap: int = 1_000_000,
+        pids: dict | None = None, profile: str | None = None) -> dict:
+    """One wrk run; with ``profile`` (a file name), py-spy samples the leader meanwhile and
+    writes collapsed stacks there (see profile_summary.py)."""
     e = dict(os.environ, **{k: str(v) for k, v in env.items()}, WRK_LIMIT_PER_THREAD=str(cap))
     argv = ["wrk", "-t", "1", "-c", str(conns), "-d", f"{secs}s", "--timeout", "30s", "-s", lua, url]
-    r = subprocess.run(argv, env=e, capture_output=True, text=True, timeout=secs + 60)
+    spy = None
+    if profile:
+        spy = subprocess.Popen([_py_spy(), "record", "--pid", str(pids["leader"]), "--rate", "250",
+                                "--duration", str(secs), "--nonblocking", "--format", "raw",
+                                "--output", profile], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    with CpuMeter(pids or {}) as meter:
+        r = subprocess.run(argv, env=e, capture_output=True, text=True, timeout=secs + 60)
+    if spy is not None:
+        spy.wait(timeout=60)
     line = [x for x in r.stdout.splitlines() if x.startswith("WRKJSON ")]
     if r.returncode != 0 or not line:
         raise RuntimeError(f"wrk failed rc={r.returncode}: {r.stdout[-400:]} {r.stderr[-400:]}")
@@ -88,7 +167,7 @@ def wrk(url: str, env: dict, conns: int, secs: int, lua: str, cap: int = 1_000_0
     ok = d["requests"] - d["errors"]
     return {"ops": ok, "errors": d["errors"], "secs": round(s, 3), "ops_per_s": round(ok / s, 1),
             "p50_ms": round(d["p50_us"] / 1e3, 3), "p99_ms": round(d["p99_us"] / 1e3, 3),
-            "max_ms": round(d["max_us"] / 1e3, 3)}
+            "max_ms": round(d["max_us"] / 1e3, 3), **meter.fields(d["requests"])}
 
 
 def post(url: str, body) -> dict:
@@ -114,13 +193,21 @@ def run_ddb(args) -> list[dict]:
             for i in range(0, 2000, 500):
                 post(base + "/db/execute", [["INSERT INTO kv(k, v) VALUES(?, ?)", f"s-{j}", v]
                                             for j in range(i, i + 500)])
+            pids = {("leader" if i == lid else f"follower{i}"): n.proc.pid for i, n in c.nodes.items()}
+            def prof(name):
+                return os.path.join(args.profile, f"{name}.txt") if args.profile else None
             for conns in args.clients:
-                r = wrk(base, {"WRK_MODE": "put", "WRK_PREFIX": f"p{conns}"}, conns, args.secs, lua)
+                r = wrk(base, {"WRK_MODE": "put", "WRK_PREFIX": f"p{conns}"}, conns, args.secs, lua,
+                        pids=pids, profile=prof(f"put-{conns}"))
                 out.append(dict(peer="ddb", measurement="put", clients=conns, client="wrk", **r))
                 log(json.dumps(out[-1]))
-            for level in ("weak", "linearizable", "none"):
+            if args.queued:
+                out.append(queued_put(base, args, lua, pids))
+                log(json.dumps(out[-1]))
+            for level in args.levels:
                 for conns in args.read_clients:
-                    r = wrk(base, {"WRK_MODE": level}, conns, args.secs, lua)
+                    r = wrk(base, {"WRK_MODE": level}, conns, args.secs, lua, pids=pids,
+                            profile=prof(f"get_{level}-{conns}"))
                     out.append(dict(peer="ddb", measurement=f"get_{level}", clients=conns, client="wrk", **r))
                     log(json.dumps(out[-1]))
             if c.crashed():
@@ -128,6 +215,29 @@ def run_ddb(args) -> list[dict]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _count(base: str, prefix: str) -> int:
+    q = urllib.parse.quote(f"SELECT count(*) FROM kv WHERE k LIKE '{prefix}-%'")
+    with urllib.request.urlopen(f"{base}/db/query?level=strong&q={q}", timeout=30) as r:
+        return json.loads(r.read())["results"][0]["values"][0][0]
+
+
+def queued_put(base: str, args, lua: str, pids: dict) -> dict:
+    """rqlite's queued writes (``?queue``): wrk counts the accepted requests; the durable rate
+    is the rows that reached the database over the time until the queue had drained."""
+    conns = args.clients[0] if args.clients else 16
+    t0 = time.monotonic()
+    r = wrk(base, {"WRK_MODE": "putq", "WRK_PREFIX": "q"}, conns, args.secs, lua, pids=pids)
+    last, n, reached = -1, _count(base, "q"), time.monotonic()
+    while n != last and time.monotonic() - t0 < args.secs + 30:
+        time.sleep(0.2)                      # polling the row count until it stops growing
+        last, n = n, _count(base, "q")
+        if n != last:
+            reached = time.monotonic()
+    drained = reached - t0
+    return dict(peer="ddb", measurement="put_queued", clients=conns, client="wrk", **r,
+                rows_written=n, durable_rows_per_s=round(n / drained, 1))
 
 
 def run_etcd(args) -> list[dict]:
@@ -155,11 +265,15 @@ def run_etcd(args) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| peer | measurement | connections | ops/s | p50 ms | p99 ms | errors |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| peer | measurement | connections | ops/s | p50 ms | p99 ms | errors "
+             "| leader CPU µs/op (user+sys) | wrk cores | foreign cores |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for d in rows:
         lines.append(f"| {d.get('peer')} | {d.get('measurement')} | {d.get('clients')} | "
-                     f"{d.get('ops_per_s')} | {d.get('p50_ms')} | {d.get('p99_ms')} | {d.get('errors')} |")
+                     f"{d.get('ops_per_s')} | {d.get('p50_ms')} | {d.get('p99_ms')} | {d.get('errors')} "
+                     f"| {d.get('leader_cpu_us_per_op', '-')} ({d.get('leader_user_us_per_op', '-')}"
+                     f"+{d.get('leader_system_us_per_op', '-')}) | {d.get('wrk_cpu_cores', '-')} "
+                     f"| {d.get('foreign_cpu_cores', '-')} |")
     return "\n".join(lines)
 
 
@@ -168,11 +282,18 @@ def main(argv=None) -> int:
     p.add_argument("--secs", type=int, default=10)
     p.add_argument("--clients", default="16,64")
     p.add_argument("--read-clients", default="16")
+    p.add_argument("--levels", default="weak,linearizable,none", help="read levels to measure")
     p.add_argument("--storage", default="disk", choices=("disk", "memory"))
     p.add_argument("--no-etcd", action="store_true")
+    p.add_argument("--queued", action="store_true", help="also measure ?queue writes (WriteQueue)")
+    p.add_argument("--profile", metavar="DIR", help="py-spy the leader during each run, stacks into DIR")
     args = p.parse_args(argv)
     args.clients = [int(x) for x in args.clients.split(",")]
     args.read_clients = [int(x) for x in args.read_clients.split(",")]
+    args.clients = [x for x in args.clients if x > 0]
+    args.levels = [x for x in args.levels.split(",") if x]
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
     if not shutil.which("wrk"):
         log("wrk is not installed (apt-get install wrk)")
         return 2

@@ -27,7 +27,7 @@ OPS = ("request", "map", "map_result", "ping", "status", "nodes", "faults", "joi
 
 # Error types a node answers with; the client maps each to an exception class.
 ERROR_TYPES = ("BadRequest", "NotLeader", "NoLeader", "Unavailable", "Stale", "Timeout",
-               "Internal")
+               "ReadOnly", "Internal")
 
 
 class RequestError(Exception):
@@ -128,6 +128,7 @@ class ClientRequest:
     freshness: float | None = None                  # `none` reads: max seconds since a leader
     max_rows: int | None = None
     chunk_rows: int | None = None                   # a read's rows come in chunks (a cursor)
+    read_only: bool = False                         # refuse (ReadOnly) if a statement writes
     forwarded: bool = False                         # set by the follower that forwards it
 
     def to_wire(self) -> dict:
@@ -146,6 +147,8 @@ class ClientRequest:
             d["max_rows"] = self.max_rows
         if self.chunk_rows is not None:
             d["chunk_rows"] = self.chunk_rows
+        if self.read_only:
+            d["read_only"] = True
         if self.forwarded:
             d["forwarded"] = True
         return d
@@ -177,6 +180,7 @@ class ClientRequest:
                    redirect=bool(body.get("redirect", False)),
                    freshness=_number(body, "freshness", positive=False),
                    max_rows=max_rows, chunk_rows=chunk_rows,
+                   read_only=bool(body.get("read_only", False)),
                    forwarded=bool(body.get("forwarded", False)))
 
 

@@ -76,6 +76,9 @@ class Requests:
             cls = r.app.classify(sreq)
         except SqlError as e:
             raise _sql_error(e) from None
+        if req.read_only and cls.kind != "read":
+            # the asker (rqlite's /db/query) answers the writes itself; nothing has run
+            raise RequestError("ReadOnly", "the request holds a statement that writes")
         level = WEAK if req.level == AUTO else req.level
         if cls.kind == "read" and level != STRONG:
             if level == NONE:

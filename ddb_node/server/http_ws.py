@@ -6,7 +6,8 @@ per link and message type a count and byte total, plus a few sampled messages wi
 type, from, to, term, index and size. Observers are registered on the node only while a
 client is connected, every observer does O(1) work per message, and a client that reads
 too slowly loses frames (counted) rather than buffering without bound, so observing never
-slows the Raft loop.
+slows the Raft loop. The socket is served by wsproto (handshake and framing) on the HTTP
+server's connection; the cluster relay connects to the other members with tornado's client.
 
 Frames (JSON objects, each with ``type`` and ``node``):
 ``hello`` (node, topics, status), ``event`` (kind, ...), ``messages`` (links, samples,
@@ -23,15 +24,22 @@ import json
 import logging
 import time
 
-from tornado import websocket
-from tornado.httpclient import HTTPRequest
+from urllib.parse import urlparse
+
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import AcceptConnection, CloseConnection, Ping, TextMessage
+from wsproto.events import Request as WsRequest
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from ddb_node.raft import MsgType, Role
+
+from .http_server import Response
 
 log = logging.getLogger("ddb.http.ws")
 
 TOPICS = ("event", "messages", "applied", "status")
-MAX_PENDING = 64          # unacknowledged frames per client before we start dropping
+MAX_BUFFER = 256 << 10   # unsent bytes per client before its frames are dropped
 SAMPLES_PER_INTERVAL = 12
 
 
@@ -177,37 +185,75 @@ def _topics(text: str | None) -> set:
     return {t.strip() for t in text.split(",") if t.strip() in TOPICS}
 
 
-class EventSocket(websocket.WebSocketHandler):
-    """``/ws``: one node's stream, or with ``?cluster=1`` all members' streams relayed."""
+class EventSocket:
+    """``/ws``: one node's stream, or with ``?cluster=1`` all members' streams relayed.
 
-    def initialize(self, service):
+    The socket's protocol after the upgrade (see ``websocket_endpoint``): wsproto does the
+    handshake and the framing, this class the topics, the relays and the bounded output."""
+
+    def __init__(self, service, req):
         self.service = service
-        self.topics: set = set(TOPICS)
-        self.pending = 0
+        args = req.arguments
+        self.topics: set = _topics(_arg(args, "topics"))
+        self.cluster = _arg(args, "cluster") not in (None, "", "0", "false")
+        self.auth = req.headers.get("authorization")
         self.relays: list = []
         self._closed = False
+        self.transport = None
+        self.ws = WSConnection(ConnectionType.SERVER)
+        self._handshake = _request_bytes(req)
 
-    def check_origin(self, origin: str) -> bool:
-        # same host (any port: every node serves the dashboard), or no browser origin at all
-        from urllib.parse import urlparse
-        host = urlparse(origin).hostname
-        req_host = (self.request.host or "").rsplit(":", 1)[0].strip("[]")
-        return host in (req_host, "localhost", "127.0.0.1", "::1") or host is None
-
-    async def prepare(self):
-        await self.service.authorize(self, ("status",))
-
-    def open(self):
-        self.topics = _topics(self.get_argument("topics", None))
-        hub = self.service.hub
-        hub.add(self)
+    # ---- the protocol the HTTP server hands the socket to ---------------------------
+    def start(self, transport, req, leftover: bytes) -> "EventSocket":
+        self.transport = transport
+        self._feed(self._handshake)
+        self.service.hub.add(self)
         self.send_frame(json.dumps({"type": "hello", "node": self.service.server.id,
                                     "topics": sorted(self.topics),
                                     "status": light_status(self.service.server)}, default=str))
-        if self.get_argument("cluster", "") not in ("", "0", "false"):
+        if self.cluster:
             self._start_relays()
+        if leftover:
+            self._feed(leftover)
+        return self
 
-    def on_message(self, message):
+    def data_received(self, data: bytes) -> None:
+        self._feed(data)
+
+    def connection_lost(self, exc) -> None:
+        self._on_close()
+
+    def close(self) -> None:
+        if not self._closed and self.transport is not None:
+            try:
+                self.transport.write(self.ws.send(CloseConnection(code=1001)))
+            except Exception:
+                pass
+            self.transport.close()
+        self._on_close()
+
+    def _feed(self, data: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            self.ws.receive_data(data)
+            for ev in self.ws.events():
+                if isinstance(ev, WsRequest):
+                    self.transport.write(self.ws.send(AcceptConnection()))
+                elif isinstance(ev, TextMessage):
+                    self.on_message(ev.data)
+                elif isinstance(ev, Ping):
+                    self.transport.write(self.ws.send(ev.response()))
+                elif isinstance(ev, CloseConnection):
+                    self.transport.write(self.ws.send(ev.response()))
+                    self.transport.close()
+                    self._on_close()
+                    return
+        except (LocalProtocolError, RemoteProtocolError):
+            self.transport.close()
+            self._on_close()
+
+    def on_message(self, message: str) -> None:
         try:
             msg = json.loads(message)
         except ValueError:
@@ -215,40 +261,36 @@ class EventSocket(websocket.WebSocketHandler):
         if isinstance(msg, dict) and isinstance(msg.get("subscribe"), list):
             self.topics = {t for t in msg["subscribe"] if t in TOPICS}
 
-    def on_close(self):
+    def _on_close(self) -> None:
+        if self._closed:
+            return
         self._closed = True
         self.service.hub.remove(self)
         for t in self.relays:
             t.cancel()
 
     def send_frame(self, data: str) -> None:
-        if self._closed or self.ws_connection is None:
+        """Queue one frame; a client whose unread output passes MAX_BUFFER loses frames."""
+        if self._closed or self.ws.state is not ConnectionState.OPEN:
             return
-        if self.pending >= MAX_PENDING:
+        if self.transport.get_write_buffer_size() > MAX_BUFFER:
             self.service.hub.dropped_frames += 1
             return
-        self.pending += 1
         try:
-            fut = self.write_message(data)
-        except websocket.WebSocketClosedError:
-            self.pending -= 1
-            return
-        fut.add_done_callback(self._sent)
-
-    def _sent(self, fut) -> None:
-        self.pending -= 1
-        if not fut.cancelled():
-            fut.exception()   # retrieve, so a closed socket is not logged as unhandled
+            self.transport.write(self.ws.send(TextMessage(data=data)))
+        except LocalProtocolError:
+            pass
 
     # ---- cluster relay -----------------------------------------------------------
     def _start_relays(self) -> None:
         own = self.service.server.id
-        auth = self.request.headers.get("Authorization")
         for nid in self.service.member_http():
             if nid != own:
-                self.relays.append(asyncio.ensure_future(self._relay(nid, auth)))
+                self.relays.append(asyncio.ensure_future(self._relay(nid, self.auth)))
 
     async def _relay(self, nid: int, auth: str | None) -> None:
+        from tornado import websocket
+        from tornado.httpclient import HTTPRequest
         topics = ",".join(sorted(self.topics))
         headers = {"Authorization": auth} if auth else {}
         while not self._closed:
@@ -279,3 +321,42 @@ class EventSocket(websocket.WebSocketHandler):
             if conn is not None:
                 conn.close()
             await asyncio.sleep(1.0)
+
+
+def _arg(args: dict, name: str) -> str | None:
+    v = args.get(name)
+    return v[-1].decode("utf-8", "replace") if v else None
+
+
+def _request_bytes(req) -> bytes:
+    """The upgrade request as wsproto reads it (the HTTP server has parsed it already)."""
+    lines = [f"GET {req.url.decode('latin-1')} HTTP/1.1"]
+    lines += [f"{k}: {v}" for k, v in req.headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _origin_ok(req) -> bool:
+    """Same host (any port: every node serves the dashboard), or no browser origin at all."""
+    origin = req.headers.get("origin")
+    if origin is None:
+        return True
+    host = urlparse(origin).hostname
+    req_host = (req.headers.get("host") or "").rsplit(":", 1)[0].strip("[]")
+    return host in (req_host, "localhost", "127.0.0.1", "::1") or host is None
+
+
+def websocket_endpoint(service, req):
+    """GET /ws: the checks tornado's WebSocketHandler made, then the upgrade."""
+    if req.method != "GET":
+        return Response(405, b"", [])
+    if (req.headers.get("upgrade") or "").lower() != "websocket":
+        return Response(400, b'Can "Upgrade" only to "WebSocket".',
+                        [("Content-Type", "text/html; charset=UTF-8")])
+    if "upgrade" not in (req.headers.get("connection") or "").lower():
+        return Response(400, b'"Connection" must be "Upgrade".',
+                        [("Content-Type", "text/html; charset=UTF-8")])
+    if not _origin_ok(req):
+        return Response(403, b"Cross origin websockets not allowed",
+                        [("Content-Type", "text/html; charset=UTF-8")])
+    sock = EventSocket(service, req)
+    return Response(101, b"", [], upgrade=sock.start)

@@ -32,6 +32,7 @@ from ddb_node.sql import StateMachine
 from ddb_node.storage import MemoryStorage, SqliteLogStorage
 
 from .http_api import start_http
+from .loop import run as run_loop
 from .options import NodeOptions
 from .reads import ReadService
 
@@ -460,4 +461,4 @@ def _cells(resp: dict) -> int:
 
 def run_node(opts: NodeOptions) -> None:
     server = NodeServer(opts)
-    asyncio.run(server.run())
+    run_loop(server.run())
