@@ -5,9 +5,9 @@ magic works on both.
 """
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
+import re
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from ddb_node.client import Client, Response
@@ -95,6 +95,10 @@ def describe_partition(groups) -> str:
     return "partition " + " | ".join(",".join(map(str, g)) for g in groups)
 
 
+# how to *fetch* (a cursor for a long SELECT), never what may run: the node classifies
+_LOOKS_LIKE_A_READ = re.compile(r"^\s*(SELECT|VALUES)\b", re.I)
+
+
 class LiveBackend(Backend):
     """A cluster of real node processes: launched here (LocalCluster) or attached."""
 
@@ -110,11 +114,33 @@ class LiveBackend(Backend):
             self.timeline.add("attached")
 
     # ------------------------------------------------------------------ SQL
+    def _first_rows(self, sql, params, level, timeout, fetch_rows) -> Reply:
+        """A long read shows its first `fetch_rows` rows and its row count; --all fetches it all."""
+        t0 = time.perf_counter()
+        chunks = self.client.query_iter(sql, params or None, level=level, chunk_rows=fetch_rows,
+                                        timeout=timeout)
+        try:
+            first = next(chunks)
+            more = next(chunks, None) is not None
+        finally:
+            chunks.close()
+        note, extra = "", {}
+        if more:
+            total = self.client.query(f"SELECT count(*) FROM ({sql})", params or None, level=level,
+                                      timeout=timeout).results[0].values[0][0]
+            note = (f"fetched the first {len(first.values[0]):,} of {total:,} rows "
+                    f"(%%ddb --all fetches them all; %config DdbMagic.fetchlimit = N)")
+            extra = {"total_rows": total}
+        return Reply([first], None, level, None, time.perf_counter() - t0, note=note, extra=extra)
+
     def execute(self, statements, *, level, transaction=False, node=None, timeout=10.0,
-                no_wait=False) -> Reply:
+                no_wait=False, fetch_rows=None) -> Reply:
         if no_wait:
             raise UsageProblem("--no-wait is only for simulated clusters (%ddb launch --sim)")
         stmts = [(s, p) if p else s for s, p in statements]
+        if node is None and fetch_rows and len(statements) == 1 and not transaction \
+                and level != "strong" and _LOOKS_LIKE_A_READ.match(statements[0][0]):
+            return self._first_rows(statements[0][0], statements[0][1], level, timeout, fetch_rows)
         if node is None:
             r = self.client.request(stmts, transaction=transaction, level=level, timeout=timeout)
             return Reply.from_response(r)

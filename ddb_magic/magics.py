@@ -58,6 +58,8 @@ def _short(sql: str, n: int = 60) -> str:
 class DdbMagic(Magics):
     displaylimit = Int(10, help="Rows shown per result (the full result is kept). "
                                 "0 or a negative number shows every row.").tag(config=True)
+    fetchlimit = Int(100_000, help="Rows fetched of a long read (with its row count) unless the "
+                                   "cell says --all; 0 fetches every row.").tag(config=True)
     timeout = Float(10.0, help="Seconds a cell waits for the cluster before giving up.").tag(config=True)
     level = Unicode("weak", help="Default read consistency level of %%ddb cells.").tag(config=True)
     raise_errors = Bool(False, help="Raise (stop Run All) on errors instead of showing one "
@@ -145,8 +147,10 @@ class DdbMagic(Magics):
         else:
             bound = [(s, bind_parameters(s, ns)) for s in statements]
             try:
+                fetch = None if opts.fetch_all or self.fetchlimit <= 0 else self.fetchlimit
                 reply = backend.execute(bound, level=level, transaction=opts.transaction,
-                                        node=opts.node, timeout=timeout, no_wait=opts.no_wait)
+                                        node=opts.node, timeout=timeout, no_wait=opts.no_wait,
+                                        fetch_rows=fetch)
             except BadRequest as e:
                 raise _with_statement(e, statements) from None
         outputs = []

@@ -25,6 +25,7 @@ class CellOptions:
     no_wait: bool = False
     timeout: float | None = None
     limit: int | None = None
+    fetch_all: bool = False         # --all: fetch every row of a long read
     target: str | None = None       # VAR of `VAR <<`
     display_too: bool = False       # `VAR= <<`
     sql: str = ""
@@ -40,10 +41,11 @@ _OPTS = {
     "--no-wait": ("no_wait", False, None),
     "--timeout": ("timeout", True, float),
     "--limit": ("limit", True, int),
+    "--all": ("fetch_all", False, None),
 }
 
 CELL_USAGE = ("usage: %%ddb [--node N] [--level none|weak|linearizable|strong|auto] [--transaction] "
-              "[--name CLUSTER] [--map-reduce] [--timeout S] [--limit ROWS] [VAR <<|VAR= <<] SQL")
+              "[--name CLUSTER] [--map-reduce] [--timeout S] [--limit ROWS] [--all] [VAR <<|VAR= <<] SQL")
 
 _CAPTURE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=?)\s*<<\s*")
 _OPT_TOKEN = re.compile(r"\s*(\S+)")

@@ -194,9 +194,10 @@ class CellResult:
 
     def value(self):
         """What `VAR <<` stores: the last statement's DataFrame (or write summary)."""
-        if not self.outputs:
+        shown = [o for o in self.outputs if not isinstance(o, Note)]   # notes are no value
+        if not shown:
             return None
-        last = self.outputs[-1]
+        last = shown[-1]
         return last.df if isinstance(last, ReadResult) else last
 
     def __repr__(self) -> str:

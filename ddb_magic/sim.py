@@ -231,7 +231,7 @@ class SimBackend(Backend):
         return box["reply"]
 
     def execute(self, statements, *, level, transaction=False, node=None, timeout=10.0,
-                no_wait=False) -> Reply:
+                no_wait=False, fetch_rows=None) -> Reply:
         sim = self.sim
         if node is not None:
             _require(list(sim.nodes), node)

@@ -127,6 +127,7 @@ class ClientRequest:
     redirect: bool = False                          # answer NotLeader instead of forwarding
     freshness: float | None = None                  # `none` reads: max seconds since a leader
     max_rows: int | None = None
+    max_bytes: int | None = None                    # a read's rows beyond ~this: truncated
     chunk_rows: int | None = None                   # a read's rows come in chunks (a cursor)
     read_only: bool = False                         # refuse (ReadOnly) if a statement writes
     forwarded: bool = False                         # set by the follower that forwards it
@@ -145,6 +146,8 @@ class ClientRequest:
             d["freshness"] = self.freshness
         if self.max_rows is not None:
             d["max_rows"] = self.max_rows
+        if self.max_bytes is not None:
+            d["max_bytes"] = self.max_bytes
         if self.chunk_rows is not None:
             d["chunk_rows"] = self.chunk_rows
         if self.read_only:
@@ -171,7 +174,8 @@ class ClientRequest:
                 raise bad_request("session must be [client_id, sequence_number]")
             session = (session[0], session[1])
         max_rows, chunk_rows = body.get("max_rows"), body.get("chunk_rows")
-        for name, v in (("max_rows", max_rows), ("chunk_rows", chunk_rows)):
+        max_bytes = body.get("max_bytes")
+        for name, v in (("max_rows", max_rows), ("chunk_rows", chunk_rows), ("max_bytes", max_bytes)):
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
                 raise bad_request(f"{name} must be a positive integer")
         timeout = _number(body, "timeout", positive=True)
@@ -179,7 +183,7 @@ class ClientRequest:
                    session=session, timeout=None if timeout is None else min(timeout, MAX_TIMEOUT),
                    redirect=bool(body.get("redirect", False)),
                    freshness=_number(body, "freshness", positive=False),
-                   max_rows=max_rows, chunk_rows=chunk_rows,
+                   max_rows=max_rows, max_bytes=max_bytes, chunk_rows=chunk_rows,
                    read_only=bool(body.get("read_only", False)),
                    forwarded=bool(body.get("forwarded", False)))
 

@@ -143,3 +143,18 @@ def test_apply_is_identical_with_and_without_a_concurrent_reader():
         sm.close()
         return rows
     assert run(False) == run(True)
+
+
+def test_an_http_answer_over_the_cap_is_an_error_that_says_how_to_page(monkeypatch):
+    from .http_support import leader_url, request
+    monkeypatch.setenv("DDB_HTTP_MAX_RESULT", "50000")
+    with LocalCluster(3, http=True) as lc:
+        c = lc.client()
+        c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+        c.execute("INSERT INTO t(v) VALUES " + ",".join(["(?)"] * 1000), ["x" * 100] * 1000)
+        url = leader_url(lc)
+        big = request("GET", url + "/db/query", params={"q": "SELECT * FROM t"}).json()
+        err = big["results"][0]["error"]
+        assert "50,000 bytes" in err and "DDB_HTTP_MAX_RESULT" in err and "LIMIT" in err
+        small = request("GET", url + "/db/query", params={"q": "SELECT * FROM t LIMIT 10"}).json()
+        assert len(small["results"][0]["values"]) == 10

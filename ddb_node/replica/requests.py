@@ -138,10 +138,11 @@ class Requests:
             # reader that sees a state at least this new (sql/reader.py), and answers
             r.hand_off(token, ("read", token, sreq, {
                 "level": level, "index": index, "t0": t0, "max_rows": req.max_rows,
-                "chunk_rows": req.chunk_rows}))
+                "max_bytes": req.max_bytes, "chunk_rows": req.chunk_rows}))
             return
         try:
-            results = r.app.query(sreq, max_rows=req.max_rows, checked=True)
+            results = r.app.query(sreq, max_rows=req.max_rows, max_bytes=req.max_bytes,
+                                  checked=True)
         except SqlError as e:
             return r.fail(token, _sql_error(e))
         r.reply(token, {"results": [x.to_dict() for x in results], "index": index,

@@ -23,7 +23,9 @@ Configuration (NodeOptions attributes if present, else environment variables):
 ``http_auth`` / DDB_HTTP_AUTH (users file), ``http_cert``/``http_key`` / DDB_HTTP_CERT,
 DDB_HTTP_KEY (TLS), ``http_ca`` / DDB_HTTP_CA (verify client certificates: mutual TLS),
 DDB_HTTP_MAX_BODY (bytes for SQL endpoints, default 8 MiB), DDB_HTTP_MAX_LOAD (bytes for
-/db/load, default 64 MiB), DDB_HTTP_MAX_CONNECTIONS (default 1024).
+/db/load, default 64 MiB), DDB_HTTP_MAX_CONNECTIONS (default 1024), DDB_HTTP_MAX_RESULT (about
+how many bytes of rows one statement's answer may carry, default 64 MiB; a longer result is an
+error that says how to page).
 """
 from __future__ import annotations
 
@@ -70,6 +72,7 @@ class HttpService:
         self.ca = _opt(opts, "http_ca", "DDB_HTTP_CA")
         self.max_body = int(_opt(opts, "http_max_body", "DDB_HTTP_MAX_BODY", 8 << 20))
         self.max_load = int(_opt(opts, "http_max_load", "DDB_HTTP_MAX_LOAD", 64 << 20))
+        self.max_result = int(_opt(opts, "http_max_result", "DDB_HTTP_MAX_RESULT", 64 << 20))
         self.max_conns = int(_opt(opts, "http_max_connections", "DDB_HTTP_MAX_CONNECTIONS", 1024))
         self.scheme = "https" if self.cert else "http"
         self.ws_scheme = "wss" if self.cert else "ws"
@@ -188,7 +191,7 @@ class HttpService:
         base = ClientRequest([], level=level or flags.level or "weak",
                              transaction=bool(flags.transaction), timeout=timeout or None,
                              freshness=flags.freshness, redirect=bool(flags.redirect),
-                             read_only=readonly)
+                             read_only=readonly, max_bytes=self.max_result)
         for k in list(pending):
             fixed = _FIXED_PRAGMAS.get(_pragma_read(stmts[k]))
             if fixed is not None:
@@ -231,10 +234,19 @@ class HttpService:
             for r in resp.get("results") or []:
                 per.setdefault(r.get("statement", 0), []).append(r)
             for j, k in enumerate(pending):
-                out[k] = per.get(j, [{}])
+                out[k] = [self._capped(r) for r in per.get(j, [{}])]
             pending = []
             self._last_meta = resp
         return {"results": [r for r in out if r is not None], "index": index}
+
+    def _capped(self, r: dict) -> dict:
+        """A result the node cut at the answer limit becomes an error that says how to page."""
+        if not r.get("truncated"):
+            return r
+        return {"error": f"the result is larger than this HTTP API's answer limit of "
+                         f"{self.max_result:,} bytes (DDB_HTTP_MAX_RESULT): page it with "
+                         "LIMIT/OFFSET or a WHERE on the key (WHERE id > last_id LIMIT n), or "
+                         "stream it with the Python client's query_iter()"}
 
     def _mark_writes(self, stmts, pending, out) -> None:
         """/db/query runs reads only: a statement that would write gets rqlite's read-only

@@ -68,7 +68,8 @@ class ReadService:
         return out
 
     def _read(self, request, meta: dict) -> dict:
-        results, index = self._reader().read(request, max_rows=meta.get("max_rows"), checked=True)
+        results, index = self._reader().read(request, max_rows=meta.get("max_rows"),
+                                             max_bytes=meta.get("max_bytes"), checked=True)
         return {"ok": True, "results": [x.to_dict() for x in results], "index": max(index, meta["index"]),
                 "level": meta["level"], "time": time.perf_counter() - meta["t0"]}
 
