@@ -30,17 +30,18 @@ def cluster():
         for _ in range(ROWS // 500):
             c.execute(sql, ["x" * 100] * 500)
         yield lc, c
+        c.close()
 
 
 def test_query_iter_streams_one_consistent_state_in_chunks(cluster):
     lc, c = cluster
     sizes, ids = [], []
-    writer = lc.client()
-    for chunk in c.query_iter("SELECT id FROM big ORDER BY id", level="linearizable",
-                              chunk_rows=7_000):
-        sizes.append(len(chunk.values[0]))
-        ids.extend(chunk.values[0])
-        writer.execute("INSERT INTO big(v) VALUES ('later')")   # commits while we read
+    with lc.client() as writer:
+        for chunk in c.query_iter("SELECT id FROM big ORDER BY id", level="linearizable",
+                                  chunk_rows=7_000):
+            sizes.append(len(chunk.values[0]))
+            ids.extend(chunk.values[0])
+            writer.execute("INSERT INTO big(v) VALUES ('later')")   # commits while we read
     assert max(sizes) == 7_000 and len(sizes) >= ROWS // 7_000
     assert ids == sorted(ids) and len(ids) == len(set(ids))
     # the cursor read one state: none of the rows written while it ran
@@ -80,16 +81,20 @@ def test_a_slow_query_on_a_follower_does_not_stop_the_leader(cluster):
     out = {}
 
     def slow():
-        out["r"] = c.query_on(follower, "SELECT count(*) FROM big a, big b WHERE a.id < 1500 "
-                                        "AND b.id < 1500 AND a.v = b.v", timeout=60)
-        done.set()
+        try:
+            with lc.client() as reader:
+                out["r"] = reader.query_on(follower, "SELECT count(*) FROM big a, big b "
+                                           "WHERE a.id < 1500 AND b.id < 1500 AND a.v = b.v",
+                                           timeout=60)
+        finally:
+            done.set()
     t = threading.Thread(target=slow)
     t.start()
     writes = 0
-    w = lc.client()
-    while not done.is_set() and writes < 2_000:
-        w.execute("INSERT INTO big(v) VALUES ('during')")
-        writes += 1
+    with lc.client() as w:
+        while not done.is_set() and writes < 2_000:
+            w.execute("INSERT INTO big(v) VALUES ('during')")
+            writes += 1
     t.join(120)
     assert out["r"].results[0].values[0][0] == 1499 * 1499
     assert writes > 10
