@@ -191,3 +191,22 @@ def test_a_bad_statement_carries_its_position_as_a_field():
     sim = _sim()
     r = _ask(sim, sim.leader(), ClientRequest([statement("SELECT 1"), statement("SELEC x")]).to_wire())
     assert not r["ok"] and r["error"]["statement"] == 1 and "syntax error" in r["error"]["detail"]
+
+
+def test_nodes_with_after_term_waits_for_a_newer_leader():
+    """The long poll a client uses after losing its leader: answered as soon as this node
+    knows a leader of a later term, or with what it knows at the deadline."""
+    sim = _sim()
+    lid = sim.leader()
+    term = sim.nodes[lid].raft.term
+    follower = next(i for i in sim.nodes if i != lid)
+    box = {}
+    sim.request(follower, {"op": "nodes", "after_term": term, "timeout": 5.0},
+                lambda reply: box.update(reply=reply))
+    sim.run_for(200)
+    assert "reply" not in box               # nothing newer yet: the poll waits
+    sim.crash(lid)
+    assert sim.run_until(lambda s: "reply" in box, max_steps=200_000)
+    assert box["reply"]["term"] > term and box["reply"]["leader"] not in (0, lid)
+    quiet = _ask(sim, follower, {"op": "nodes", "after_term": box["reply"]["term"], "timeout": 0.3})
+    assert quiet["ok"] and quiet["term"] == box["reply"]["term"]    # the deadline answers

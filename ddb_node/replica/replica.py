@@ -56,6 +56,7 @@ class _Deadline:
     seconds: float
     what: str               # what did not complete, for the Timeout error
     cleanup: Callable | None = None
+    on_expire: Callable | None = None    # instead of the Timeout error (a long poll's answer)
 
 
 class Replica:
@@ -97,7 +98,8 @@ class Replica:
         self.outbox: list[tuple] = []
         self.counters = {"requests": 0, "proposals": 0, "applied_entries": 0, "readies": 0,
                          "fsyncs": 0, "unsynced_saves": 0, "snapshots_taken": 0,
-                         "snapshots_installed": 0, "forwarded": 0, "errors": 0, "timeouts": 0}
+                         "snapshots_installed": 0, "forwarded": 0, "errors": 0, "timeouts": 0,
+                         "leader_gap_max_ms": 0}
         self.requests = Requests(self)
 
     # ================================================================ lifecycle
@@ -120,7 +122,14 @@ class Replica:
 
     def step(self, m) -> None:
         if m.type in (MsgType.APP, MsgType.HEARTBEAT, MsgType.SNAP):
-            self.last_leader_contact = self.clock()
+            now = self.clock()
+            if m.frm == self.raft.leader_id and self.last_leader_contact is not None:
+                # the longest silence of our leader as this replica saw it: the margin left
+                # before an election timeout (benchmarks/soak.py reads it)
+                gap = int((now - self.last_leader_contact) * 1000)
+                if gap > self.counters["leader_gap_max_ms"]:
+                    self.counters["leader_gap_max_ms"] = gap
+            self.last_leader_contact = now
         self.raft.step(m)
 
     def handle(self, token, body: dict) -> None:
@@ -195,11 +204,12 @@ class Replica:
                                       "kind": kind, **fields}))
 
     # ================================================================ deadlines
-    def set_deadline(self, token, seconds: float, what: str) -> None:
-        """Answer `token` with a Timeout naming `what` unless it is answered within
-        `seconds` of the injected clock (checked at every tick)."""
+    def set_deadline(self, token, seconds: float, what: str,
+                     on_expire: Callable | None = None) -> None:
+        """Answer `token` with a Timeout naming `what` (or call `on_expire`) unless it is
+        answered within `seconds` of the injected clock (checked at every tick)."""
         at = self.clock() + seconds
-        self.deadlines[token] = _Deadline(at, seconds, what)
+        self.deadlines[token] = _Deadline(at, seconds, what, on_expire=on_expire)
         if at < self._next_deadline:
             self._next_deadline = at
 
@@ -213,10 +223,14 @@ class Replica:
     def _expire(self, now: float) -> None:
         due = [(t, d) for t, d in self.deadlines.items() if d.at <= now]
         for t, d in due:
-            self.counters["timeouts"] += 1
+            self.deadlines.pop(t, None)
             if d.cleanup is not None:
                 d.cleanup()
-            self.fail(t, timeout_error(d.what, d.seconds))
+            if d.on_expire is not None:
+                d.on_expire()
+            else:
+                self.counters["timeouts"] += 1
+                self.fail(t, timeout_error(d.what, d.seconds))
         self._next_deadline = min((d.at for d in self.deadlines.values()), default=float("inf"))
 
     # ================================================================ primitives

@@ -300,6 +300,30 @@ class Requests:
         self.r.reply(token, {"status": self.r.status()})
 
     def nodes(self, token, body: dict) -> None:
+        """Members, leader and term. With `after_term` T it is a long poll: the answer waits
+        (up to `timeout`) until this node knows a leader at a term above T, so a client that
+        lost the leader of term T hears of its successor as soon as this node does."""
+        r = self.r
+        after = body.get("after_term")
+        if after is not None:
+            if not isinstance(after, int) or isinstance(after, bool):
+                raise bad_request("after_term must be an integer")
+            if not (r.raft.term > after and r.raft.leader_id):
+                r.set_deadline(token, request_timeout(body, r.request_timeout), "nodes",
+                               on_expire=lambda: self._nodes_now(token))
+
+                def newer(_lid):
+                    if token not in r.pending_tokens:
+                        return
+                    if r.raft.term > after and r.raft.leader_id:
+                        self._nodes_now(token)
+                    else:
+                        r.wait_leader(newer)
+                r.wait_leader(newer)
+                return
+        self._nodes_now(token)
+
+    def _nodes_now(self, token) -> None:
         r = self.r
         raft = r.raft
         cs = raft.conf_state
