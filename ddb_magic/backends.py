@@ -117,13 +117,10 @@ class LiveBackend(Backend):
     def _first_rows(self, sql, params, level, timeout, fetch_rows) -> Reply:
         """A long read shows its first `fetch_rows` rows and its row count; --all fetches it all."""
         t0 = time.perf_counter()
-        chunks = self.client.query_iter(sql, params or None, level=level, chunk_rows=fetch_rows,
-                                        timeout=timeout)
-        try:
+        with self.client.query_iter(sql, params or None, level=level, chunk_rows=fetch_rows,
+                                    timeout=timeout) as chunks:
             first = next(chunks)
             more = next(chunks, None) is not None
-        finally:
-            chunks.close()
         note, extra = "", {}
         if more:
             total = self.client.query(f"SELECT count(*) FROM ({sql})", params or None, level=level,
@@ -131,7 +128,8 @@ class LiveBackend(Backend):
             note = (f"fetched the first {len(first.values[0]):,} of {total:,} rows "
                     f"(%%ddb --all fetches them all; %config DdbMagic.fetchlimit = N)")
             extra = {"total_rows": total}
-        return Reply([first], None, level, None, time.perf_counter() - t0, note=note, extra=extra)
+        return Reply([first], chunks.node, chunks.level or level, chunks.index,
+                     time.perf_counter() - t0, note=note, extra=extra)
 
     def execute(self, statements, *, level, transaction=False, node=None, timeout=10.0,
                 no_wait=False, fetch_rows=None) -> Reply:

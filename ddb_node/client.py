@@ -128,6 +128,51 @@ def cluster_view(reply: dict, known: dict[int, str]) -> tuple[dict[int, str], in
     return members, (lid if lid in members else None)
 
 
+class ResultChunks:
+    """What `Client.query_iter` returns: an iterator of Results (chunks of one SELECT's rows,
+    all from one consistent state on one node), closable, usable in a `with` block."""
+
+    def __init__(self, client, reply: dict, timeout: float | None):
+        resp = Response(reply)
+        _raise_statement_errors(resp)
+        self.node, self.index, self.level, self.term = resp.node, resp.index, resp.level, resp.term
+        self._client, self._reply = client, reply
+        self._first = resp.results[0]
+        self._more = client._rest(reply, timeout)
+        self._finished = not reply.get("more")
+
+    def __iter__(self) -> "ResultChunks":
+        return self
+
+    def __next__(self):
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        try:
+            return next(self._more)
+        except StopIteration:
+            self._finished = True
+            raise
+
+    def close(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._more.close()
+            self._client._close_cursor(self._reply)
+
+    def __enter__(self) -> "ResultChunks":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001  (interpreter shutdown, client closed)
+            pass
+
+
 # ============================================================================ sync client
 class Client:
     def __init__(self, addresses: str | Iterable[str], *, cluster_id: str | None = None,
@@ -475,24 +520,15 @@ class Client:
 
     def query_iter(self, sql: str, params=None, *, level: str | None = None,
                    chunk_rows: int = 10_000, timeout: float | None = None,
-                   freshness: float | None = None):
+                   freshness: float | None = None) -> "ResultChunks":
         """The rows of one SELECT as Results of at most `chunk_rows` rows each, all read from
         one consistent state (a cursor on one node): memory stays bounded by a chunk however
-        long the result. Stop early and the cursor is closed."""
+        long the result. Stop early (or `close()`, or leave a `with` block) and the cursor is
+        closed. `.node`, `.index`, `.level` tell where and at which state it was read."""
         if not isinstance(chunk_rows, int) or chunk_rows <= 0:
             raise ValueError("chunk_rows must be a positive number of rows")
         reply = self._first_chunk(sql, params, level, chunk_rows, timeout, freshness)
-        resp = Response(reply)
-        _raise_statement_errors(resp)
-        finished = not reply.get("more")
-        try:
-            yield resp.results[0]
-            for chunk in self._rest(reply, timeout):
-                yield chunk
-            finished = True
-        finally:
-            if not finished:
-                self._close_cursor(reply)
+        return ResultChunks(self, reply, timeout)
 
     def _first_chunk(self, sql, params, level, chunk_rows, timeout, freshness) -> dict:
         level = level or self.level
