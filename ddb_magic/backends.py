@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ddb_node.client import Client, Response
 from ddb_node.errors import ConnectionFailed, DdbError, Timeout, from_reply
+from ddb_node.protocol import ClientRequest, statement
 
 from .parsing import UsageProblem
 from .view import ClusterView, LinkView, NodeView, Timeline, norm_role
@@ -151,8 +152,8 @@ class LiveBackend(Backend):
         addr = self.client.members.get(node)
         if addr is None:
             raise DdbError(f"node {node} is not a member of the cluster")
-        body = {"op": "request", "transaction": transaction, "level": level, "timeout": timeout,
-                "statements": [[s] if not p else [s, p] for s, p in statements]}
+        body = ClientRequest([statement(s, p or None) for s, p in statements], level=level,
+                             transaction=transaction, timeout=timeout).to_wire()
         try:
             reply = self.client.call(addr, body, timeout + 0.5)
         except ConnectionFailed:

@@ -8,7 +8,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-LEVELS = ("none", "weak", "linearizable", "strong", "auto")
+from ddb_node.protocol import LEVELS   # one definition of the level names
 
 
 class UsageProblem(Exception):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ddb_node.protocol import LEVELS
+
 
 def _add_sim(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sim", help="run the deterministic simulator tour or a random seed")
@@ -78,7 +80,7 @@ def _run_cluster(args: argparse.Namespace) -> int:
     return cc.down(args.dir, purge=args.purge, timeout=args.timeout)
 
 
-LEVEL_CHOICES = ("none", "weak", "linearizable", "strong", "auto")
+LEVEL_CHOICES = LEVELS
 
 
 def _add_shell(sub) -> None:

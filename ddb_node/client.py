@@ -52,11 +52,20 @@ def curve_from_env() -> dict | None:
 
 
 def _statements(sql, params) -> list:
-    if params is None:
-        return [[sql]]
-    if isinstance(params, dict):
-        return [[sql, params]]
-    return [[sql, *params]]
+    return [statement(sql, params)]
+
+
+def _statement_list(statements) -> list:
+    """A request's statements from SQL strings or (sql, params) pairs."""
+    out = []
+    for s in statements:
+        if isinstance(s, str):
+            out.append(statement(s))
+        elif isinstance(s, (list, tuple)) and s and isinstance(s[0], str):
+            out.append(statement(s[0], s[1] if len(s) > 1 else None))
+        else:
+            raise TypeError(f"a statement is a SQL string or (sql, params), not {s!r}")
+    return out
 
 
 class Response:
@@ -468,17 +477,8 @@ class Client:
                 timeout: float | None = None, freshness: float | None = None) -> Response:
         """Mixed reads and writes in one request (rqlite's /db/request)."""
         level = level or self.level
-        stmts = []
-        for s in statements:
-            if isinstance(s, str):
-                stmts.append([s])
-            elif isinstance(s, (list, tuple)):
-                stmts.append(_statements(s[0], s[1] if len(s) > 1 else None)[0])
-            else:
-                raise TypeError(f"a statement is a SQL string or (sql, params), not {s!r}")
-        body = {"op": "request", "statements": stmts, "transaction": transaction, "level": level}
-        if freshness is not None:
-            body["freshness"] = freshness
+        body = ClientRequest(_statement_list(statements), level=level, transaction=transaction,
+                             freshness=freshness).to_wire()
         writes_possible = True
         if level == "none":
             writes_possible = False
@@ -491,8 +491,7 @@ class Client:
 
     def execute(self, sql: str, params=None, *, transaction: bool = False,
                 timeout: float | None = None) -> Response:
-        body = {"op": "request", "statements": _statements(sql, params),
-                "transaction": transaction, "level": "weak"}
+        body = ClientRequest(_statements(sql, params), transaction=transaction).to_wire()
         resp = Response(self._send_in_session(body, to_leader=True, timeout=timeout))
         return _raise_statement_errors(resp) if self.raise_on_error else resp
 
@@ -580,8 +579,8 @@ class Client:
         addr = self.members.get(node_id)
         if addr is None:
             raise DdbError(f"node {node_id} is not a member")
-        body = {"op": "request", "statements": _statements(sql, params), "level": level,
-                "timeout": timeout or self.timeout}
+        body = ClientRequest(_statements(sql, params), level=level,
+                             timeout=timeout or self.timeout).to_wire()
         try:
             reply = self.call(addr, body, (timeout or self.timeout) + 0.5)
         except ConnectionFailed as e:
@@ -845,10 +844,8 @@ class AsyncClient:
 
     async def request(self, statements: list, *, transaction: bool = False,
                       level: str | None = None, timeout: float | None = None) -> Response:
-        stmts = [[s] if isinstance(s, str) else _statements(s[0], s[1] if len(s) > 1 else None)[0]
-                 for s in statements]
-        body = {"op": "request", "statements": stmts, "transaction": transaction,
-                "level": level or self.level}
+        body = ClientRequest(_statement_list(statements), level=level or self.level,
+                             transaction=transaction).to_wire()
         sess = self._free_sessions.pop() if self._free_sessions else [uuid.uuid4().hex, 0]
         sess[1] += 1
         body["session"] = [sess[0], sess[1]]

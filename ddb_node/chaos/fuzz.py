@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from ddb_node.net.codec import (KIND_RAFT, KIND_REQUEST, PROTOCOL_VERSION, FrameError,
                                 decode_message, encode_client, encode_message)
+from ddb_node.protocol import LEVELS
 from ddb_node.raft.types import (ConfState, Entry, Message, MsgType, SnapshotChunk,
                                  SnapshotMeta)
 
@@ -57,7 +58,7 @@ def client_bodies():
         ["SELECT * FROM fuzz WHERE id = ?", 3], ["UPDATE fuzz SET v = v + 1 WHERE id = 1"],
         ["SELECT :a", {"a": 1}], ["SELECT randomblob(4), changes()"],
     ])
-    level = st.sampled_from(["none", "weak", "linearizable", "strong", "auto"])
+    level = st.sampled_from(list(LEVELS))
     request = st.fixed_dictionaries({
         "op": st.just("request"), "statements": st.lists(stmt, min_size=1, max_size=3),
         "level": level, "transaction": st.booleans(),

@@ -19,13 +19,14 @@ from urllib.parse import quote
 
 import orjson
 
+from ddb_node.protocol import LEVELS
+
 __all__ = ["Flags", "FlagError", "BodyError", "parse_flags", "parse_duration", "parse_body",
            "exec_result", "query_result", "request_result", "encode_json", "rfc3339",
            "sql_dump"]
 
 TRUE = {"", "true", "1", "yes", "on"}
 FALSE = {"false", "0", "no", "off"}
-LEVELS = ("none", "weak", "linearizable", "strong", "auto")
 
 
 class FlagError(ValueError):
