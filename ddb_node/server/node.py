@@ -26,12 +26,14 @@ from ddb_node.net.codec import KIND_REQUEST, KIND_RESPONSE, FrameError, decode_c
 from ddb_node.net.sockets import connect_dealer
 from ddb_node.net.transport import PeerTransport
 from ddb_node.raft import (NONE, Config, ConfChange, ConfChangeType, ConfState, EntryType, Message,
-                           MsgType, NotLeader, ProposalDropped, RaftNode, Role)
+                           MsgType, NotLeader, ProposalDropped, RaftNode, Role, SnapshotMeta,
+                           SnapshotTemporarilyUnavailable)
 from ddb_node.storage import MemoryStorage, SqliteLogStorage
+from ddb_node.storage.snapshot_sources import BytesSource, ConcatSource, SharedSource
 
 from .errors import ErrorReply, bad_request, no_leader, not_leader, timeout_error, unavailable
-from .members import (AddressBook, decode_addresses, encode_addresses, unwrap_snapshot,
-                      wrap_snapshot)
+from .members import (AddressBook, decode_addresses, encode_addresses, members_trailer,
+                      read_members, split_members)
 from .options import NodeOptions
 
 log = logging.getLogger("ddb.node")
@@ -73,6 +75,9 @@ class NodeServer:
         else:
             self.storage = MemoryStorage(conf_state=bootstrap)
         self.sm = self._open_state_machine()
+        # snapshots are read from the user database when a follower needs one (take_snapshot)
+        self.snapshot_images = SharedSource(self._open_snapshot_source)
+        self.storage.set_snapshot_provider(self.snapshot_images.get)
         self._recover_state_machine()
         cfg = Config(id=self.id, election_tick=opts.election_tick, heartbeat_tick=opts.heartbeat_tick,
                      applied=self.sm.applied_index)
@@ -86,6 +91,7 @@ class NodeServer:
         self.events: deque = deque(maxlen=500)
         self.counters = {"requests": 0, "bad_frames": 0, "proposals": 0, "applied_entries": 0,
                          "readies": 0, "fsyncs": 0, "unsynced_saves": 0, "snapshots_taken": 0, "snapshots_installed": 0,
+                         "snapshot_images": 0,
                          "forwarded": 0, "errors": 0}
         self.auto_promote: set[int] = set()
         self.map_results: dict[int, dict] = {}
@@ -107,13 +113,45 @@ class NodeServer:
         return StateMachine(path, sync=self.opts.user_db_sync)
 
     def _recover_state_machine(self) -> None:
-        """A restart resumes from the user db; if the log was compacted past it, restore."""
-        if self.storage.snapshot_meta().index > self.sm.applied_index:
-            snap = self.storage.snapshot()
-            log.info("node %d: restoring state machine from snapshot at %d", self.id, snap.meta.index)
-            members, data = unwrap_snapshot(snap.data)
+        """A restart resumes from the user db. Only a snapshot installed just before a crash,
+        before the user db took it, leaves the log starting past the user db: install it."""
+        st = self.storage
+        if self.sm.applied_index >= st.first_index() - 1:
+            return
+        index = st.snapshot_meta().index
+        log.info("node %d: installing the snapshot at %d received before a restart", self.id, index)
+        self._install_snapshot(index)
+
+    def _install_snapshot(self, index: int) -> None:
+        """Put the snapshot the storage just saved (received from a leader) into the user
+        database and learn the addresses it carries. On disk its file is moved, not copied."""
+        self.snapshot_images.close()
+        path = self.storage.snapshot_path() if isinstance(self.storage, SqliteLogStorage) else None
+        if path is not None:
+            members, sm_length = read_members(path)
             self.book.add_missing(members, self.id)
-            self.sm.restore([data])
+            self.sm.install_file(path, sm_length)
+        else:
+            data = self.storage.snapshot().data
+            if not data:
+                raise RuntimeError(f"node {self.id}: the snapshot at {index} has no data to "
+                                   f"install (applied {self.sm.applied_index})")
+            members, sm_length = split_members(data[-(1 << 20):], len(data))
+            self.book.add_missing(members, self.id)
+            self.sm.restore([data[:sm_length]])
+
+    def _open_snapshot_source(self):
+        """The snapshot a follower is sent: the user database as of now (its applied index,
+        the entry's term, the configuration at that index, the address book), read in place.
+        Taken between Readies, so the core's configuration is the one at the applied index."""
+        if self.sm.applied_index != self.raft.applied:
+            raise SnapshotTemporarilyUnavailable("a Ready is being applied")
+        stream = self.sm.snapshot_source()
+        image = stream.image
+        meta = SnapshotMeta(image.index, image.term, self.raft.conf_state)
+        self.counters["snapshot_images"] += 1
+        self._event("snapshot_image", index=image.index, bytes=image.size)
+        return ConcatSource(meta, [stream, BytesSource(meta, members_trailer(self.book.members))])
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -241,15 +279,15 @@ class NodeServer:
             self.counters["readies"] += 1
             for m in rd.messages:
                 send(m)
+            for c in rd.snapshot_chunks:      # staged before their acknowledgements go out
+                self.storage.stage_snapshot_chunk(c)
             if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
                 self.storage.save(rd.hard_state, rd.entries, rd.snapshot, sync=rd.must_sync)
                 self.counters["fsyncs" if rd.must_sync else "unsynced_saves"] += 1
             for m in rd.persisted_messages:
                 send(m)
             if rd.snapshot is not None:
-                members, data = unwrap_snapshot(rd.snapshot.data)
-                self.book.add_missing(members, self.id)
-                self.sm.restore([data])
+                self._install_snapshot(rd.snapshot.meta.index)
                 self.counters["snapshots_installed"] += 1
                 self._event("snapshot_installed", index=rd.snapshot.meta.index)
             if rd.committed_entries:
@@ -387,33 +425,36 @@ class NodeServer:
                         pass
 
     def _maybe_compact(self) -> None:
+        # runs every loop turn: only cheap, in-memory questions here
+        images = self.snapshot_images
+        images.release_unused(self.raft.snapshot_sources_in_use())
+        if images.current is not None:
+            return   # an image is being sent: its checkpoint hold and its log entries stay
         st = self.storage
         applied = self.sm.applied_index
-        # runs every loop turn: only cheap, in-memory questions here
         if applied - max(st.first_index() - 1, st.snapshot_meta().index) < self.opts.snapshot_entries:
             return
         self.take_snapshot()
 
     def take_snapshot(self) -> int:
+        """Compaction, whose cost follows the changes, not the database: the user database
+        holds its applied index atomically, so the snapshot at the applied index is recorded
+        as metadata only (index, term, configuration), once the user database has made that
+        index durable (a checkpoint of what the WAL holds). The image itself is read when a
+        follower needs it (_open_snapshot_source), at whatever index is applied then."""
         applied = self.sm.applied_index
         if applied <= self.storage.snapshot_meta().index:
             return applied
-        data = wrap_snapshot(self.book.members, b"".join(self.sm.snapshot_chunks(1 << 20)))
-        conf = self.raft.conf_state
-        self.storage.create_snapshot(applied, conf, data)
-        # never discard entries the user database has not made durable (relaxed sync);
-        # with memory storage nothing survives a crash anyway, so only the trailing rule holds
+        if self.opts.storage == "disk" and self.sm.durable_index < applied:
+            self.sm.sync()      # the WAL's worth of pages; fails while an image holds it back
+            if self.sm.durable_index < applied:
+                return self.storage.snapshot_meta().index
+        self.storage.create_snapshot(applied, self.raft.conf_state)
         keep_from = applied - self.opts.snapshot_trailing
-        if self.opts.storage == "disk":
-            # snapshots are rare: make the user db durable now rather than wait for a WAL
-            # checkpoint (4096 pages by default), which would keep the log from compacting
-            if self.sm.durable_index < keep_from:
-                self.sm.sync()
-            keep_from = min(keep_from, self.sm.durable_index)
         if keep_from > self.storage.first_index():
             self.storage.compact(keep_from)
         self.counters["snapshots_taken"] += 1
-        self._event("snapshot", index=applied, bytes=len(data))
+        self._event("snapshot", index=applied)
         return applied
 
     # ================================================================ events

@@ -367,6 +367,8 @@ class Simulator:
         if not self._hooks(node, "before_persist", rd):
             return
         snap = rd.snapshot if rd.snapshot is not None and not rd.snapshot.is_empty() else None
+        for c in rd.snapshot_chunks:       # staged before their acknowledgements go out
+            node.storage.stage_snapshot_chunk(c)
         if rd.hard_state is not None or rd.entries or snap is not None:
             if self.checker:
                 self.checker.before_save(node, rd.hard_state, rd.entries, snap)
@@ -386,6 +388,7 @@ class Simulator:
             return
         sm = node.sm
         if snap is not None:
+            snap = node.storage.snapshot()         # its data: the staged chunks
             sm.restore(snap.data)
             if sm.applied_index != snap.meta.index:
                 sm.applied_index = snap.meta.index
