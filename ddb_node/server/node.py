@@ -80,7 +80,7 @@ class NodeServer:
         self.storage.set_snapshot_provider(self.snapshot_images.get)
         self._recover_state_machine()
         cfg = Config(id=self.id, election_tick=opts.election_tick, heartbeat_tick=opts.heartbeat_tick,
-                     applied=self.sm.applied_index)
+                     max_snapshot_chunk=opts.snapshot_chunk, applied=self.sm.applied_index)
         self.raft = RaftNode(cfg, self.storage, random.Random(self.rng.getrandbits(64)))
         self.proposals: dict[int, _Proposal] = {}
         self.read_waiters: dict[bytes, asyncio.Future] = {}
@@ -91,7 +91,7 @@ class NodeServer:
         self.events: deque = deque(maxlen=500)
         self.counters = {"requests": 0, "bad_frames": 0, "proposals": 0, "applied_entries": 0,
                          "readies": 0, "fsyncs": 0, "unsynced_saves": 0, "snapshots_taken": 0, "snapshots_installed": 0,
-                         "snapshot_images": 0,
+                         "snapshot_images": 0, "snapshot_bytes_staged": 0,
                          "forwarded": 0, "errors": 0}
         self.auto_promote: set[int] = set()
         self.map_results: dict[int, dict] = {}
@@ -281,6 +281,7 @@ class NodeServer:
                 send(m)
             for c in rd.snapshot_chunks:      # staged before their acknowledgements go out
                 self.storage.stage_snapshot_chunk(c)
+                self.counters["snapshot_bytes_staged"] += len(c.data)
             if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
                 self.storage.save(rd.hard_state, rd.entries, rd.snapshot, sync=rd.must_sync)
                 self.counters["fsyncs" if rd.must_sync else "unsynced_saves"] += 1
@@ -445,6 +446,7 @@ class NodeServer:
         applied = self.sm.applied_index
         if applied <= self.storage.snapshot_meta().index:
             return applied
+        t0 = time.perf_counter()
         if self.opts.storage == "disk" and self.sm.durable_index < applied:
             self.sm.sync()      # the WAL's worth of pages; fails while an image holds it back
             if self.sm.durable_index < applied:
@@ -454,7 +456,7 @@ class NodeServer:
         if keep_from > self.storage.first_index():
             self.storage.compact(keep_from)
         self.counters["snapshots_taken"] += 1
-        self._event("snapshot", index=applied)
+        self._event("snapshot", index=applied, ms=round((time.perf_counter() - t0) * 1000, 1))
         return applied
 
     # ================================================================ events
