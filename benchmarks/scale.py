@@ -5,7 +5,8 @@ each size in turn (10^4, 10^5, 10^6 rows of ~120 bytes; 10^7 with --huge), and a
 - full scan time (an aggregate over every row, on the leader) and `SELECT *` time with the
   client's RSS (today's client; a failure, e.g. the frame limit, is reported as is)
 - snapshot time (the `snapshot` admin call) and the write latency (max, p99) of single-row
-  writes across automatic snapshots (`--snapshot-entries`, 3,000 as in the issue)
+  writes across automatic snapshots (`--snapshot-entries`, 3,000 as in the issue), against a
+  control window of writes in which no node takes a snapshot (the machine's own noise)
 - node RSS (every node, current and peak), the database size
 - restart time of a follower (SIGTERM, start, until it has applied the leader's commit)
 - time for a new node to join and catch up (by snapshot), its peak RSS; it is removed again
@@ -94,7 +95,7 @@ def load(c, start: int, stop: int, time_limit: float) -> dict:
             "load_rows_per_s": round((i - start) / dt) if dt else None, "rows": i}
 
 
-def writes_across_snapshots(lc, c, count: int, time_limit: float) -> dict:
+def writes(lc, c, count: int, time_limit: float, prefix: str) -> dict:
     """Single-row writes from one client until `count` entries or the time limit."""
     leader = lc.wait_for_leader(10)
     before = c.status(leader)["counters"]["snapshots_taken"]
@@ -109,11 +110,11 @@ def writes_across_snapshots(lc, c, count: int, time_limit: float) -> dict:
         except DdbError:
             errors += 1
     after = c.status(leader)["counters"]["snapshots_taken"]
-    return {"write_ops": len(lat), "write_errors": errors,
-            "write_p50_ms": round(pct(lat, 50) * 1000, 2) if lat else None,
-            "write_p99_ms": round(pct(lat, 99) * 1000, 2) if lat else None,
-            "write_max_ms": round(max(lat) * 1000, 2) if lat else None,
-            "snapshots_during_writes": after - before}
+    return {f"{prefix}_ops": len(lat), f"{prefix}_errors": errors,
+            f"{prefix}_p50_ms": round(pct(lat, 50) * 1000, 2) if lat else None,
+            f"{prefix}_p99_ms": round(pct(lat, 99) * 1000, 2) if lat else None,
+            f"{prefix}_max_ms": round(max(lat) * 1000, 2) if lat else None,
+            f"{prefix}_snapshots": after - before}
 
 
 def measure(lc, c, rows: int, args) -> dict:
@@ -128,6 +129,10 @@ def measure(lc, c, rows: int, args) -> dict:
     r = c.query("SELECT count(*), sum(length(v)), max(n) FROM t", level="weak", timeout=600)
     rec["scan_s"] = round(time.perf_counter() - t, 3)
     assert r[0].rows[0][0] == rows, (r[0].rows, rows)
+
+    rss = {i: rss_mb(n.pid) for i, n in lc.nodes.items() if n.state == "running"}
+    rec["node_rss_mb"] = max(v[0] for v in rss.values())
+    rec["node_peak_rss_mb"] = max(v[1] for v in rss.values())
 
     if rows <= args.select_all_max:
         rss0 = rss_mb()[0]
@@ -147,12 +152,14 @@ def measure(lc, c, rows: int, args) -> dict:
     t = time.perf_counter()
     c.admin(None, {"op": "snapshot"}, timeout=60)
     rec["snapshot_s"] = round(time.perf_counter() - t, 4)
-    rec.update(writes_across_snapshots(lc, c, args.writes, args.time_limit))
+    # control: a snapshot on every node now, then fewer writes than the snapshot interval,
+    # so none falls in this window (the machine's own latency, for comparison)
+    for i, n in lc.nodes.items():
+        if n.state == "running":
+            c.admin(i, {"op": "snapshot"}, timeout=60)
+    rec.update(writes(lc, c, max(100, args.snapshot_entries - 500), args.time_limit, "control"))
+    rec.update(writes(lc, c, args.writes, args.time_limit, "write"))
     rec["term_change_writes"] = term(lc, c) != t0
-
-    rss = {i: rss_mb(n.pid) for i, n in lc.nodes.items() if n.state == "running"}
-    rec["node_rss_mb"] = max(v[0] for v in rss.values())
-    rec["node_peak_rss_mb"] = max(v[1] for v in rss.values())
 
     # restart of a follower
     t0 = term(lc, c)
@@ -207,6 +214,7 @@ def chart(jsonl: str, png: str) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.8))
     times = [("scan_s", "full scan"), ("select_all_s", "SELECT * (today's client)"),
              ("snapshot_s", "snapshot (compaction)"), ("write_max_ms", "max write latency across snapshots"),
+             ("control_max_ms", "max write latency, no snapshot"),
              ("follower_restart_s", "follower restart"), ("join_catch_up_s", "new node joins + catches up"),
              ("failover_s", "failover")]
     for key, label in times:
