@@ -18,6 +18,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+import apsw
 import msgpack
 import zmq
 import zmq.asyncio
@@ -28,6 +29,7 @@ from ddb_node.net.transport import PeerTransport
 from ddb_node.raft import (NONE, Config, ConfChange, ConfChangeType, ConfState, EntryType, Message,
                            MsgType, NotLeader, ProposalDropped, RaftNode, Role, SnapshotMeta,
                            SnapshotTemporarilyUnavailable)
+from ddb_node.sql.errors import SnapshotError
 from ddb_node.storage import MemoryStorage, SqliteLogStorage
 from ddb_node.storage.snapshot_sources import BytesSource, ConcatSource, SharedSource
 
@@ -146,7 +148,10 @@ class NodeServer:
         Taken between Readies, so the core's configuration is the one at the applied index."""
         if self.sm.applied_index != self.raft.applied:
             raise SnapshotTemporarilyUnavailable("a Ready is being applied")
-        stream = self.sm.snapshot_source()
+        try:
+            stream = self.sm.snapshot_source()
+        except (apsw.Error, SnapshotError) as exc:   # e.g. the checkpoint could not complete
+            raise SnapshotTemporarilyUnavailable(str(exc)) from None
         image = stream.image
         meta = SnapshotMeta(image.index, image.term, self.raft.conf_state)
         self.counters["snapshot_images"] += 1
