@@ -694,3 +694,17 @@ def test_random_operations_match_the_reference_model(kind, data, tail_cache_entr
                 _outcome(lambda: getattr(model, name)(*args)), (name, args)
             assert _observe(storage) == _observe_model(model), (name, args)
         storage.close()
+
+
+def test_the_tail_cache_is_bounded_in_bytes_too():
+    """Issue 13: big entries (1,000-row INSERT batches) must not keep 8192 x 150 KB in memory."""
+    from ddb_node.storage.tail_cache import TailCache
+    tail = TailCache(8192, 1, max_bytes=1000)
+    for i in range(1, 101):
+        tail.append([Entry(1, i, EntryType.NORMAL, b"x" * 100)])
+        assert tail.bytes <= 1100 and tail.bytes == sum(len(e.data) for e in tail.entries)
+    assert tail.entries[-1].index == 100 and tail.first == 101 - len(tail.entries)
+    tail.append([Entry(2, 95, EntryType.NORMAL, b"y" * 10)])      # truncation keeps the count
+    assert tail.bytes == sum(len(e.data) for e in tail.entries) and tail.entries[-1].index == 95
+    tail.compact(94)
+    assert tail.first == 95 and tail.bytes == 10
