@@ -253,3 +253,88 @@ def test_7_snapshot_conflicting_with_follower_log_replaces_it():
     assert n2.commit_index == 5 and n2.last_index == 5 and n2.log_term(5) == 2
     assert net.sm[2] == sm and net.storage[2].first_index() == 6
     assert not any(e.data == b"e7" for e in net.log(2))
+
+
+class CountingSource:
+    """A snapshot source that records every read (issue 13: no whole-snapshot reads)."""
+
+    def __init__(self, inner):
+        self.inner, self.meta, self.size = inner, inner.meta, inner.size
+        self.reads: list[tuple[int, int]] = []
+
+    def read(self, offset, n):
+        self.reads.append((offset, n))
+        return self.inner.read(offset, n)
+
+
+def test_7_leader_reads_the_snapshot_a_chunk_at_a_time():
+    """The leader streams from a SnapshotSource: it never asks for more than one chunk per
+    read and never for the whole snapshot, so its memory does not follow the snapshot's size;
+    the follower ends up with exactly the source's bytes."""
+    net = lagging_follower()
+    st = net.storage[1]
+    src = CountingSource(st.snapshot_source())
+    st.set_snapshot_provider(lambda: src)
+    net.tick(1)
+    net.stabilize()
+    assert src.reads and all(n <= CHUNK for _, n in src.reads)
+    assert src.size > 5 * CHUNK
+    assert net.storage[3].snapshot().data == src.inner.data
+    assert_identical(net)
+
+
+def test_7_follower_stages_chunks_instead_of_holding_them():
+    """The follower's core keeps only a byte count: every received piece leaves in
+    Ready.snapshot_chunks for the driver to stage, and the staged pieces are the snapshot."""
+    net = lagging_follower()
+    staged = []
+    real = net.storage[3].stage_snapshot_chunk
+    net.storage[3].stage_snapshot_chunk = lambda c: (staged.append(c), real(c))
+    net.tick(1)
+    net.stabilize()
+    assert len(staged) > 5
+    assert [c.offset for c in staged] == sorted(c.offset for c in staged)
+    assert b"".join(c.data for c in staged) == net.storage[3].snapshot().data
+    assert net.nodes[3].snap_rx is None and net.nodes[3].snap_pieces == []
+
+
+def test_7_install_interrupted_by_a_restart_resumes_from_the_staged_bytes():
+    """Issue 13: the follower crashes halfway through an install. Restarted from its storage,
+    it knows what it had staged and the leader continues from there: no chunk before the
+    staged length is staged again."""
+    net = lagging_follower()
+    net.tick(1)
+    for _ in range(50):                     # rounds of messages until part of it is staged
+        net.deliver()
+        net.process_all()
+        staged = net.storage[3].staged_snapshot()
+        if staged is not None and staged[2] >= 2 * CHUNK:
+            break
+    assert staged is not None and 0 < staged[2] < net.storage[1].snapshot_source().size
+    net.crash(3)
+    net.restart(3)
+    assert net.nodes[3].snap_rx == list(staged)
+    pieces = []
+    real = net.storage[3].stage_snapshot_chunk
+    net.storage[3].stage_snapshot_chunk = lambda c: (pieces.append(c), real(c))
+    net.run(10)
+    net.stabilize()
+    assert pieces and min(c.offset for c in pieces) >= staged[2]
+    assert_identical(net)
+
+
+def test_7_a_new_leader_never_extends_another_leaders_staging():
+    """Two leaders may send images of one (index, term) that differ byte for byte (each reads
+    its own database), so pieces from a leader of another term restart the staging."""
+    net = lagging_follower()
+    n3 = net.nodes[3]
+    meta = net.storage[1].snapshot_source().meta
+    from ddb_node.raft import Message, SnapshotChunk
+    lead = net.nodes[1]
+    n3.step(Message(MsgType.SNAP, 3, 1, lead.term, snapshot=SnapshotChunk(meta, 0, b"a" * 10, False, 30)))
+    assert n3.snap_rx[1:] == [lead.term, 10]
+    n3.step(Message(MsgType.SNAP, 3, 2, lead.term + 1,
+                    snapshot=SnapshotChunk(meta, 10, b"b" * 10, False, 30)))
+    assert n3.snap_rx[1:] == [lead.term, 10]          # not extended
+    rd = n3.ready()
+    assert [m.reject for m in rd.persisted_messages if m.type == MsgType.SNAP_RESP][-1]

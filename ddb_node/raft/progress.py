@@ -56,7 +56,7 @@ class Progress:
         self.inflights = Inflights(max_inflight)
         self.is_learner = is_learner
         self.read_round = 0       # highest ReadIndex round this follower acknowledged
-        self.snap = None          # Snapshot being streamed
+        self.snap = None          # SnapshotSource being streamed
         self.snap_sent = 0        # bytes sent
         self.snap_acked = 0       # bytes acknowledged
         self.snap_idle = 0        # heartbeats without a chunk acknowledgement
@@ -81,6 +81,11 @@ class Progress:
         self.snap_sent = self.snap_acked = self.snap_idle = 0
         self.snap_started = False
         self.snap_rewound = -1
+
+    def abort_snapshot(self) -> None:
+        """Give up a transfer (etcd's snapshot failure): probe from the match again."""
+        self.pending_snapshot = 0
+        self.become_probe()
 
     def _reset(self, state: ProgressState) -> None:
         self.state = state
