@@ -367,10 +367,12 @@ class RaftNode:
                         pr.abort_snapshot()
                     elif pr.snap_idle >= SNAPSHOT_RETRY_HEARTBEATS:
                         # no progress for a while: resend the window after the acked prefix
+                        # (or from less, if the follower said it holds less)
                         pr.snap_idle = 0
-                        pr.snap_sent = pr.snap_acked
-                        pr.snap_started = pr.snap_acked > 0
-                        pr.snap_rewound = pr.snap_acked
+                        low = pr.snap_acked
+                        if 0 <= pr.snap_low < low:
+                            low = pr.snap_low
+                        self._rewind_snapshot(pr, low)
                         self._send_snapshot_chunks(pid, pr)
 
     def _step_leader(self, m: Message) -> None:
@@ -424,32 +426,33 @@ class RaftNode:
             pr.recent_active = True
             if pr.state != ProgressState.SNAPSHOT or m.index != pr.pending_snapshot:
                 return
-            have = m.reject_hint          # bytes the follower holds contiguously
-            if m.reject:
-                # the follower holds nothing of this snapshot: restart from 0, once
-                if pr.snap_acked == 0 and pr.snap_rewound == 0:
-                    return
-                pr.snap_acked = 0
-                pr.snap_sent = 0
-                pr.snap_started = False
-                pr.snap_rewound = 0
-            elif have > pr.snap_acked:
-                pr.snap_acked = have          # progress: acked never moves back
+            # bytes the follower holds contiguously (a reject: none of this snapshot), and the
+            # offset of a chunk it received past them (0: the chunk was new or a duplicate)
+            have = 0 if m.reject else m.reject_hint
+            gap = m.commit
+            if have < pr.snap_acked:
+                # an acknowledgement overtaken by a later one, or a follower that restarted
+                # holding less than it had acknowledged (its staged bytes were not all on
+                # disk): the two look alike, so only remember it; if the transfer then
+                # stalls, the retry resends from here
+                if pr.snap_low < 0 or have < pr.snap_low:
+                    pr.snap_low = have
+                return
+            progress = have > pr.snap_acked
+            if progress:
+                pr.snap_acked = have
                 pr.snap_sent = max(pr.snap_sent, have)
                 pr.snap_idle = 0
-                pr.snap_rewound = -1
-            elif have == pr.snap_acked and pr.snap_sent > have and pr.snap_rewound != have:
-                # a duplicate acknowledgement: the chunk at `have` is missing; resend the
-                # window from there, once per gap (reordered duplicates cannot multiply)
-                pr.snap_sent = have
-                pr.snap_rewound = have
-            elif have < pr.snap_acked and pr.snap_rewound != have:
-                # the follower restarted holding less than it had acknowledged (its staged
-                # bytes were not all on disk): resume from what it has, once per offset
-                pr.snap_acked = pr.snap_sent = have
-                pr.snap_started = have > 0
-                pr.snap_rewound = have
-            else:
+                pr.snap_low = -1
+            if (gap > have and gap >= pr.snap_recover and pr.snap_sent > have
+                    and pr.snap_rewound != have):
+                # a chunk arrived past the follower's prefix, which drops it: the chunk at
+                # `have` was lost or overtaken. Resend the window from there -- once per
+                # offset, and only for a chunk first sent after the previous resend: the gaps
+                # and duplicates a resend itself causes must not cause more resends (a
+                # duplicate's acknowledgement, gap 0, never does)
+                self._rewind_snapshot(pr, have)
+            elif not progress:
                 return
             self._send_snapshot_chunks(m.frm, pr)
 
@@ -539,6 +542,16 @@ class RaftNode:
         any other it opened (a leader that stepped down uses none)."""
         return [pr.snap for pr in self.prs.values() if pr.snap is not None]
 
+    @staticmethod
+    def _rewind_snapshot(pr: Progress, offset: int) -> None:
+        """Resend a transfer from `offset`; what was sent beyond it is in doubt."""
+        pr.snap_recover = max(pr.snap_recover, pr.snap_sent)
+        pr.snap_acked = min(pr.snap_acked, offset)
+        pr.snap_sent = offset
+        pr.snap_started = offset > 0
+        pr.snap_rewound = offset
+        pr.snap_low = -1
+
     def _send_snapshot_chunks(self, to: int, pr: Progress) -> None:
         src = pr.snap
         if src is None:
@@ -576,11 +589,14 @@ class RaftNode:
         if not same:
             if c.offset != 0:
                 self._send(Message(MsgType.SNAP_RESP, m.frm, self.id, self.term, index=meta.index,
-                                   reject=True, reject_hint=0))
+                                   reject=True, reject_hint=0, commit=c.offset))
                 return
             rx = self.snap_rx = [meta, m.term, 0]
         have = rx[2]
         end = c.offset + len(c.data)
+        # a chunk past our prefix is dropped (the bytes before it are missing): say so, so
+        # the leader can tell a gap (resend) from a duplicate (nothing to do)
+        gap = c.offset if c.offset > have else 0
         if c.offset <= have < end:
             # same snapshot, same bytes: stage the new tail (the driver writes it to storage
             # before this node's acknowledgement goes out)
@@ -589,7 +605,7 @@ class RaftNode:
             rx[2] = have = end
         if have < c.total or (c.total == 0 and not c.done):
             self._send(Message(MsgType.SNAP_RESP, m.frm, self.id, self.term, index=meta.index,
-                               reject_hint=have))
+                               reject_hint=have, commit=gap))
             return
         self.snap_rx = None
         if self._restore(Snapshot(meta)):

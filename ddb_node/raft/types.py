@@ -153,7 +153,8 @@ class Message:
     log_term: int = 0        # APP: term of entry at `index`; APP_RESP reject: hint term
     index: int = 0           # APP: index preceding `entries`; responses: match / hint
     entries: list = field(default_factory=list)
-    commit: int = 0
+    commit: int = 0          # SNAP_RESP: offset of a chunk received past the follower's prefix
+                             # (it was dropped: a gap), 0 if none
     reject: bool = False
     reject_hint: int = 0     # APP_RESP reject: follower's best guess of the match point
     context: bytes = b""     # READ_INDEX ctx, heartbeat round id, campaign kind
