@@ -148,12 +148,14 @@ class Net:
         while nid not in self.down and node.has_ready():
             rd: Ready = node.ready()
             self._send(rd.messages)
+            for c in rd.snapshot_chunks:
+                st.stage_snapshot_chunk(c)
             st.save(rd.hard_state, rd.entries, rd.snapshot)
             self._send(rd.persisted_messages)
             sm = self.sm[nid]
             if rd.snapshot is not None:
                 sm.clear()
-                sm.update(decode_sm(rd.snapshot.data))
+                sm.update(decode_sm(st.snapshot().data))   # the staged chunks
             for e in rd.committed_entries:
                 if e.index in sm:
                     raise AssertionError(f"node {nid} applied index {e.index} twice")

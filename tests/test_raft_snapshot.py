@@ -253,3 +253,179 @@ def test_7_snapshot_conflicting_with_follower_log_replaces_it():
     assert n2.commit_index == 5 and n2.last_index == 5 and n2.log_term(5) == 2
     assert net.sm[2] == sm and net.storage[2].first_index() == 6
     assert not any(e.data == b"e7" for e in net.log(2))
+
+
+class CountingSource:
+    """A snapshot source that records every read (issue 13: no whole-snapshot reads)."""
+
+    def __init__(self, inner):
+        self.inner, self.meta, self.size = inner, inner.meta, inner.size
+        self.reads: list[tuple[int, int]] = []
+
+    def read(self, offset, n):
+        self.reads.append((offset, n))
+        return self.inner.read(offset, n)
+
+
+def test_7_leader_reads_the_snapshot_a_chunk_at_a_time():
+    """The leader streams from a SnapshotSource: it never asks for more than one chunk per
+    read and never for the whole snapshot, so its memory does not follow the snapshot's size;
+    the follower ends up with exactly the source's bytes."""
+    net = lagging_follower()
+    st = net.storage[1]
+    src = CountingSource(st.snapshot_source())
+    st.set_snapshot_provider(lambda: src)
+    net.tick(1)
+    net.stabilize()
+    assert src.reads and all(n <= CHUNK for _, n in src.reads)
+    assert src.size > 5 * CHUNK
+    assert net.storage[3].snapshot().data == src.inner.data
+    assert_identical(net)
+
+
+def test_7_follower_stages_chunks_instead_of_holding_them():
+    """The follower's core keeps only a byte count: every received piece leaves in
+    Ready.snapshot_chunks for the driver to stage, and the staged pieces are the snapshot."""
+    net = lagging_follower()
+    staged = []
+    real = net.storage[3].stage_snapshot_chunk
+    net.storage[3].stage_snapshot_chunk = lambda c: (staged.append(c), real(c))
+    net.tick(1)
+    net.stabilize()
+    assert len(staged) > 5
+    assert [c.offset for c in staged] == sorted(c.offset for c in staged)
+    assert b"".join(c.data for c in staged) == net.storage[3].snapshot().data
+    assert net.nodes[3].snap_rx is None and net.nodes[3].snap_pieces == []
+
+
+def test_7_install_interrupted_by_a_restart_resumes_from_the_staged_bytes():
+    """Issue 13: the follower crashes halfway through an install. Restarted from its storage,
+    it knows what it had staged and the leader continues from there: no chunk before the
+    staged length is staged again."""
+    net = lagging_follower()
+    net.tick(1)
+    for _ in range(50):                     # rounds of messages until part of it is staged
+        net.deliver()
+        net.process_all()
+        staged = net.storage[3].staged_snapshot()
+        if staged is not None and staged[2] >= 2 * CHUNK:
+            break
+    assert staged is not None and 0 < staged[2] < net.storage[1].snapshot_source().size
+    net.crash(3)
+    net.restart(3)
+    assert net.nodes[3].snap_rx == list(staged)
+    pieces = []
+    real = net.storage[3].stage_snapshot_chunk
+    net.storage[3].stage_snapshot_chunk = lambda c: (pieces.append(c), real(c))
+    net.run(10)
+    net.stabilize()
+    assert pieces and min(c.offset for c in pieces) >= staged[2]
+    assert_identical(net)
+
+
+def test_7_a_new_leader_never_extends_another_leaders_staging():
+    """Two leaders may send images of one (index, term) that differ byte for byte (each reads
+    its own database), so pieces from a leader of another term restart the staging."""
+    net = lagging_follower()
+    n3 = net.nodes[3]
+    meta = net.storage[1].snapshot_source().meta
+    from ddb_node.raft import Message, SnapshotChunk
+    lead = net.nodes[1]
+    n3.step(Message(MsgType.SNAP, 3, 1, lead.term, snapshot=SnapshotChunk(meta, 0, b"a" * 10, False, 30)))
+    assert n3.snap_rx[1:] == [lead.term, 10]
+    n3.step(Message(MsgType.SNAP, 3, 2, lead.term + 1,
+                    snapshot=SnapshotChunk(meta, 10, b"b" * 10, False, 30)))
+    assert n3.snap_rx[1:] == [lead.term, 10]          # not extended
+    rd = n3.ready()
+    assert [m.reject for m in rd.persisted_messages if m.type == MsgType.SNAP_RESP][-1]
+
+
+def _window_in_flight(net: Net) -> list:
+    """Start the transfer and stop with its first window queued, not delivered."""
+    net.tick(1)
+    for _ in range(10):
+        net.deliver()
+        if snap_msgs(net.queue):
+            break
+    return snap_msgs(net.queue)
+
+
+def _answer(net: Net, have: int, gap: int = 0, reject: bool = False) -> list:
+    """Step one acknowledgement from node 3 into the leader; the chunks it sends back."""
+    from ddb_node.raft import Message
+    lead = net.nodes[1]
+    net.take()
+    lead.step(Message(MsgType.SNAP_RESP, 1, 3, lead.term, index=lead.prs[3].pending_snapshot,
+                      reject=reject, reject_hint=0 if reject else have, commit=gap))
+    net.process(1)
+    return [m.snapshot.offset for m in snap_msgs(net.take())]
+
+
+def test_7_duplicate_and_stale_acknowledgements_resend_nothing():
+    """Regression (merge-bigdb): staged chunks made every duplicate and every overtaken
+    acknowledgement rewind the transfer and resend a window, and each resent window made
+    more of them: a retransmission storm. A duplicate (same prefix, no gap) or a stale
+    (smaller prefix) acknowledgement sends nothing; progress slides the window by what was
+    acknowledged; a gap -- a chunk the follower dropped because the one before it is
+    missing -- resends the window from the missing chunk, once, and the gaps and
+    duplicates caused by that resend resend nothing more."""
+    net = lagging_follower()
+    assert [m.snapshot.offset for m in _window_in_flight(net)] == [0, CHUNK, 2 * CHUNK, 3 * CHUNK]
+    assert _answer(net, CHUNK) == [4 * CHUNK]                 # progress: one more chunk
+    assert _answer(net, CHUNK) == []                          # duplicate acknowledgement
+    assert _answer(net, 2 * CHUNK) == [5 * CHUNK]
+    assert _answer(net, CHUNK) == []                          # overtaken by the one above
+    assert _answer(net, 0, reject=True, gap=3 * CHUNK) == []  # an old reject, overtaken
+    # chunk 2 missing, chunk 3 dropped: resend from 2, the window's worth
+    assert _answer(net, 2 * CHUNK, gap=3 * CHUNK) == [2 * CHUNK, 3 * CHUNK, 4 * CHUNK, 5 * CHUNK]
+    assert _answer(net, 2 * CHUNK, gap=4 * CHUNK) == []       # same gap again
+    # the late original of chunk 2 arrives, then the in-flight chunk 5 overtakes 3 and 4:
+    # a gap the resend already covers
+    assert _answer(net, 3 * CHUNK) == [6 * CHUNK]
+    assert _answer(net, 3 * CHUNK, gap=5 * CHUNK) == []
+    assert _answer(net, 3 * CHUNK) == []                      # duplicates of the resend
+    # none of those chunks reached node 3 (the test took them): it holds less than the
+    # leader was told, which the retry finds out and resends from
+    net.run(20)
+    net.stabilize()
+    assert_identical(net)
+
+
+def _sim_transfer(seed: int, latency_ms: tuple[float, float]) -> tuple[int, int]:
+    """A 3-node simulation (persistence a separate event after each Ready, one Ready
+    outstanding per node): a follower misses 60 writes, the leader compacts, the follower
+    restarts and is sent the snapshot in 64-byte chunks. Returns (chunks, SNAP messages)."""
+    from ddb_node.sim import kv
+    from ddb_node.sim.simulator import Simulator
+    sim = Simulator(3, seed=seed, config={"max_snapshot_chunk": 64}, latency_ms=latency_ms)
+    assert sim.run_until(lambda s: s.leader() is not None, 20_000)
+    lead = sim.leader()
+    f = next(i for i in sim.nodes if i != lead)
+    sim.crash(f)
+    for i in range(60):
+        sim.submit(lead, kv.put("key%03d" % i, "x" * 40, f"t{i}"), lambda *a: None)
+    assert sim.run_until(lambda s: all(s.nodes[i].raft.applied >= 61
+                                       for i in s.nodes if i != f), 50_000)
+    assert sim.compact(lead)
+    snaps = []
+    sim.add_message_hook(lambda s, env: snaps.append(env.msg.snapshot)
+                         if env.msg.type == MsgType.SNAP else None)
+    sim.restart(f)
+    assert sim.run_until(lambda s: s.converged(), 100_000)
+    assert not sim.violations
+    total = snaps[0].total
+    assert total > 40 * 64 and sim.nodes[f].raft.applied >= 61
+    return -(-total // 64), len(snaps)
+
+
+def test_7_simulated_transfer_sends_each_chunk_about_once():
+    """In order and lossless (a fixed latency), with persistence in between: each chunk is
+    sent once. With the simulator's jittered latency chunks overtake each other in nearly
+    every window, and the follower drops any chunk past a gap: those are resent, but the
+    transfer stays within a small multiple of its size (it was 30x, and 100-460x per chunk
+    on `ddb sim --requests --seed 1`, before the fix)."""
+    chunks, sent = _sim_transfer(1, (1.0, 1.0))
+    assert sent <= chunks + 2
+    for seed in (1, 2):
+        chunks, sent = _sim_transfer(seed, (0.5, 2.0))
+        assert sent <= 4 * chunks

@@ -296,6 +296,82 @@ def test_compact_cannot_go_backwards_or_past_the_snapshot(storage):
     assert storage.first_index() == 5
 
 
+# ---- staging a snapshot being received (issue 13) --------------------------------
+
+def piece(offset: int, data: bytes, total: int, index: int = 20, term: int = 2, epoch: int = 5):
+    from ddb_node.raft import SnapshotChunk
+    return SnapshotChunk(SnapshotMeta(index, term, THREE_VOTERS), offset, data,
+                         offset + len(data) >= total, total, epoch)
+
+
+def test_staged_chunks_become_the_installed_snapshots_data(storage):
+    storage.save(None, ents(1, 5), None)
+    storage.stage_snapshot_chunk(piece(0, b"abc", 6))
+    storage.stage_snapshot_chunk(piece(3, b"def", 6))
+    assert storage.staged_snapshot() == (SnapshotMeta(20, 2, THREE_VOTERS), 5, 6)
+    storage.save(None, [], snap(20, 2, b""))           # the core's Snapshot carries no data
+    assert storage.snapshot() == snap(20, 2, b"abcdef")
+    assert storage.staged_snapshot() is None
+    assert storage.first_index() == 21
+
+
+def test_a_piece_out_of_place_is_refused_and_a_new_first_piece_restarts(storage):
+    storage.stage_snapshot_chunk(piece(0, b"abc", 9))
+    with pytest.raises(StorageError):
+        storage.stage_snapshot_chunk(piece(6, b"ghi", 9))      # a gap
+    with pytest.raises(StorageError):
+        storage.stage_snapshot_chunk(piece(3, b"def", 9, epoch=6))   # another leader's image
+    storage.stage_snapshot_chunk(piece(0, b"xy", 4, index=30))
+    assert storage.staged_snapshot() == (SnapshotMeta(30, 2, THREE_VOTERS), 5, 2)
+
+
+def test_metadata_only_snapshot_compacts_without_data(storage):
+    storage.save(None, ents(1, 10), None)
+    created = storage.create_snapshot(8, THREE_VOTERS)
+    storage.compact(6)
+    assert storage.snapshot_meta() == created.meta and storage.snapshot().data == b""
+    assert storage.first_index() == 7 and storage.term(6) == 1
+
+
+def test_snapshot_source_reads_the_stored_snapshot_or_the_provider(storage):
+    storage.save(None, [], snap(20, 2, b"0123456789"))
+    src = storage.snapshot_source()
+    assert (src.meta.index, src.size, src.read(3, 4)) == (20, 10, b"3456")
+    from ddb_node.storage.snapshot_sources import BytesSource
+    other = BytesSource(SnapshotMeta(25, 2, THREE_VOTERS), b"live")
+    storage.set_snapshot_provider(lambda: other)
+    assert storage.snapshot_source() is other
+
+
+def test_sqlite_staging_survives_a_restart_and_resumes(tmp_path):
+    """A follower killed mid-install finds what it had staged (the part file's length)."""
+    path = tmp_path / "raft.db"
+    storage = SqliteLogStorage(path, THREE_VOTERS)
+    storage.stage_snapshot_chunk(piece(0, b"abc", 9))
+    storage.stage_snapshot_chunk(piece(3, b"def", 9))
+    storage.close()
+    reopened = SqliteLogStorage(path)
+    assert reopened.staged_snapshot() == (SnapshotMeta(20, 2, THREE_VOTERS), 5, 6)
+    reopened.stage_snapshot_chunk(piece(6, b"ghi", 9))
+    reopened.save(None, [], snap(20, 2, b""))
+    assert reopened.snapshot().data == b"abcdefghi"
+    assert sorted(p.name for p in tmp_path.glob("raft.db-*") if "-wal" not in p.name
+                  and "-shm" not in p.name) == ["raft.db-snapshot-20.bin"]
+    reopened.close()
+
+
+def test_sqlite_staging_already_covered_is_dropped_on_open(tmp_path):
+    path = tmp_path / "raft.db"
+    storage = SqliteLogStorage(path, THREE_VOTERS)
+    storage.stage_snapshot_chunk(piece(0, b"abc", 9, index=3))
+    storage.save(HardState(1, 0, 5), ents(1, 5), None)
+    storage.close()
+    reopened = SqliteLogStorage(path)
+    assert reopened.staged_snapshot() is None
+    assert not list(tmp_path.glob("*incoming*"))
+    reopened.close()
+
+
 # ---- save() with a snapshot (installing a leader's snapshot) ---------------------
 
 def test_saved_snapshot_replaces_the_whole_log(storage):
@@ -618,3 +694,17 @@ def test_random_operations_match_the_reference_model(kind, data, tail_cache_entr
                 _outcome(lambda: getattr(model, name)(*args)), (name, args)
             assert _observe(storage) == _observe_model(model), (name, args)
         storage.close()
+
+
+def test_the_tail_cache_is_bounded_in_bytes_too():
+    """Issue 13: big entries (1,000-row INSERT batches) must not keep 8192 x 150 KB in memory."""
+    from ddb_node.storage.tail_cache import TailCache
+    tail = TailCache(8192, 1, max_bytes=1000)
+    for i in range(1, 101):
+        tail.append([Entry(1, i, EntryType.NORMAL, b"x" * 100)])
+        assert tail.bytes <= 1100 and tail.bytes == sum(len(e.data) for e in tail.entries)
+    assert tail.entries[-1].index == 100 and tail.first == 101 - len(tail.entries)
+    tail.append([Entry(2, 95, EntryType.NORMAL, b"y" * 10)])      # truncation keeps the count
+    assert tail.bytes == sum(len(e.data) for e in tail.entries) and tail.entries[-1].index == 95
+    tail.compact(94)
+    assert tail.first == 95 and tail.bytes == 10

@@ -1,12 +1,14 @@
 """ddb's Raft consensus core: pure, deterministic, single-steppable."""
 from .config import Config
 from .node import RaftNode
-from .storage import Storage
+from .storage import SnapshotSource, Storage
 from .types import (NONE, Compacted, ConfChange, ConfChangeType, ConfState, Entry, EntryType,
                     HardState, Message, MsgType, NotLeader, ProposalDropped, RaftError, Ready,
-                    ReadState, Role, Snapshot, SnapshotChunk, SnapshotMeta, SoftState, Unavailable)
+                    ReadState, Role, Snapshot, SnapshotChunk, SnapshotMeta,
+                    SnapshotTemporarilyUnavailable, SoftState, Unavailable)
 
 __all__ = ["Config", "RaftNode", "Storage", "NONE", "Compacted", "ConfChange", "ConfChangeType",
            "ConfState", "Entry", "EntryType", "HardState", "Message", "MsgType", "NotLeader",
            "ProposalDropped", "RaftError", "Ready", "ReadState", "Role", "Snapshot",
-           "SnapshotChunk", "SnapshotMeta", "SoftState", "Unavailable"]
+           "SnapshotChunk", "SnapshotMeta", "SnapshotSource", "SnapshotTemporarilyUnavailable",
+           "SoftState", "Unavailable"]

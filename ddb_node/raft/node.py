@@ -20,7 +20,8 @@ from .progress import Progress, ProgressState
 from .storage import Storage
 from .types import (NONE, Compacted, ConfChange, ConfChangeType, ConfState, Entry, EntryType,
                     HardState, Message, MsgType, NotLeader, ProposalDropped, Ready, ReadState,
-                    Role, Snapshot, SnapshotChunk, SoftState, Unavailable)
+                    Role, Snapshot, SnapshotChunk, SnapshotTemporarilyUnavailable, SoftState,
+                    Unavailable)
 
 CAMPAIGN_TRANSFER = b"transfer"   # vote context: a leadership transfer, ignore leader leases
 SNAPSHOT_WINDOW = 4              # chunks of a snapshot in flight per follower
@@ -60,8 +61,13 @@ class RaftNode:
         self.reads_waiting_commit: list[tuple[bytes, int]] = []    # (ctx, requester)
         self.read_queue: deque[tuple[int, int, bytes, int]] = deque()  # (round, index, ctx, requester)
         self.read_states: list[ReadState] = []
-        # snapshot install in progress on a follower: [meta, buffer]
-        self.snap_rx: list | None = None
+        # snapshot install in progress on a follower: [meta, epoch, bytes staged]; the bytes go
+        # to storage through Ready.snapshot_chunks, never into this object. A restarted node
+        # resumes the install its storage had staged.
+        staged = storage.staged_snapshot()
+        self.snap_rx: list | None = (
+            list(staged) if staged is not None and staged[0].index > self.log.committed else None)
+        self.snap_pieces: list[SnapshotChunk] = []
         # outputs
         self.msgs: list[Message] = []
         self.msgs_after: list[Message] = []
@@ -223,7 +229,7 @@ class RaftNode:
             return False
         log = self.log
         if (self.msgs or self.msgs_after or self.bcast_pending or self.read_states
-                or self.read_bcast_pending or log.committed > log.applying or log.has_unstable()):
+                or self.read_bcast_pending or self.snap_pieces or log.committed > log.applying or log.has_unstable()):
             return True
         hs = self.prev_hs
         if hs.term != self.term or hs.vote != self.vote or hs.commit != log.committed:
@@ -262,7 +268,8 @@ class RaftNode:
         rd.messages = self.msgs
         rd.persisted_messages = self.msgs_after
         rd.read_states = self.read_states
-        self.msgs, self.msgs_after, self.read_states = [], [], []
+        rd.snapshot_chunks = self.snap_pieces
+        self.msgs, self.msgs_after, self.read_states, self.snap_pieces = [], [], [], []
         self.ready_outstanding = True
         return rd
 
@@ -353,12 +360,19 @@ class RaftNode:
             for pid, pr in self.prs.items():
                 if pr.state == ProgressState.SNAPSHOT and pid != self.id:
                     pr.snap_idle += 1
-                    if pr.snap_idle >= SNAPSHOT_RETRY_HEARTBEATS:
+                    if pr.snap_idle >= SNAPSHOT_RETRY_HEARTBEATS and not pr.recent_active:
+                        # silent for an election timeout: give the transfer up, so its source
+                        # (an open database image) is released; a probe restarts it once the
+                        # follower answers again
+                        pr.abort_snapshot()
+                    elif pr.snap_idle >= SNAPSHOT_RETRY_HEARTBEATS:
                         # no progress for a while: resend the window after the acked prefix
+                        # (or from less, if the follower said it holds less)
                         pr.snap_idle = 0
-                        pr.snap_sent = pr.snap_acked
-                        pr.snap_started = pr.snap_acked > 0
-                        pr.snap_rewound = pr.snap_acked
+                        low = pr.snap_acked
+                        if 0 <= pr.snap_low < low:
+                            low = pr.snap_low
+                        self._rewind_snapshot(pr, low)
                         self._send_snapshot_chunks(pid, pr)
 
     def _step_leader(self, m: Message) -> None:
@@ -412,26 +426,33 @@ class RaftNode:
             pr.recent_active = True
             if pr.state != ProgressState.SNAPSHOT or m.index != pr.pending_snapshot:
                 return
-            have = m.reject_hint          # bytes the follower holds contiguously
-            if m.reject:
-                # the follower holds nothing of this snapshot: restart from 0, once
-                if pr.snap_acked == 0 and pr.snap_rewound == 0:
-                    return
-                pr.snap_acked = 0
-                pr.snap_sent = 0
-                pr.snap_started = False
-                pr.snap_rewound = 0
-            elif have > pr.snap_acked:
-                pr.snap_acked = have          # progress: acked never moves back
+            # bytes the follower holds contiguously (a reject: none of this snapshot), and the
+            # offset of a chunk it received past them (0: the chunk was new or a duplicate)
+            have = 0 if m.reject else m.reject_hint
+            gap = m.commit
+            if have < pr.snap_acked:
+                # an acknowledgement overtaken by a later one, or a follower that restarted
+                # holding less than it had acknowledged (its staged bytes were not all on
+                # disk): the two look alike, so only remember it; if the transfer then
+                # stalls, the retry resends from here
+                if pr.snap_low < 0 or have < pr.snap_low:
+                    pr.snap_low = have
+                return
+            progress = have > pr.snap_acked
+            if progress:
+                pr.snap_acked = have
                 pr.snap_sent = max(pr.snap_sent, have)
                 pr.snap_idle = 0
-                pr.snap_rewound = -1
-            elif have == pr.snap_acked and pr.snap_sent > have and pr.snap_rewound != have:
-                # a duplicate acknowledgement: the chunk at `have` is missing; resend the
-                # window from there, once per gap (reordered duplicates cannot multiply)
-                pr.snap_sent = have
-                pr.snap_rewound = have
-            else:
+                pr.snap_low = -1
+            if (gap > have and gap >= pr.snap_recover and pr.snap_sent > have
+                    and pr.snap_rewound != have):
+                # a chunk arrived past the follower's prefix, which drops it: the chunk at
+                # `have` was lost or overtaken. Resend the window from there -- once per
+                # offset, and only for a chunk first sent after the previous resend: the gaps
+                # and duplicates a resend itself causes must not cause more resends (a
+                # duplicate's acknowledgement, gap 0, never does)
+                self._rewind_snapshot(pr, have)
+            elif not progress:
                 return
             self._send_snapshot_chunks(m.frm, pr)
 
@@ -506,19 +527,36 @@ class RaftNode:
     def _start_snapshot(self, to: int, pr: Progress) -> bool:
         if not pr.recent_active:
             return False
-        snap = self.storage.snapshot()
-        if snap.is_empty():
+        try:
+            src = self.storage.snapshot_source()
+        except SnapshotTemporarilyUnavailable:
+            return False         # asked again at the next probe (etcd does the same)
+        if src.meta.index == 0:
             return False
-        pr.become_snapshot(snap)
+        pr.become_snapshot(src)
         self._send_snapshot_chunks(to, pr)
         return True
 
+    def snapshot_sources_in_use(self) -> list:
+        """The sources of the snapshots being streamed to followers: the driver may release
+        any other it opened (a leader that stepped down uses none)."""
+        return [pr.snap for pr in self.prs.values() if pr.snap is not None]
+
+    @staticmethod
+    def _rewind_snapshot(pr: Progress, offset: int) -> None:
+        """Resend a transfer from `offset`; what was sent beyond it is in doubt."""
+        pr.snap_recover = max(pr.snap_recover, pr.snap_sent)
+        pr.snap_acked = min(pr.snap_acked, offset)
+        pr.snap_sent = offset
+        pr.snap_started = offset > 0
+        pr.snap_rewound = offset
+        pr.snap_low = -1
+
     def _send_snapshot_chunks(self, to: int, pr: Progress) -> None:
-        snap = pr.snap
-        if snap is None:
+        src = pr.snap
+        if src is None:
             return
-        data = snap.data
-        total = len(data)
+        total = src.size
         size = max(1, self.cfg.max_snapshot_chunk)
         while True:
             if pr.snap_started and pr.snap_sent >= total:
@@ -526,17 +564,18 @@ class RaftNode:
             if pr.snap_sent - pr.snap_acked >= SNAPSHOT_WINDOW * size:
                 return
             off = pr.snap_sent
-            piece = data[off:off + size]
+            piece = src.read(off, min(size, total - off)) if off < total else b""
             done = off + len(piece) >= total
             self.msgs.append(Message(MsgType.SNAP, to, self.id, self.term,
-                                     snapshot=SnapshotChunk(snap.meta, off, piece, done, total)))
+                                     snapshot=SnapshotChunk(src.meta, off, piece, done, total)))
             pr.snap_sent = off + len(piece)
             pr.snap_started = True
 
     def _handle_snapshot_chunk(self, m: Message) -> None:
         """Follower side of a chunked install. Chunks may arrive lost, duplicated or out of
         order: we keep the contiguous prefix, acknowledge its length, and never reject
-        anything but a chunk of a snapshot we hold nothing of."""
+        anything but a chunk of a snapshot we hold nothing of. The bytes are staged in
+        storage (Ready.snapshot_chunks); the core keeps only how many it has."""
         c = m.snapshot
         meta = c.meta
         if meta.index <= self.log.committed:
@@ -545,24 +584,31 @@ class RaftNode:
             self._send(Message(MsgType.APP_RESP, m.frm, self.id, self.term, index=self.log.committed))
             return
         rx = self.snap_rx
-        same = rx is not None and rx[0].index == meta.index and rx[0].term == meta.term
+        same = (rx is not None and rx[0].index == meta.index and rx[0].term == meta.term
+                and rx[1] == m.term)
         if not same:
             if c.offset != 0:
                 self._send(Message(MsgType.SNAP_RESP, m.frm, self.id, self.term, index=meta.index,
-                                   reject=True, reject_hint=0))
+                                   reject=True, reject_hint=0, commit=c.offset))
                 return
-            rx = self.snap_rx = [meta, bytearray()]
-        buf = rx[1]
+            rx = self.snap_rx = [meta, m.term, 0]
+        have = rx[2]
         end = c.offset + len(c.data)
-        if c.offset <= len(buf) < end:
-            buf += c.data[len(buf) - c.offset:]   # same snapshot, same bytes: take the new tail
-        if len(buf) < c.total or (c.total == 0 and not c.done):
+        # a chunk past our prefix is dropped (the bytes before it are missing): say so, so
+        # the leader can tell a gap (resend) from a duplicate (nothing to do)
+        gap = c.offset if c.offset > have else 0
+        if c.offset <= have < end:
+            # same snapshot, same bytes: stage the new tail (the driver writes it to storage
+            # before this node's acknowledgement goes out)
+            self.snap_pieces.append(SnapshotChunk(meta, have, c.data[have - c.offset:],
+                                                  end >= c.total, c.total, m.term))
+            rx[2] = have = end
+        if have < c.total or (c.total == 0 and not c.done):
             self._send(Message(MsgType.SNAP_RESP, m.frm, self.id, self.term, index=meta.index,
-                               reject_hint=len(buf)))
+                               reject_hint=have, commit=gap))
             return
         self.snap_rx = None
-        snap = Snapshot(meta, bytes(buf[:c.total]))
-        if self._restore(snap):
+        if self._restore(Snapshot(meta)):
             self._send(Message(MsgType.APP_RESP, m.frm, self.id, self.term, index=self.log.last_index()))
         else:
             self._send(Message(MsgType.APP_RESP, m.frm, self.id, self.term, index=self.log.committed))

@@ -44,7 +44,8 @@ class Inflights:
 class Progress:
     __slots__ = ("match", "next", "state", "probe_sent", "pending_snapshot", "recent_active",
                  "inflights", "is_learner", "read_round",
-                 "snap", "snap_sent", "snap_acked", "snap_idle", "snap_started", "snap_rewound")
+                 "snap", "snap_sent", "snap_acked", "snap_idle", "snap_started", "snap_rewound",
+                 "snap_recover", "snap_low")
 
     def __init__(self, next_index: int, max_inflight: int, is_learner: bool = False):
         self.match = 0
@@ -56,12 +57,16 @@ class Progress:
         self.inflights = Inflights(max_inflight)
         self.is_learner = is_learner
         self.read_round = 0       # highest ReadIndex round this follower acknowledged
-        self.snap = None          # Snapshot being streamed
+        self.snap = None          # SnapshotSource being streamed
         self.snap_sent = 0        # bytes sent
         self.snap_acked = 0       # bytes acknowledged
         self.snap_idle = 0        # heartbeats without a chunk acknowledgement
         self.snap_started = False
         self.snap_rewound = -1    # offset we last resent from (one resend per gap)
+        self.snap_recover = 0     # highest offset sent before the last resend: a gap reported
+                                  # for a chunk below it is the resend's own doing
+        self.snap_low = -1        # lowest prefix reported below snap_acked since the last
+                                  # progress (-1: none): where a retry resends from
 
     def become_probe(self) -> None:
         if self.state == ProgressState.SNAPSHOT:
@@ -81,6 +86,13 @@ class Progress:
         self.snap_sent = self.snap_acked = self.snap_idle = 0
         self.snap_started = False
         self.snap_rewound = -1
+        self.snap_recover = 0
+        self.snap_low = -1
+
+    def abort_snapshot(self) -> None:
+        """Give up a transfer (etcd's snapshot failure): probe from the match again."""
+        self.pending_snapshot = 0
+        self.become_probe()
 
     def _reset(self, state: ProgressState) -> None:
         self.state = state

@@ -131,12 +131,17 @@ class Snapshot:
 
 @dataclass(slots=True)
 class SnapshotChunk:
-    """One piece of a snapshot install (MsgType.SNAP)."""
+    """One piece of a snapshot install (MsgType.SNAP); on a follower, also a piece of a
+    snapshot being received that the driver must stage (`Ready.snapshot_chunks`)."""
     meta: SnapshotMeta
     offset: int
     data: bytes
     done: bool
     total: int
+    # staging only: the term of the leader that sent it. Two leaders may send images of one
+    # (index, term) that differ byte for byte (each reads its own database file), so the
+    # pieces of one staging must all come from one leader term.
+    epoch: int = 0
 
 
 @dataclass(slots=True)
@@ -148,7 +153,8 @@ class Message:
     log_term: int = 0        # APP: term of entry at `index`; APP_RESP reject: hint term
     index: int = 0           # APP: index preceding `entries`; responses: match / hint
     entries: list = field(default_factory=list)
-    commit: int = 0
+    commit: int = 0          # SNAP_RESP: offset of a chunk received past the follower's prefix
+                             # (it was dropped: a gap), 0 if none
     reject: bool = False
     reject_hint: int = 0     # APP_RESP reject: follower's best guess of the match point
     context: bytes = b""     # READ_INDEX ctx, heartbeat round id, campaign kind
@@ -173,7 +179,9 @@ class Ready:
     """Everything the driver must do, in order: persist, send, apply, advance.
 
     `messages` may be sent at once (in parallel with persisting);
-    `persisted_messages` must wait until hard_state/entries/snapshot are durable.
+    `persisted_messages` must wait until hard_state/entries/snapshot are durable and
+    `snapshot_chunks` are staged. A `snapshot` received from a leader carries only its meta:
+    its data are the chunks staged for that meta (see Storage.save).
     """
     soft_state: SoftState | None = None
     hard_state: HardState | None = None
@@ -184,6 +192,9 @@ class Ready:
     persisted_messages: list = field(default_factory=list)
     read_states: list = field(default_factory=list)
     must_sync: bool = False
+    # pieces of a snapshot being received, in order: the driver stages them
+    # (Storage.stage_snapshot_chunk) before sending persisted_messages, which acknowledge them
+    snapshot_chunks: list = field(default_factory=list)
 
     def all_messages(self) -> list:
         return self.messages + self.persisted_messages

@@ -76,29 +76,43 @@ class AddressBook:
 # Snapshots carry the address book: a node that catches up by snapshot never sees the
 # conf-change entries (with their addresses) that were compacted away, so without this it
 # would not know where members added meanwhile listen (it could neither replicate to them as
-# leader nor tell clients about them).
-SNAPSHOT_ENVELOPE = b"DDBNODE1"
+# leader nor tell clients about them). The book is a trailer after the state machine's
+# stream, so that stream stays at offset 0 of the received file (installed by a rename):
+#     state machine stream | msgpack {"members": ...} | u32 length | b"DDBNODE2"
+MEMBERS_MAGIC = b"DDBNODE2"
+_TAIL = 4 + len(MEMBERS_MAGIC)
+MAX_MEMBERS_TRAILER = 1 << 20
 
 
-def wrap_snapshot(members: dict, data: bytes) -> bytes:
+def members_trailer(members: dict) -> bytes:
     meta = msgpack.packb({"members": {str(k): v for k, v in members.items()}}, use_bin_type=True)
-    return SNAPSHOT_ENVELOPE + len(meta).to_bytes(4, "big") + meta + data
+    return meta + len(meta).to_bytes(4, "big") + MEMBERS_MAGIC
 
 
-def unwrap_snapshot(blob: bytes) -> tuple[dict, bytes]:
-    """(members {id: addresses}, the state machine's snapshot); a bare state-machine snapshot
-    (older data directories) has no members."""
-    if blob[:len(SNAPSHOT_ENVELOPE)] != SNAPSHOT_ENVELOPE:
-        return {}, blob
-    start = len(SNAPSHOT_ENVELOPE) + 4
-    n = int.from_bytes(blob[len(SNAPSHOT_ENVELOPE):start], "big")
+def split_members(tail: bytes, total: int) -> tuple[dict, int]:
+    """From the last bytes of a node snapshot of `total` bytes: (members {id: addresses},
+    length of the state machine's stream before the trailer). No trailer: no members, the
+    whole is the state machine's stream."""
+    if len(tail) < _TAIL or tail[-len(MEMBERS_MAGIC):] != MEMBERS_MAGIC:
+        return {}, total
+    n = int.from_bytes(tail[-_TAIL:-len(MEMBERS_MAGIC)], "big")
+    if n + _TAIL > len(tail):
+        return {}, total
     members = {}
     try:
-        meta = msgpack.unpackb(blob[start:start + n], raw=False)
+        meta = msgpack.unpackb(tail[-_TAIL - n:-_TAIL], raw=False)
         for k, v in (meta.get("members") or {}).items():
             if isinstance(v, dict) and isinstance(v.get("peer"), str) \
                     and isinstance(v.get("client"), str):
                 members[int(k)] = {"peer": v["peer"], "client": v["client"], "http": v.get("http")}
     except Exception:  # a damaged book only costs the addresses, never the data
         members = {}
-    return members, blob[start + n:]
+    return members, total - n - _TAIL
+
+
+def read_members(path: str) -> tuple[dict, int]:
+    """`split_members` of a node snapshot file."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        f.seek(max(0, size - MAX_MEMBERS_TRAILER))
+        return split_members(f.read(), size)

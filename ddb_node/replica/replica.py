@@ -31,10 +31,14 @@ from typing import Any, Callable
 
 from ddb_node.protocol import RequestError, timeout_error
 from ddb_node.raft import (NONE, Config, ConfChange, ConfChangeType, EntryType, MsgType,
-                           NotLeader, ProposalDropped, RaftNode, Role)
+                           NotLeader, ProposalDropped, RaftNode, Role, SnapshotMeta,
+                           SnapshotTemporarilyUnavailable)
+from ddb_node.sql.errors import SnapshotError
+from ddb_node.storage.snapshot_sources import BytesSource, ConcatSource, SharedSource
 
 from .entries import FAIL, INFO, OK, is_map_step
-from .members import AddressBook, decode_addresses, unwrap_snapshot, wrap_snapshot
+from .members import (AddressBook, decode_addresses, members_trailer, read_members,
+                      split_members)
 from .requests import Requests
 
 
@@ -79,6 +83,15 @@ class Replica:
         self.durable = durable          # storage and app survive a crash (compaction bound)
         self.observer = observer        # the simulator's checker bridge; None on a node
         self.offload_reads = offload_reads  # reads go out as ("read", ...) for the shell to run
+        # Snapshots that cost what changed, not the database (storage/DESIGN.md): with a
+        # durable application that can read its own image in place, compaction records
+        # metadata only and a follower is sent the live database read as it is when it
+        # needs it; otherwise (memory, the simulator) a snapshot carries its data.
+        self.lazy_snapshots = durable and hasattr(app, "snapshot_source") and \
+            hasattr(storage, "set_snapshot_provider")
+        self.snapshot_images = SharedSource(self._open_snapshot_source)
+        if self.lazy_snapshots:
+            storage.set_snapshot_provider(self.snapshot_images.get)
         self.halted = False             # set by a driver that crashed this replica mid-Ready
         self._recover_app()
         config.applied = app.applied_index
@@ -98,19 +111,57 @@ class Replica:
         self.outbox: list[tuple] = []
         self.counters = {"requests": 0, "proposals": 0, "applied_entries": 0, "readies": 0,
                          "fsyncs": 0, "unsynced_saves": 0, "snapshots_taken": 0,
-                         "snapshots_installed": 0, "forwarded": 0, "errors": 0, "timeouts": 0,
+                         "snapshots_installed": 0, "snapshot_images": 0,
+                         "snapshot_bytes_staged": 0, "forwarded": 0, "errors": 0, "timeouts": 0,
                          "leader_gap_max_ms": 0}
         self.requests = Requests(self)
 
     # ================================================================ lifecycle
     def _recover_app(self) -> None:
-        """A restart resumes from the application's own state; if the log was compacted past
-        it, restore the snapshot first."""
-        if self.storage.snapshot_meta().index > self.app.applied_index:
-            snap = self.storage.snapshot()
-            members, data = unwrap_snapshot(snap.data)
+        """A restart resumes from the application's own state. Only a log that starts past it
+        (a snapshot received just before a crash, or an application that does not survive
+        one) needs the storage's snapshot installed first."""
+        if self.app.applied_index >= self.storage.first_index() - 1:
+            return
+        self._install_snapshot(self.storage.snapshot_meta().index)
+
+    def _install_snapshot(self, index: int) -> None:
+        """Put the snapshot the storage holds (received from a leader, or taken here) into the
+        application, and learn the addresses it carries. A snapshot file is moved into
+        place, not copied."""
+        self.snapshot_images.close()
+        path_of = getattr(self.storage, "snapshot_path", None)
+        path = path_of() if path_of is not None else None
+        if path is not None and hasattr(self.app, "install_file"):
+            members, length = read_members(path)
             self.book.add_missing(members, self.id)
-            self.app.restore_image(data)
+            self.app.install_file(path, length)
+            return
+        data = self.storage.snapshot().data
+        if not data:
+            raise SnapshotError(f"node {self.id}: the snapshot at {index} has no data to install "
+                                f"(applied {self.app.applied_index})")
+        members, length = split_members(data[-(1 << 20):], len(data))
+        self.book.add_missing(members, self.id)
+        self.app.restore_image(data[:length])
+
+    def _open_snapshot_source(self):
+        """The snapshot a follower is sent: the application as of now (its applied index, that
+        entry's term, the configuration at that index, the address book), read in place.
+        Asked between Readies, so the core's configuration is the one at the applied index."""
+        if self.app.applied_index != self.raft.applied:
+            raise SnapshotTemporarilyUnavailable("a Ready is being applied")
+        try:
+            stream = self.app.snapshot_source()
+        except SnapshotError as exc:      # e.g. the checkpoint could not complete
+            raise SnapshotTemporarilyUnavailable(str(exc)) from None
+        except Exception as exc:          # noqa: BLE001  (apsw's BusyError and friends)
+            raise SnapshotTemporarilyUnavailable(f"{type(exc).__name__}: {exc}") from None
+        image = stream.image
+        meta = SnapshotMeta(image.index, image.term, self.raft.conf_state)
+        self.counters["snapshot_images"] += 1
+        self.event("snapshot_image", index=image.index, bytes=image.size)
+        return ConcatSource(meta, [stream, BytesSource(meta, members_trailer(self.book.members))])
 
     # ================================================================ inputs
     def tick(self) -> None:
@@ -296,14 +347,18 @@ class Replica:
         return self.raft.ready()
 
     def persist(self, rd) -> None:
-        if self.needs_persist(rd):
+        for c in rd.snapshot_chunks:       # staged before their acknowledgements go out
+            self.storage.stage_snapshot_chunk(c)
+            self.counters["snapshot_bytes_staged"] += len(c.data)
+        if rd.hard_state is not None or rd.entries or \
+                (rd.snapshot is not None and not rd.snapshot.is_empty()):
             snap = rd.snapshot if rd.snapshot is not None and not rd.snapshot.is_empty() else None
             self.storage.save(rd.hard_state, rd.entries, snap, sync=rd.must_sync)
             self.counters["fsyncs" if rd.must_sync else "unsynced_saves"] += 1
 
     @staticmethod
     def needs_persist(rd) -> bool:
-        return rd.hard_state is not None or bool(rd.entries) or \
+        return rd.hard_state is not None or bool(rd.entries) or bool(rd.snapshot_chunks) or \
             (rd.snapshot is not None and not rd.snapshot.is_empty())
 
     def apply_ready(self, rd, after_apply: Callable[[], bool] | None = None) -> None:
@@ -350,9 +405,7 @@ class Replica:
 
     # ================================================================ applying
     def _restore(self, snap) -> None:
-        members, data = unwrap_snapshot(snap.data)
-        self.book.add_missing(members, self.id)
-        self.app.restore_image(data)
+        self._install_snapshot(snap.meta.index)
         self.counters["snapshots_installed"] += 1
         if self.observer is not None:
             self.observer.restored(self, snap)
@@ -467,32 +520,46 @@ class Replica:
                     pass
 
     def _maybe_compact(self) -> None:
+        # runs every Ready: only cheap, in-memory questions here
+        images = self.snapshot_images
+        images.release_unused(self.raft.snapshot_sources_in_use())
+        if images.current is not None:
+            return   # an image is being sent: its checkpoint hold and its log entries stay
         st = self.storage
         if not self.snapshot_entries:
             return
         applied = self.app.applied_index
-        # runs every Ready: only cheap, in-memory questions here
         if applied - max(st.first_index() - 1, st.snapshot_meta().index) < self.snapshot_entries:
             return
         self.take_snapshot()
 
     def take_snapshot(self, trailing: int | None = None) -> int:
-        """Snapshot the application at its applied index and compact the log up to
-        `applied - trailing`, never past what the application has made durable."""
+        """Snapshot at the applied index and compact the log up to `applied - trailing`.
+        Lazy (a durable application): once the application has made the applied index
+        durable, the snapshot is metadata only -- the image is read when a follower needs
+        it. Otherwise the image and the address book are the snapshot's data."""
         applied = self.app.applied_index
         st = self.storage
+        keep = self.snapshot_trailing if trailing is None else trailing
         if applied > st.snapshot_meta().index:
-            image = self.app.snapshot_image()
-            # the address book travels with the image (see members.py); none: a bare image
-            data = wrap_snapshot(self.book.members, image) if self.book.members else image
-            st.create_snapshot(applied, self.raft.conf_state, data)
+            if self.lazy_snapshots:
+                if self.app.durable_index < applied:
+                    self.app.sync()     # the WAL's worth; waits while an image is open
+                    if self.app.durable_index < applied:
+                        return st.snapshot_meta().index
+                st.create_snapshot(applied, self.raft.conf_state)
+                size = 0
+            else:
+                data = self.app.snapshot_image()
+                if self.book.members:
+                    data += members_trailer(self.book.members)
+                st.create_snapshot(applied, self.raft.conf_state, data)
+                size = len(data)
             self.counters["snapshots_taken"] += 1
-            self.event("snapshot", index=applied, bytes=len(data))
-        keep_from = min(applied - (self.snapshot_trailing if trailing is None else trailing),
-                        st.snapshot_meta().index)
-        if self.durable:
-            # never discard entries the user database has not made durable (relaxed sync);
-            # snapshots are rare: make it durable now rather than wait for a checkpoint
+            self.event("snapshot", index=applied, bytes=size)
+        keep_from = min(applied - keep, st.snapshot_meta().index)
+        if self.durable and not self.lazy_snapshots:
+            # never discard entries the user database has not made durable (relaxed sync)
             if self.app.durable_index < keep_from:
                 self.app.sync()
             keep_from = min(keep_from, self.app.durable_index)

@@ -46,6 +46,8 @@ def add_node_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heartbeat-tick", type=int, default=2)
     p.add_argument("--snapshot-entries", type=int, default=20_000)
     p.add_argument("--snapshot-trailing", type=int, default=2_000)
+    p.add_argument("--snapshot-chunk", type=int, default=1 << 20,
+                   help="bytes of a snapshot per message to a follower")
     p.add_argument("--curve-keys", default=None, help="JSON file with CURVE keys (ddb keygen)")
     p.add_argument("--log-level", default="WARNING")
 
@@ -65,7 +67,8 @@ def options_from_args(args: argparse.Namespace) -> NodeOptions:
         data_dir=args.data_dir, storage=args.storage, cluster_id=args.cluster_id,
         join=[a for a in (args.join or "").split(",") if a], http_addr=args.http,
         tick_ms=args.tick_ms, election_tick=args.election_tick, heartbeat_tick=args.heartbeat_tick,
-        snapshot_entries=args.snapshot_entries, snapshot_trailing=args.snapshot_trailing, curve=curve)
+        snapshot_entries=args.snapshot_entries, snapshot_trailing=args.snapshot_trailing,
+        snapshot_chunk=args.snapshot_chunk, curve=curve)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -61,7 +61,8 @@ class NodeServer:
         storage = SqliteLogStorage(opts.path("raft.db"), conf_state=bootstrap) if disk \
             else MemoryStorage(conf_state=bootstrap)
         sm = StateMachine(opts.path("data.db") if disk else ":memory:", sync=opts.user_db_sync)
-        cfg = Config(id=self.id, election_tick=opts.election_tick, heartbeat_tick=opts.heartbeat_tick)
+        cfg = Config(id=self.id, election_tick=opts.election_tick, heartbeat_tick=opts.heartbeat_tick,
+                     max_snapshot_chunk=opts.snapshot_chunk)
         self.replica = Replica(
             self.id, storage, sm, config=cfg, rng=random.Random(self.rng.getrandbits(64)),
             clock=time.monotonic, wall_ms=lambda: int(time.time() * 1000), book=self.book,

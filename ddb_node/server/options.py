@@ -28,6 +28,7 @@ class NodeOptions:
     snapshot_entries: int = 20_000       # take a snapshot after this many applied entries...
     snapshot_bytes: int = 64 << 20       # ...or this many bytes of log
     snapshot_trailing: int = 2_000       # entries kept behind a snapshot for slow followers
+    snapshot_chunk: int = 1 << 20        # bytes of a snapshot per message to a follower
     request_timeout: float = 10.0
     curve: dict | None = None            # {"public", "secret", "server", "clients": [...]}
     user_db_sync: str = "normal"         # the Raft log is durable; the user db may sync less

@@ -15,6 +15,7 @@ from typing import Iterator
 import apsw
 
 from . import determinism, snapshot as snap
+from .image import BytesImage, FileImage
 from .codec import EntryDecodeError, decode_fast
 from .commands import Request
 from .errors import SnapshotError
@@ -55,6 +56,7 @@ class StateMachine(QueryEngine):
                                  ttl_entries=session_ttl_entries, expire_every=session_expire_every)
         determinism.install()
         self._conn = None
+        self._image = None
         self._open()
 
     # ------------------------------------------------------------------ connection
@@ -298,7 +300,8 @@ class StateMachine(QueryEngine):
         return False
 
     def sync(self) -> int:
-        """Make everything applied durable in the user database; return the durable index."""
+        """Make everything applied durable in the user database; return the durable index
+        (unchanged while a snapshot image is open: the checkpoint must wait for it)."""
         if self.memory:
             return self._durable_index
         if self.sync_mode == "off":
@@ -307,6 +310,8 @@ class StateMachine(QueryEngine):
             self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
             self._wal_pages = 0
             self._durable_index = self._applied_index
+        except apsw.BusyError:
+            pass      # an open snapshot image holds the checkpoint back: durable stays
         finally:
             if self.sync_mode == "off":
                 self._internal_exec("PRAGMA synchronous=OFF")
@@ -322,31 +327,36 @@ class StateMachine(QueryEngine):
     def _tmp_dir(self) -> str:
         return tempfile.gettempdir() if self.memory else (os.path.dirname(os.path.abspath(self.path)) or ".")
 
-    def _backup_to_file(self) -> str:
-        fd, tmp = tempfile.mkstemp(prefix=".ddb-snap-", suffix=".db", dir=self._tmp_dir())
-        os.close(fd)
-        dest = apsw.Connection(tmp)
-        try:
-            with dest.backup("main", self._conn, "main") as b:
-                b.step(-1)
-            list(dest.execute("PRAGMA journal_mode=DELETE"))
-        finally:
-            dest.close()
-        return tmp
+    def open_image(self):
+        """A consistent image of the database at the applied index, read in place without a
+        copy (see image.py); `index`, `term`, `size`, `read(offset, n)`, `close()`. One at a
+        time: checkpoints wait while it is open, so close it as soon as it has been read."""
+        if self._image is not None and not self._image.closed:
+            raise SnapshotError("a snapshot image is already open")
+        if self.memory:
+            img = BytesImage(self._applied_index, self._applied_term, self._conn.serialize("main"))
+        else:
+            self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)   # the WAL's worth
+            self._wal_pages = 0
+            if self.sync_mode != "off":
+                self._durable_index = self._applied_index
+            img = FileImage(self.path)
+        self._image = img
+        return img
+
+    def snapshot_source(self) -> snap.ImageStream:
+        """The snapshot stream (image, then trailer) of a freshly opened image."""
+        return snap.ImageStream(self.open_image())
 
     def snapshot_chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        """A snapshot at the applied index (taken now), as a header chunk then image chunks."""
-        tmp = self._backup_to_file()
-        index, term = self._applied_index, self._applied_term
+        """A snapshot at the applied index (taken now), as stream chunks."""
+        stream = self.snapshot_source()
 
         def gen():
             try:
-                yield from snap.stream_file(tmp, index, term, chunk_size)
+                yield from snap.read_stream(stream, chunk_size)
             finally:
-                try:
-                    os.remove(tmp)
-                except FileNotFoundError:
-                    pass
+                stream.close()
         return gen()
 
     def snapshot_image(self) -> bytes:
@@ -357,7 +367,7 @@ class StateMachine(QueryEngine):
         self.restore([data])
 
     def snapshot_to(self, dest) -> dict:
-        """Write a snapshot to a path or a binary file object; return its header fields."""
+        """Write a snapshot to a path or a binary file object; return its index and term."""
         chunks = self.snapshot_chunks()
         if isinstance(dest, (str, os.PathLike)):
             with open(dest, "wb") as f:
@@ -371,21 +381,30 @@ class StateMachine(QueryEngine):
         return {"index": self._applied_index, "term": self._applied_term}
 
     def restore(self, source) -> None:
-        """Replace the database with a snapshot: written to a temporary file, checksum verified,
-        checked by SQLite, renamed over the database, reopened. A corrupt or truncated snapshot
-        raises SnapshotError and the old database stays."""
+        """Replace the database with a snapshot stream (path, file object, bytes or chunks):
+        received into a temporary file, then installed (`install_file`). A corrupt or
+        truncated snapshot raises SnapshotError and the old database stays."""
         fd, tmp = tempfile.mkstemp(prefix=".ddb-restore-", suffix=".db", dir=self._tmp_dir())
         os.close(fd)
-        meta = snap.receive(source, tmp)     # removes tmp on failure
+        snap.receive(source, tmp)     # removes tmp on failure
         try:
-            self._verify_image(tmp, meta)
-        except BaseException:
-            os.remove(tmp)
-            raise
+            self.install_file(tmp)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def install_file(self, path: str, length: int | None = None) -> dict:
+        """Install the snapshot stream held in the first `length` bytes of `path` (all of it
+        by default; a caller's own trailer may follow). The file is checked (trailer, digest,
+        SQLite's quick_check, the applied index inside it) and then *moved* into place: the
+        image is at its start, so installing a large database costs a rename, not a copy.
+        On SnapshotError the file and the old database are left as they were."""
+        meta = snap.verify_file(path, length)
+        self._verify_image(path, meta)
+        self._close_image()
         if self.memory:
-            with open(tmp, "rb") as f:
-                image = bytearray(f.read())
-            os.remove(tmp)
+            with open(path, "rb") as f:
+                image = bytearray(f.read(meta["size"]))
             if len(image) > 19 and image[18] == 2:
                 image[18] = image[19] = 1          # WAL image: open as rollback journal
             self._conn.close()
@@ -394,6 +413,7 @@ class StateMachine(QueryEngine):
             self._conn.authorizer = None
             self._conn.deserialize("main", bytes(image))
             self._setup(self._conn)
+            os.remove(path)
         else:
             self._conn.close()
             self._conn = None
@@ -402,16 +422,25 @@ class StateMachine(QueryEngine):
                     os.remove(self.path + suffix)
                 except FileNotFoundError:
                     pass
-            os.replace(tmp, self.path)
+            os.replace(path, self.path)
+            os.truncate(self.path, meta["size"])   # the trailers (SQLite ignores them anyway)
             _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
             self._open()
         if (self._applied_index, self._applied_term) != (meta["index"], meta["term"]):
             raise SnapshotError("restored database does not carry the snapshot's index")  # pragma: no cover
+        return meta
+
+    def _close_image(self) -> None:
+        if self._image is not None:
+            self._image.close()
+            self._image = None
 
     @staticmethod
     def _verify_image(path: str, meta: dict) -> None:
         try:
-            c = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+            # immutable: no locks, no -wal/-shm files beside the image
+            c = apsw.Connection(f"file:{path}?immutable=1",
+                                flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
             try:
                 ok = c.execute("PRAGMA quick_check").fetchall()
                 if ok != [("ok",)]:
@@ -422,7 +451,7 @@ class StateMachine(QueryEngine):
         except apsw.Error as e:
             raise SnapshotError(f"snapshot image is not a usable database: {e}") from None
         if row != [(meta["index"], meta["term"])]:
-            raise SnapshotError(f"snapshot image holds applied {row} but its header says "
+            raise SnapshotError(f"snapshot image holds applied {row} but its trailer says "
                                 f"({meta['index']}, {meta['term']})")
 
     # ------------------------------------------------------------------ misc
@@ -436,6 +465,7 @@ class StateMachine(QueryEngine):
             self._internal = False
 
     def close(self) -> None:
+        self._close_image()
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -80,3 +80,17 @@ def check_compact(index: int, first: int, last: int, snapshot_index: int) -> Non
     if index > snapshot_index:
         raise CompactBeyondSnapshot(
             f"compact to {index} requested, but the snapshot only covers up to {snapshot_index}")
+
+
+def check_staged_piece(staged: tuple | None, chunk) -> None:
+    """A staged piece after the first continues the staging of the same (meta, epoch)
+    exactly where its bytes end (the core only hands out such pieces)."""
+    if staged is None:
+        raise StorageError(f"snapshot piece at offset {chunk.offset} with nothing staged")
+    meta, epoch, length = staged
+    if (meta.index, meta.term, epoch) != (chunk.meta.index, chunk.meta.term, chunk.epoch):
+        raise StorageError(f"snapshot piece of {chunk.meta.index}/{chunk.meta.term} "
+                           f"(epoch {chunk.epoch}) but {meta.index}/{meta.term} "
+                           f"(epoch {epoch}) is staged")
+    if chunk.offset != length:
+        raise StorageError(f"snapshot piece at offset {chunk.offset}, {length} bytes staged")

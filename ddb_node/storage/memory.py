@@ -7,9 +7,13 @@ owns it and calls it from one thread.
 """
 from __future__ import annotations
 
-from ddb_node.raft.types import ConfState, Entry, HardState, Snapshot, SnapshotMeta
+from typing import Callable
+
+from ddb_node.raft.types import (ConfState, Entry, HardState, Snapshot, SnapshotChunk,
+                                 SnapshotMeta)
 
 from . import log_rules
+from .snapshot_sources import BytesSource
 
 
 class MemoryStorage:
@@ -19,6 +23,8 @@ class MemoryStorage:
         self._entries: list[Entry] = []  # entry with index i is at position i - self._first
         self._first = 1
         self._prev_term = 0  # term of entry first - 1 (compacted or snapshot boundary)
+        self._staged: list | None = None  # [meta, epoch, total, bytearray] being received
+        self._provider: Callable[[], object] | None = None
 
     # ---- read side -----------------------------------------------------------
     def initial_state(self) -> tuple[HardState, ConfState]:
@@ -54,6 +60,28 @@ class MemoryStorage:
     def snapshot_meta(self) -> SnapshotMeta:
         return self._snapshot.meta
 
+    def set_snapshot_provider(self, provider: Callable[[], object] | None) -> None:
+        """Let `snapshot_source` read the state machine itself (a node whose compactions
+        record metadata only) instead of the stored snapshot's data."""
+        self._provider = provider
+
+    def snapshot_source(self):
+        if self._provider is not None:
+            return self._provider()
+        return BytesSource(self._snapshot.meta, self._snapshot.data)
+
+    def staged_snapshot(self) -> tuple[SnapshotMeta, int, int] | None:
+        st = self._staged
+        return None if st is None else (st[0], st[1], len(st[3]))
+
+    def stage_snapshot_chunk(self, chunk: SnapshotChunk) -> None:
+        st = self._staged
+        if chunk.offset == 0:
+            self._staged = [chunk.meta, chunk.epoch, chunk.total, bytearray(chunk.data)]
+            return
+        log_rules.check_staged_piece(st and (st[0], st[1], len(st[3])), chunk)
+        st[3] += chunk.data
+
     # ---- write side ----------------------------------------------------------
     def save(self, hard_state: HardState | None, entries: list[Entry],
              snapshot: Snapshot | None, sync: bool = True) -> None:
@@ -69,7 +97,7 @@ class MemoryStorage:
         to_append = log_rules.entries_to_append(entries, first, last)
 
         if has_snapshot:
-            self._apply_snapshot(snapshot)
+            self._apply_snapshot(self._with_staged_data(snapshot))
         if to_append:
             position = to_append[0].index - self._first
             if position < len(self._entries):
@@ -77,6 +105,15 @@ class MemoryStorage:
             self._entries.extend(to_append)
         if hard_state is not None:
             self._hard_state = HardState(hard_state.term, hard_state.vote, hard_state.commit)
+
+    def _with_staged_data(self, snapshot: Snapshot) -> Snapshot:
+        """A snapshot received from a leader: its data are the staged chunks."""
+        st = self._staged
+        m = snapshot.meta
+        if st is not None and (st[0].index, st[0].term) == (m.index, m.term) and len(st[3]) == st[2]:
+            self._staged = None
+            return Snapshot(m, bytes(st[3]))
+        return snapshot
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
         """Like etcd's ApplySnapshot: the whole log is replaced, even entries past
@@ -86,7 +123,7 @@ class MemoryStorage:
         self._first = snapshot.meta.index + 1
         self._prev_term = snapshot.meta.term
 
-    def create_snapshot(self, index: int, conf_state: ConfState, data: bytes) -> Snapshot:
+    def create_snapshot(self, index: int, conf_state: ConfState, data: bytes = b"") -> Snapshot:
         log_rules.check_create_snapshot(index, self._snapshot.meta.index, self.last_index())
         self._snapshot = Snapshot(SnapshotMeta(index, self.term(index), conf_state), data)
         return self._snapshot

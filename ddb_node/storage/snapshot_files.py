@@ -3,9 +3,14 @@
 A file is complete before the database refers to it (temp name, fsync, rename,
 directory fsync), and the database row is the only pointer: any other snapshot
 file (an orphan from a crash, or the previous snapshot) is garbage to delete.
+
+A snapshot being received is staged in `<db name>-incoming.part`, described by
+`<db name>-incoming.json` (its meta, epoch and total size), written before the first
+byte: after a restart the part file's length says how much was received.
 """
 from __future__ import annotations
 
+import json
 import os
 
 
@@ -39,6 +44,54 @@ class SnapshotFiles:
             os.remove(self.path(index))
         except FileNotFoundError:
             pass
+
+    def exists(self, index: int) -> bool:
+        return os.path.exists(self.path(index))
+
+    # ---- staging a snapshot being received -------------------------------------
+    @property
+    def part_path(self) -> str:
+        return os.path.join(self._dir, self._prefix.replace("-snapshot-", "-incoming.part"))
+
+    @property
+    def _part_info(self) -> str:
+        return self.part_path[:-len(".part")] + ".json"
+
+    def start_part(self, info: dict) -> int:
+        """Begin a new staging described by `info`; return the part file's descriptor."""
+        self.remove_part()
+        tmp = self._part_info + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(info, f)
+        os.replace(tmp, self._part_info)
+        return os.open(self.part_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+
+    def open_part(self) -> tuple[dict, int, int] | None:
+        """The staging left by a previous run: (info, bytes on disk, descriptor to append)."""
+        try:
+            with open(self._part_info) as f:
+                info = json.load(f)
+            fd = os.open(self.part_path, os.O_WRONLY | os.O_APPEND)
+        except (OSError, ValueError):
+            self.remove_part()
+            return None
+        return info, os.fstat(fd).st_size, fd
+
+    def promote_part(self, fd: int, index: int) -> None:
+        """The staged file becomes snapshot `index` (durable before the row points at it)."""
+        if self._sync:
+            os.fsync(fd)
+        os.close(fd)
+        os.replace(self.part_path, self.path(index))
+        if self._sync:
+            self._fsync_dir()
+
+    def remove_part(self) -> None:
+        for p in (self.part_path, self._part_info):
+            try:
+                os.remove(p)
+            except FileNotFoundError:
+                pass
 
     def remove_all_but(self, index: int) -> None:
         keep = os.path.basename(self.path(index))

@@ -7,13 +7,16 @@ answered from memory; SQLite is the source of truth after a restart.
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import apsw
 
-from ddb_node.raft.types import ConfState, Entry, HardState, Snapshot, SnapshotMeta, StorageError
+from ddb_node.raft.types import (ConfState, Entry, HardState, Snapshot, SnapshotChunk,
+                                 SnapshotMeta, SnapshotTemporarilyUnavailable, StorageError)
 
 from . import log_rules
 from .snapshot_files import SnapshotFiles
+from .snapshot_sources import FileSource
 from .tail_cache import TailCache
 from .term_runs import TermRuns
 
@@ -31,8 +34,8 @@ CREATE TABLE hard_state (
     id INTEGER PRIMARY KEY CHECK (id = 0),
     term INTEGER NOT NULL, vote INTEGER NOT NULL, commit_index INTEGER NOT NULL
 );
--- Latest snapshot; index 0 holds the bootstrap conf state. Its data lives in
--- the file <db name>-snapshot-<idx>.bin.
+-- Latest snapshot; index 0 holds the bootstrap conf state. Its data, if it has
+-- any, lives in the file <db name>-snapshot-<idx>.bin.
 CREATE TABLE snapshot_meta (
     id INTEGER PRIMARY KEY CHECK (id = 0),
     idx INTEGER NOT NULL, term INTEGER NOT NULL,
@@ -64,6 +67,8 @@ class SqliteLogStorage:
         self._db.execute(f"PRAGMA synchronous={'FULL' if sync else 'NORMAL'}")
         self._sync = sync
         self._files = SnapshotFiles(self._path, sync)
+        self._provider: Callable[[], object] | None = None
+        self._staged: list | None = None   # [meta, epoch, total, length, fd] being received
         self._create_if_new(conf_state or ConfState())
         self._load(tail_cache_entries)
 
@@ -98,6 +103,25 @@ class SqliteLogStorage:
             self._terms.add_run(start, term)
         self._tail = TailCache(tail_cache_entries, self._last + 1)
         self._files.remove_all_but(self._snapshot_meta.index)
+        self._load_staged()
+
+    def _load_staged(self) -> None:
+        found = self._files.open_part()
+        if found is None:
+            return
+        info, length, fd = found
+        try:
+            meta = SnapshotMeta(info["index"], info["term"],
+                                ConfState(tuple(info["voters"]), tuple(info["learners"])))
+            staged = [meta, int(info["epoch"]), int(info["total"]), length, fd]
+        except (KeyError, TypeError, ValueError):
+            staged = None
+        if staged is None or meta.index <= max(self._hard_state.commit, self._snapshot_meta.index) \
+                or length > staged[2]:
+            os.close(fd)
+            self._files.remove_part()   # covered by now, or not ours
+            return
+        self._staged = staged
 
     @property
     def connection(self) -> apsw.Connection:
@@ -147,11 +171,68 @@ class SqliteLogStorage:
 
     def snapshot(self) -> Snapshot:
         meta = self._snapshot_meta
-        data = self._files.read(meta.index) if meta.index else b""
+        data = self._files.read(meta.index) if meta.index and self._files.exists(meta.index) else b""
         return Snapshot(meta, data)
 
     def snapshot_meta(self) -> SnapshotMeta:
         return self._snapshot_meta
+
+    def snapshot_path(self) -> str | None:
+        """The current snapshot's data file, if it has one (an installed snapshot the state
+        machine has not taken yet). The driver may move it away once the state machine holds
+        that state: the row keeps only the meta then."""
+        index = self._snapshot_meta.index
+        return self._files.path(index) if index and self._files.exists(index) else None
+
+    def set_snapshot_provider(self, provider: Callable[[], object] | None) -> None:
+        """Let `snapshot_source` read the state machine itself (the node's compactions record
+        metadata only: the user database holds the state)."""
+        self._provider = provider
+
+    def snapshot_source(self):
+        if self._provider is not None:
+            return self._provider()
+        path = self.snapshot_path()
+        if path is None:
+            raise SnapshotTemporarilyUnavailable("no snapshot data and no provider")
+        return FileSource(self._snapshot_meta, path)
+
+    def staged_snapshot(self) -> tuple[SnapshotMeta, int, int] | None:
+        st = self._staged
+        return None if st is None else (st[0], st[1], st[3])
+
+    def stage_snapshot_chunk(self, chunk: SnapshotChunk) -> None:
+        if chunk.offset == 0:
+            self._drop_staged()
+            m = chunk.meta
+            fd = self._files.start_part({
+                "index": m.index, "term": m.term, "voters": list(m.conf_state.voters),
+                "learners": list(m.conf_state.learners), "epoch": chunk.epoch,
+                "total": chunk.total})
+            self._staged = [m, chunk.epoch, chunk.total, 0, fd]
+        else:
+            st = self._staged
+            log_rules.check_staged_piece(st and (st[0], st[1], st[3]), chunk)
+        st = self._staged
+        data = memoryview(chunk.data)
+        while data:
+            data = data[os.write(st[4], data):]
+        st[3] += len(chunk.data)
+
+    def _drop_staged(self) -> None:
+        if self._staged is not None:
+            os.close(self._staged[4])
+            self._staged = None
+        self._files.remove_part()
+
+    def _take_staged(self, meta: SnapshotMeta) -> bool:
+        """Promote a complete staging of `meta` to its snapshot file; False if there is none."""
+        st = self._staged
+        if st is None or (st[0].index, st[0].term) != (meta.index, meta.term) or st[3] != st[2]:
+            return False
+        self._staged = None
+        self._files.promote_part(st[4], meta.index)
+        return True
 
     # ---- write side ----------------------------------------------------------
     def save(self, hard_state: HardState | None, entries: list[Entry],
@@ -173,8 +254,9 @@ class SqliteLogStorage:
             return
 
         old_snapshot_index = self._snapshot_meta.index
-        if has_snapshot:
-            self._files.write(snapshot.meta.index, snapshot.data)  # before the row points at it
+        if has_snapshot:   # the data file is complete before the row points at it
+            if not self._take_staged(snapshot.meta) and snapshot.data:
+                self._files.write(snapshot.meta.index, snapshot.data)
         # only a commit-index change may skip the flush, whatever the caller says
         relaxed = (self._sync and not sync and not has_snapshot and not to_append
                    and (hard_state is None or (hard_state.term, hard_state.vote)
@@ -211,6 +293,7 @@ class SqliteLogStorage:
             self._terms.reset(snapshot.meta.index, snapshot.meta.term)
             self._tail.reset(first)
             self._files.remove(old_snapshot_index)
+            self._files.remove_part()
         if to_append:
             self._terms.truncate_from(to_append[0].index)
             self._terms.append(to_append)
@@ -219,12 +302,14 @@ class SqliteLogStorage:
         if hard_state is not None:
             self._hard_state = HardState(hard_state.term, hard_state.vote, hard_state.commit)
 
-    def create_snapshot(self, index: int, conf_state: ConfState, data: bytes) -> Snapshot:
-        """Durable like save(); the log is untouched (compact() is separate, as in etcd)."""
+    def create_snapshot(self, index: int, conf_state: ConfState, data: bytes = b"") -> Snapshot:
+        """Durable like save(); the log is untouched (compact() is separate, as in etcd).
+        Without data only the meta is written (a few hundred bytes, whatever the database)."""
         log_rules.check_create_snapshot(index, self._snapshot_meta.index, self._last)
         meta = SnapshotMeta(index, self.term(index), conf_state)
         old_index = self._snapshot_meta.index
-        self._files.write(index, data)
+        if data:
+            self._files.write(index, data)
         try:
             with self._transaction():
                 self._write_snapshot_meta(meta)
@@ -246,6 +331,9 @@ class SqliteLogStorage:
         self._tail.compact(index)
 
     def close(self) -> None:
+        if self._staged is not None:
+            os.close(self._staged[4])
+            self._staged = None
         self._db.close()
 
     # ---- helpers -------------------------------------------------------------
