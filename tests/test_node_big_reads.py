@@ -163,3 +163,19 @@ def test_an_http_answer_over_the_cap_is_an_error_that_says_how_to_page(monkeypat
         assert "50,000 bytes" in err and "DDB_HTTP_MAX_RESULT" in err and "LIMIT" in err
         small = request("GET", url + "/db/query", params={"q": "SELECT * FROM t LIMIT 10"}).json()
         assert len(small["results"][0]["values"]) == 10
+
+
+def test_a_short_read_is_answered_inline_and_a_long_one_by_the_workers(cluster):
+    """Reads of microseconds stay on the loop (no thread handoff); one past the inline budget
+    (or longer than a chunk) is run by a worker thread."""
+    _lc, c = cluster
+    leader = c.leader()
+
+    def offloaded():
+        return c.status(leader)["counters"]["reads_offloaded"]
+    before = offloaded()
+    for _ in range(20):
+        c.query("SELECT v FROM big WHERE id = 7", level="weak")
+    assert offloaded() == before
+    c.query("SELECT * FROM big", level="weak")
+    assert offloaded() > before

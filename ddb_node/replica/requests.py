@@ -19,9 +19,13 @@ from ddb_node.protocol import (AUTO, NONE, STRONG, WEAK, ClientRequest, RequestE
                                no_leader, not_leader, request_timeout, unavailable)
 from ddb_node.raft import ConfChange, ConfChangeType, NotLeader, ProposalDropped
 from ddb_node.sql import Request, SqlError, Statement, encode_entry
+from ddb_node.sql.query import OverBudget
 
 from .entries import FAIL, OK, decode_map_step, encode_map_step
 from .members import encode_addresses
+
+
+INLINE_READ_BUDGET_S = 0.002   # a read that takes longer leaves the loop (see _serve_read)
 
 
 def _sql_error(e: SqlError) -> RequestError:
@@ -133,16 +137,24 @@ class Requests:
             return
         if r.observer is not None:
             r.observer.served(r, level, index)
-        if r.offload_reads:
-            # the level is satisfied at `index`: the shell runs the query off its loop, on a
-            # reader that sees a state at least this new (sql/reader.py), and answers
+        # Most reads take microseconds: run them here, within a budget. One that runs past
+        # it, or a chunked read longer than a chunk, goes to the shell, which runs it off its
+        # loop on a reader that sees a state at least this new (sql/reader.py) and answers.
+        inline_rows = req.max_rows
+        if r.offload_reads and req.chunk_rows:
+            inline_rows = min(req.max_rows or req.chunk_rows + 1, req.chunk_rows + 1)
+        try:
+            results = r.app.query(sreq, max_rows=inline_rows, max_bytes=req.max_bytes,
+                                  checked=True,
+                                  budget_s=INLINE_READ_BUDGET_S if r.offload_reads else None)
+            if r.offload_reads and req.chunk_rows and \
+                    any(x.values and len(x.values[0]) > req.chunk_rows for x in results):
+                raise OverBudget("longer than one chunk")
+        except OverBudget:
             r.hand_off(token, ("read", token, sreq, {
                 "level": level, "index": index, "t0": t0, "max_rows": req.max_rows,
                 "max_bytes": req.max_bytes, "chunk_rows": req.chunk_rows}))
             return
-        try:
-            results = r.app.query(sreq, max_rows=req.max_rows, max_bytes=req.max_bytes,
-                                  checked=True)
         except SqlError as e:
             return r.fail(token, _sql_error(e))
         r.reply(token, {"results": [x.to_dict() for x in results], "index": index,

@@ -20,6 +20,10 @@ from .split import is_single, split_sql
 _perf = time.perf_counter
 
 
+class OverBudget(SqlError):
+    """A read ran past the time budget it was given (its caller runs it elsewhere)."""
+
+
 def errmsg(e: BaseException) -> str:
     if isinstance(e, apsw.Error):
         return str(e)
@@ -142,7 +146,8 @@ class QueryEngine:
                                 time=_perf() - t0, truncated=truncated)
 
     def query(self, request: Request, *, max_rows: int | None = None,
-              max_bytes: int | None = None, checked: bool = False) -> list[Result]:
+              max_bytes: int | None = None, checked: bool = False,
+              budget_s: float | None = None) -> list[Result]:
         """The local read path: no log, read-only (``PRAGMA query_only``), real clock and
         randomness. A statement that would write fails with a clear error. ``checked``: the
         request was validated already (by ``classify``)."""
@@ -150,13 +155,18 @@ class QueryEngine:
             validate(request, self.limits)
         if not self._conn.get_autocommit():
             raise SqlError("query() called while a transaction is open")
-        return self._run_request(request, max_rows, max_bytes)
+        return self._run_request(request, max_rows, max_bytes, budget_s)
 
-    def _run_request(self, request: Request, max_rows, max_bytes) -> list[Result]:
+    def _run_request(self, request: Request, max_rows, max_bytes,
+                     budget_s: float | None = None) -> list[Result]:
+        """``budget_s``: stop after that long and raise OverBudget (nothing is returned)."""
         conn = self._conn
-        deadline = None if request.timeout is None else _perf() + request.timeout
-        if deadline is not None:
-            conn.set_progress_handler(lambda: 1 if _perf() > deadline else 0, 1000)
+        now = _perf()
+        deadline = None if request.timeout is None else now + request.timeout
+        over = None if budget_s is None else now + budget_s
+        cutoff = deadline if over is None or (deadline is not None and deadline < over) else over
+        if cutoff is not None:
+            conn.set_progress_handler(lambda: 1 if _perf() > cutoff else 0, 1000)
         self._internal_exec("PRAGMA query_only=1")
         results: list[Result] = []
         cur = conn.cursor()
@@ -164,15 +174,18 @@ class QueryEngine:
         try:
             for k, st in enumerate(request.statements):
                 res = self._run_statement(k, st.sql, st.params, cur, max_rows, max_bytes)
+                if over is not None and cutoff == over and any(
+                        r.error is not None and r.error.endswith("interrupted") for r in res):
+                    raise OverBudget(f"the read ran past its budget of {budget_s:g}s")
                 for r in res:
                     if r.error is not None and "readonly" in r.error:
                         r.error = (f"{r.error} (query() runs reads only; send statements that write "
                                    "as a write request)")
-                    elif r.error == "interrupted" and deadline is not None:
+                    elif r.error is not None and r.error.endswith("interrupted") and deadline is not None:
                         r.error = f"interrupted: timeout of {request.timeout}s exceeded"
                 results.extend(res)
         finally:
-            if deadline is not None:
+            if cutoff is not None:
                 conn.set_progress_handler(None)
             self._internal_exec("PRAGMA query_only=0")
         return results
