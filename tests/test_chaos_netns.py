@@ -9,7 +9,7 @@ import time
 import pytest
 
 from ddb_node.chaos.checkers import check_convergence
-from ddb_node.chaos.netns import NetnsCluster, available, sh
+from ddb_node.chaos.netns import NetnsCluster, available, iptables_unavailable, sh
 
 pytestmark = [pytest.mark.timeout(300),
               pytest.mark.skipif(available() is not None, reason=f"network namespaces: {available()}")]
@@ -57,6 +57,8 @@ def test_leader_link_down_then_heal(nc):
 
 
 def test_iptables_partition_and_loss(nc):
+    if iptables_unavailable():
+        pytest.skip(iptables_unavailable())
     with nc.client(timeout=20.0) as c:
         lead = nc.wait_for_leader(20)
         others = [i for i in nc.nodes if i != lead]
