@@ -3,6 +3,8 @@ DataFrame (the cities table) and leave no cluster behind."""
 import subprocess
 import sys
 
+from .nodehelpers import pids_matching
+
 
 def test_quickstart_notebook_shows_a_dataframe(tmp_path):
     out = tmp_path / "executed.ipynb"
@@ -12,5 +14,4 @@ def test_quickstart_notebook_shows_a_dataframe(tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     assert "first DataFrame" in p.stdout and "Lyon" in p.stdout
     assert out.exists()
-    left = subprocess.run(["pgrep", "-f", f"ddb-cluster-.*{out.parent.name}"], capture_output=True)
-    assert left.returncode != 0
+    assert pids_matching(f"ddb-cluster-.*{out.parent.name}") == []
