@@ -1,5 +1,5 @@
 """The README's first command ends by running 01-quickstart headless: it must show a
-DataFrame (the cities table) and leave no cluster behind."""
+DataFrame (the cities table), print no warning, and leave no cluster behind."""
 import subprocess
 import sys
 
@@ -13,5 +13,7 @@ def test_quickstart_notebook_shows_a_dataframe(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "first DataFrame" in p.stdout and "Lyon" in p.stdout
+    assert p.stderr == ""                     # no kernel warning in the middle of the story
+    assert "warning" not in p.stdout.lower(), p.stdout
     assert out.exists()
     assert pids_matching(f"ddb-cluster-.*{out.parent.name}") == []
