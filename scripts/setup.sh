@@ -16,6 +16,7 @@ logged() {
 }
 fresh=
 if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv and installing ddb into it (pip's output: $LOG)"
   "$PY" -m venv .venv
   fresh=1
 fi
