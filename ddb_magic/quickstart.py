@@ -22,18 +22,35 @@ def first_dataframe(nb) -> str | None:
     return None
 
 
+def execute_notebook(nb, cwd: str, timeout: int = 300) -> None:
+    """Run every cell of `nb` in a fresh python3 kernel started in `cwd`. The kernel talks
+    over IPC (Unix sockets in a private temporary directory), not TCP: a headless run on
+    this machine needs no ports, and ipykernel has no unencrypted TCP to warn about."""
+    import shutil
+    import tempfile
+
+    from nbclient import NotebookClient
+    from traitlets.config import Config
+
+    sockets = tempfile.mkdtemp(prefix="ddb-kernel-")
+    try:
+        # an absolute socket path: the kernel runs in `cwd`, the client here
+        config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "k")}})
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": cwd}},
+                       config=config).execute()
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
 def run(path: str, out: str | None, timeout: int = 300) -> int:
     import nbformat
-    from nbclient import NotebookClient
 
     t0 = time.monotonic()
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}})
-    client.execute()
+    execute_notebook(nb, os.path.dirname(os.path.abspath(path)), timeout)
     df = first_dataframe(nb)
     elapsed = time.monotonic() - t0
     if out:

@@ -639,7 +639,7 @@ SELECT :ddb_part AS part, count(*) AS n FROM sales WHERE rowid % :ddb_parts = :d
 
 
 def build(names=None, execute=True):
-    from nbclient import NotebookClient
+    from ddb_magic.quickstart import execute_notebook
     for name, cells in NOTEBOOKS.items():
         if names and not any(name.startswith(n) for n in names):
             continue
@@ -648,8 +648,7 @@ def build(names=None, execute=True):
                                      "language": "python"}
         nb.metadata["language_info"] = {"name": "python"}
         if execute:
-            NotebookClient(nb, timeout=180, kernel_name="python3",
-                           resources={"metadata": {"path": HERE}}).execute()
+            execute_notebook(nb, HERE, timeout=180)
         path = os.path.join(HERE, name + ".ipynb")
         nbformat.write(nb, path)
         print("wrote", path)

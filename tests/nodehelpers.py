@@ -5,6 +5,8 @@ No sleeps in place of synchronisation: everything polls a condition with a deadl
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import threading
 import time
 
@@ -31,6 +33,23 @@ def wait_until(pred, timeout: float = 20.0, interval: float = 0.05, what: str = 
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}"
                                  + (f" (last error: {last_exc!r})" if last_exc else ""))
         time.sleep(interval)
+
+
+def pids_matching(pattern: str) -> list[int]:
+    """The processes (other than this one) whose command line matches the regex, as
+    `pgrep -f` finds them, read from /proc (no procps needed)."""
+    rx, found = re.compile(pattern), []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if rx.search(cmd):
+            found.append(int(d))
+    return found
 
 
 def live_ids(lc) -> list[int]:

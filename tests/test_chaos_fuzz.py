@@ -45,7 +45,7 @@ class Appender:
             self.stop.wait(0.02)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def env():
     with LocalCluster(3) as lc:
         with lc.client(timeout=10.0) as c:
@@ -58,6 +58,7 @@ def env():
         app.stop.set()
         app.t.join(15)
         app.c.close()
+        _socks.clear()
         ctx.destroy(linger=0)
 
 
@@ -82,7 +83,7 @@ def _sock(ctx, key, addr, identity=None):
 
 @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
-def test_fuzz_peer_sockets(env, data):
+def fuzz_peer_sockets(env, data):
     lc, ctx, _ = env
     frame, how, m = data.draw(fuzz.peer_frames(lc.cluster_id))
     target = data.draw(st.sampled_from(sorted(lc.nodes)))
@@ -111,7 +112,7 @@ def test_fuzz_peer_sockets(env, data):
 
 @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
-def test_fuzz_client_sockets(env, data):
+def fuzz_client_sockets(env, data):
     lc, ctx, _ = env
     frame, how = data.draw(fuzz.client_frames(lc.cluster_id))
     if fuzz.unsafe_client_frame(frame):
@@ -133,7 +134,10 @@ def test_fuzz_client_sockets(env, data):
                 f"internal error for {msgpack.unpackb(frame, raw=False, strict_map_key=False)!r}: {body}"
 
 
-def test_cluster_survived_fuzzing(env):
+def test_fuzzed_peer_and_client_sockets_leave_the_cluster_serving_everything_acked(env):
+    """The fuzzing and the checks after it are one test: the checks need the fuzzing."""
+    fuzz_peer_sockets(env)
+    fuzz_client_sockets(env)
     lc, ctx, app = env
     for s in _socks.values():
         s.close(0)

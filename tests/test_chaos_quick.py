@@ -13,7 +13,7 @@ import os
 import pytest
 
 from ddb_node.chaos import profiles
-from ddb_node.chaos.netns import available
+from ddb_node.chaos.netns import available, iptables_unavailable
 from ddb_node.chaos.runner import run
 
 pytestmark = pytest.mark.timeout(300)
@@ -25,6 +25,8 @@ NAMES = [name for name, _, _ in profiles.QUICK]
 def test_quick_profile(name, tmp_path):
     if name == "network" and available() is not None:
         pytest.skip(f"network namespaces unavailable: {available()}")
+    if name == "network" and iptables_unavailable():
+        pytest.skip(iptables_unavailable())
     (cfg,) = profiles.quick(duration=float(os.environ.get("DDB_CHAOS_QUICK_SECONDS", 20)),
                             only=[name], out_dir=str(tmp_path))
     rep = run(cfg, log=lambda *a: None)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import ssl
 import subprocess
 
@@ -87,6 +88,8 @@ def test_credential_store_units():
 
 
 def test_tls(tmp_path):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed (apt-get install -y openssl)")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
                     "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",

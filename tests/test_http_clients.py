@@ -134,8 +134,8 @@ def test_sqlalchemy_create_insert_select_reflect(cluster):
 def test_jupysql_cell(cluster, monkeypatch):
     monkeypatch.setenv("PLOOMBER_STATS_ENABLED", "false")     # no telemetry from a test
     pytest.importorskip("sql.magic")
-    from IPython.testing.globalipapp import start_ipython
-    ip = start_ipython()
+    from IPython.core.interactiveshell import InteractiveShell
+    ip = InteractiveShell.instance()          # the one shell of this process, whoever made it first
     host, port = _hostport(leader_url(cluster))
     ip.run_line_magic("load_ext", "sql")
     ip.run_line_magic("config", "SqlMagic.displaylimit = 0")

@@ -15,6 +15,8 @@ import pytest
 jupyter_client = pytest.importorskip("jupyter_client")
 from jupyter_client.manager import start_new_kernel  # noqa: E402
 
+from .nodehelpers import pids_matching  # noqa: E402
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux process checks")
 
 LAUNCH = """
@@ -72,8 +74,7 @@ def _gone(info, within=15.0) -> bool:
 
 
 def _no_reaper_left(kernel_pid):
-    out = subprocess.run(["pgrep", "-f", f"ddb_magic.reaper {kernel_pid}"], capture_output=True, text=True)
-    return out.stdout.strip() == ""
+    return pids_matching(f"ddb_magic.reaper {kernel_pid}") == []
 
 
 def test_shutdown_leaves_nothing_behind():

@@ -56,14 +56,15 @@ def test_one_leader_and_everyone_agrees(lc, c):
 
 
 def test_writes_are_replicated_everywhere(lc, c):
-    r = c.execute("INSERT INTO t(id, v) VALUES(?, ?)", [1, "one"])
+    c.execute("CREATE TABLE replicated(id INTEGER PRIMARY KEY, v)")
+    r = c.execute("INSERT INTO replicated(id, v) VALUES(?, ?)", [1, "one"])
     assert r.rows_affected == 1 and r.last_insert_id == 1
     assert r.index and r.index > 0
     assert "forwarded_by" not in r.raw, "steady-state writes go straight to the leader"
-    c.request([("INSERT INTO t(id, v) VALUES(?, ?)", [2, "two"]),
-               ("INSERT INTO t(id, v) VALUES(?, ?)", [3, "three"])], transaction=True)
-    rows = assert_replicas_identical(lc, c)
-    assert rows[:3] == [(1, "one"), (2, "two"), (3, "three")]
+    c.request([("INSERT INTO replicated(id, v) VALUES(?, ?)", [2, "two"]),
+               ("INSERT INTO replicated(id, v) VALUES(?, ?)", [3, "three"])], transaction=True)
+    rows = assert_replicas_identical(lc, c, table="replicated")
+    assert rows == [(1, "one"), (2, "two"), (3, "three")]
 
 
 def test_a_write_costs_the_leader_one_fsync_not_two(lc, c):

@@ -41,9 +41,9 @@ def _curve(pair, server_pub):
 def test_authorized_client_reads_and_writes(curve_cluster):
     lc, keys, good = curve_cluster
     with Client(lc.client_addresses(), curve=_curve(good, keys["public"])) as c:
-        c.execute("CREATE TABLE IF NOT EXISTS t(x)")
-        c.execute("INSERT INTO t VALUES (1)")
-        assert c.query("SELECT count(*) FROM t", level="linearizable")[0].values == [[1]]
+        c.execute("CREATE TABLE authorized(x)")
+        c.execute("INSERT INTO authorized VALUES (1)")
+        assert c.query("SELECT count(*) FROM authorized", level="linearizable")[0].values == [[1]]
 
 
 def test_client_without_curve_is_refused(curve_cluster):
@@ -75,8 +75,8 @@ def test_unauthenticated_peer_cannot_disturb_the_cluster(curve_cluster):
     finally:
         ctx.term()
     with Client(lc.client_addresses(), curve=_curve(good, keys["public"])) as c:
-        c.execute("CREATE TABLE IF NOT EXISTS t(x)")
-        c.execute("INSERT INTO t VALUES (2)")
+        c.execute("CREATE TABLE after_noise(x)")
+        c.execute("INSERT INTO after_noise VALUES (2)")
         st = c.status(1)
         assert st["transport"]["dropped_bad_frame"] == 0   # never even reached the node
 

@@ -73,6 +73,35 @@ def has_iptables() -> bool:
     return bool(shutil.which("iptables"))
 
 
+_UNPROBED = "unprobed"
+_IPTABLES: str | None = _UNPROBED
+
+
+def iptables_unavailable() -> str | None:
+    """None if iptables can filter inside a network namespace (the rules the partition and
+    loss faults add: address DROP and `-m statistic`), else why not. Probed once, in a
+    scratch namespace; call only where available() is None."""
+    global _IPTABLES
+    if _IPTABLES is _UNPROBED:
+        if not has_iptables():
+            _IPTABLES = "iptables is not installed (apt-get install -y iptables)"
+        else:
+            probe = f"ddbipt{os.getpid() % 100000}"
+            sh("ip", "netns", "add", probe, check=False)
+            try:
+                for rule in (["-s", "10.213.0.9", "-j", "DROP"],
+                             ["-m", "statistic", "--mode", "random", "--probability", "0.5", "-j", "DROP"]):
+                    r = sh("iptables", "-A", "INPUT", *rule, ns=probe, check=False)
+                    if r.returncode != 0:
+                        _IPTABLES = f"iptables cannot filter in a namespace: {(r.stderr or r.stdout).strip()}"
+                        break
+                else:
+                    _IPTABLES = None
+            finally:
+                sh("ip", "netns", "del", probe, check=False)
+    return _IPTABLES
+
+
 def _pick_subnet() -> int:
     used = sh("ip", "-o", "addr").stdout
     start = os.getpid() % 200

@@ -344,26 +344,6 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _needs_quote(name: str) -> bool:
-    return not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name.upper() in _KEYWORDS
-
-
-_KEYWORDS = {"ABORT", "ACTION", "ADD", "AFTER", "ALL", "ALTER", "ANALYZE", "AND", "AS", "ASC",
-             "ATTACH", "AUTOINCREMENT", "BEFORE", "BEGIN", "BETWEEN", "BY", "CASCADE", "CASE",
-             "CAST", "CHECK", "COLLATE", "COLUMN", "COMMIT", "CONFLICT", "CONSTRAINT", "CREATE",
-             "CROSS", "CURRENT", "DATABASE", "DEFAULT", "DEFERRABLE", "DEFERRED", "DELETE",
-             "DESC", "DETACH", "DISTINCT", "DROP", "EACH", "ELSE", "END", "ESCAPE", "EXCEPT",
-             "EXCLUSIVE", "EXISTS", "EXPLAIN", "FAIL", "FOR", "FOREIGN", "FROM", "FULL", "GLOB",
-             "GROUP", "HAVING", "IF", "IGNORE", "IMMEDIATE", "IN", "INDEX", "INDEXED", "INITIALLY",
-             "INNER", "INSERT", "INSTEAD", "INTERSECT", "INTO", "IS", "ISNULL", "JOIN", "KEY",
-             "LEFT", "LIKE", "LIMIT", "MATCH", "NATURAL", "NO", "NOT", "NOTNULL", "NULL", "OF",
-             "OFFSET", "ON", "OR", "ORDER", "OUTER", "PLAN", "PRAGMA", "PRIMARY", "QUERY", "RAISE",
-             "RECURSIVE", "REFERENCES", "REGEXP", "REINDEX", "RELEASE", "RENAME", "REPLACE",
-             "RESTRICT", "RIGHT", "ROLLBACK", "ROW", "SAVEPOINT", "SELECT", "SET", "TABLE", "TEMP",
-             "TEMPORARY", "THEN", "TO", "TRANSACTION", "TRIGGER", "UNION", "UNIQUE", "UPDATE",
-             "USING", "VACUUM", "VALUES", "VIEW", "VIRTUAL", "WHEN", "WHERE", "WITH", "WITHOUT"}
-
-
 def _sql_literal(v) -> str:
     if v is None:
         return "NULL"
@@ -390,7 +370,9 @@ def _sql_literal(v) -> str:
 
 def sql_dump(conn, tables: list[str] | None = None, skip=lambda name: False) -> str:
     """The text of the sqlite3 shell's ``.dump`` for an apsw connection (tables, rows,
-    indexes, triggers, views; sqlite_sequence), skipping the tables ``skip`` names."""
+    indexes, triggers, views; sqlite_sequence), skipping the tables ``skip`` names, with
+    rqlite's one difference in the rows: every ``INSERT`` quotes its table name
+    (``INSERT INTO "t" VALUES(...)``, as rqlite's ``/db/backup?fmt=sql`` writes it)."""
     out = ["PRAGMA foreign_keys=OFF;", "BEGIN TRANSACTION;"]
     cur = conn.cursor()
     want = set(tables or [])
@@ -415,14 +397,14 @@ def sql_dump(conn, tables: list[str] | None = None, skip=lambda name: False) -> 
                        f"{_sql_literal(sql)});")
             continue
         out.append(sql + ";")
-        qname = _quote_ident(name) if _needs_quote(name) else name
-        for row in cur.execute(f"SELECT * FROM {_quote_ident(name)}"):
+        qname = _quote_ident(name)
+        for row in cur.execute(f"SELECT * FROM {qname}"):
             out.append(f"INSERT INTO {qname} VALUES(" + ",".join(_sql_literal(v) for v in row) + ");")
     if seq_rows is not None and not want:
         out.append("DELETE FROM sqlite_sequence;")
         for name, seq in seq_rows:
             if not skip(name):
-                out.append(f"INSERT INTO sqlite_sequence VALUES({_sql_literal(name)},{seq});")
+                out.append(f"INSERT INTO \"sqlite_sequence\" VALUES({_sql_literal(name)},{seq});")
     for name, tbl, sql in cur.execute("SELECT name, tbl_name, sql FROM sqlite_schema WHERE sql NOT NULL "
                                       "AND type IN ('index','trigger','view') ORDER BY rowid"):
         if skip(name) or skip(tbl) or (want and tbl not in want):
