@@ -13,7 +13,7 @@ import time
 
 import msgpack
 
-from ddb_node.raft import ConfChange, ConfChangeType, NotLeader, ProposalDropped, Role
+from ddb_node.raft import NONE, ConfChange, ConfChangeType, NotLeader, ProposalDropped, Role
 from ddb_node.sql import BadRequest, Request, SqlError, Statement, encode_entry
 
 from .errors import ErrorReply, bad_request, no_leader, not_leader, unavailable
@@ -206,11 +206,29 @@ async def op_status(server, body):
 
 
 async def op_nodes(server, body):
+    """Members, leader and term. With `after_term` T it is a long poll: the answer waits
+    (up to `timeout`) until this node knows a leader at a term above T, so a client that
+    lost the leader of term T hears of its successor as soon as this node does."""
+    after = body.get("after_term")
+    if after is not None:
+        if not isinstance(after, int) or isinstance(after, bool):
+            raise bad_request("after_term must be an integer")
+        await _wait_newer_leader(server, after, _timeout(server, body))
     r = server.raft
     cs = r.conf_state
     return {"ok": True, "leader": r.leader_id, "voters": list(cs.voters), "learners": list(cs.learners),
             "members": server.book.to_dict(), "applied": server.sm.applied_index,
             "commit": r.commit_index, "term": r.term}
+
+
+async def _wait_newer_leader(server, term: int, timeout: float) -> None:
+    r = server.raft
+    deadline = time.monotonic() + timeout
+    while not (r.term > term and r.leader_id != NONE):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        await server.wait_leader_change(left)
 
 
 async def op_faults(server, body):

@@ -86,7 +86,7 @@ class NodeServer:
         self.events: deque = deque(maxlen=500)
         self.counters = {"requests": 0, "bad_frames": 0, "proposals": 0, "applied_entries": 0,
                          "readies": 0, "fsyncs": 0, "unsynced_saves": 0, "snapshots_taken": 0, "snapshots_installed": 0,
-                         "forwarded": 0, "errors": 0}
+                         "forwarded": 0, "errors": 0, "leader_gap_max_ms": 0}
         self.auto_promote: set[int] = set()
         self.map_results: dict[int, dict] = {}
         self._scheduled = False
@@ -218,7 +218,14 @@ class NodeServer:
 
     def _on_peer_message(self, m: Message) -> None:
         if m.type in (MsgType.APP, MsgType.HEARTBEAT, MsgType.SNAP):
-            self.last_leader_contact = time.monotonic()
+            now = time.monotonic()
+            if m.frm == self.raft.leader_id and self.last_leader_contact:
+                # the longest silence of our leader, as this loop saw it: the margin left
+                # before the election timeout (a measure for benchmarks/soak.py)
+                gap = int((now - self.last_leader_contact) * 1000)
+                if gap > self.counters["leader_gap_max_ms"]:
+                    self.counters["leader_gap_max_ms"] = gap
+            self.last_leader_contact = now
         try:
             self.raft.step(m)
         except Exception:  # a core assertion: never take the node down for one message
