@@ -21,10 +21,11 @@ from typing import Any, Callable, Iterable
 import zmq
 import zmq.asyncio
 
-from ddb_node.errors import (ConnectionFailed, DdbError, NoLeader, NotLeader, StatementError,
-                             Timeout, Unavailable, from_reply)
+from ddb_node.errors import (ConnectionFailed, DdbError, NodeDown, NoLeader, NotLeader,
+                             StatementError, Timeout, Unavailable, from_reply)
 from ddb_node.net.codec import (KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client,
                                 encode_client)
+from ddb_node.net.liveness import Link
 from ddb_node.net.sockets import connect_dealer
 
 LEVELS = ("none", "weak", "linearizable", "strong", "auto")
@@ -101,6 +102,10 @@ class Response:
                 f"results={len(self.results)}>")
 
 
+class _LeaderMoved(DdbError):
+    """While we waited for a leader, another member named its successor (Client._attempt)."""
+
+
 def _raise_statement_errors(resp: Response) -> Response:
     for i, r in enumerate(resp.results):
         if r.error:
@@ -132,11 +137,14 @@ class Client:
     def __init__(self, addresses: str | Iterable[str], *, cluster_id: str | None = None,
                  timeout: float = 10.0, level: str = "weak", redirect: bool = False,
                  curve: dict | None = None, raise_on_error: bool = True,
-                 attempt_timeout: float = 2.0):
+                 attempt_timeout: float = 2.0, probe_after: float = 0.05):
         if isinstance(addresses, str):
             addresses = [a for a in addresses.split(",") if a.strip()]
         self.seeds = [_norm_addr(a) for a in addresses]
         self.attempt_timeout = attempt_timeout
+        # how late a leader's answer may be before we also ask the others whether it was
+        # replaced (cheap: they answer only when they know a newer leader)
+        self.probe_after = probe_after
         if not self.seeds:
             raise ValueError("give at least one node address")
         if level not in LEVELS:
@@ -157,9 +165,11 @@ class Client:
         self._free_sessions: list[list] = [[self.client_id, 0]]
         self._ctx = zmq.Context()
         self._local = threading.local()
-        self._sockets: list[zmq.Socket] = []
+        self._links: list[Link] = []
+        self._sockets: list[zmq.Socket] = []   # the links' DEALERs
         self.members: dict[int, str] = {}     # node id -> client address
         self._leader: int | None = None
+        self._term = 0                        # the highest term we know a leader of
         self._rng = random.Random()
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None
@@ -178,54 +188,47 @@ class Client:
         if self._pool:
             self._pool.shutdown(wait=False)
         with self._lock:
-            for s in self._sockets:
+            for link in self._links:
                 try:
-                    s.close(0)
+                    link.close()
                 except zmq.ZMQError:
                     pass
+            self._links.clear()
             self._sockets.clear()
         self._ctx.term()
 
     # ---- transport ----------------------------------------------------------------------
-    def _socket(self, addr: str) -> zmq.Socket:
-        socks = getattr(self._local, "socks", None)
-        if socks is None:
-            socks = self._local.socks = {}
-        s = socks.get(addr)
-        if s is None:
-            s = connect_dealer(self._ctx, addr, self.curve)
-            socks[addr] = s
+    def _link(self, addr: str) -> Link:
+        links = getattr(self._local, "links", None)
+        if links is None:
+            links = self._local.links = {}
+        link = links.get(addr)
+        if link is None:
+            link = links[addr] = Link(self._ctx, addr, self.curve)
             with self._lock:
-                self._sockets.append(s)
-        return s
+                self._links.append(link)
+                self._sockets.append(link.sock)
+        return link
 
-    def _drop_socket(self, addr: str) -> None:
-        socks = getattr(self._local, "socks", {})
-        s = socks.pop(addr, None)
-        if s is not None:
+    def _drop_link(self, addr: str) -> None:
+        link = getattr(self._local, "links", {}).pop(addr, None)
+        if link is not None:
             with self._lock:
-                if s in self._sockets:
-                    self._sockets.remove(s)
-            s.close(0)
+                if link in self._links:
+                    self._links.remove(link)
+                    self._sockets.remove(link.sock)
+            link.close()
 
-    def call(self, addr: str, body: dict, timeout: float) -> dict:
-        """One request to one node; raises ConnectionFailed if it does not answer in time."""
-        if self._closed:
-            raise DdbError("the client is closed")
-        addr = _norm_addr(addr)
-        rid = next(self._ids)
-        body = dict(body, id=rid)
-        s = self._socket(addr)
-        s.send(encode_client(self.cluster_id, KIND_REQUEST, body))
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not s.poll(int(left * 1000) + 1):
-                # the node may be down or the answer lost: a new socket drops late replies
-                self._drop_socket(addr)
-                raise ConnectionFailed(f"no answer from {addr} within {timeout:g}s")
+    def _is_down(self, addr: str) -> bool:
+        """This thread's connection to addr is known to be lost (not merely slow)."""
+        link = getattr(self._local, "links", {}).get(addr)
+        return link is not None and link.down
+
+    def _take(self, sock, rid: int) -> dict | None:
+        """The answer to request `rid` if it has arrived; older answers are dropped."""
+        while sock.poll(0):
             try:
-                cluster, reply = decode_client(s.recv(), None, KIND_RESPONSE)
+                cluster, reply = decode_client(sock.recv(), None, KIND_RESPONSE)
             except FrameError:
                 continue
             if reply.get("id") != rid:
@@ -233,6 +236,92 @@ class Client:
             if cluster and not self.cluster_id:
                 self.cluster_id = cluster
             return reply
+        return None
+
+    def _post(self, link: Link, body: dict) -> int:
+        rid = next(self._ids)
+        link.sock.send(encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=rid)))
+        return rid
+
+    def call(self, addr: str, body: dict, timeout: float) -> dict:
+        """One request to one node; raises NodeDown as soon as its connection drops and
+        ConnectionFailed if it does not answer in time."""
+        return self._attempt(addr, body, timeout, watch_leader=False)
+
+    def _attempt(self, addr: str, body: dict, timeout: float, *, watch_leader: bool) -> dict:
+        """One request to one node.
+
+        Raises NodeDown as soon as the connection to it is lost (its process died: waiting
+        cannot help), ConnectionFailed after `timeout`. With `watch_leader`, once the answer
+        is `probe_after` late it also asks the other members to answer when they know a leader
+        at a term above ours (`nodes` with `after_term`), and raises _LeaderMoved when one
+        does: a stopped or cut-off leader keeps its connections, so only the others can tell
+        that it was replaced. A slow answer from a leader still in office is waited for."""
+        if self._closed:
+            raise DdbError("the client is closed")
+        addr = _norm_addr(addr)
+        link = self._link(addr)
+        if link.down:
+            raise NodeDown(f"{addr} is down (its connection is closed)")
+        drops = link.drops
+        rid = self._post(link, body)
+        poller = zmq.Poller()
+        poller.register(link.sock, zmq.POLLIN)
+        poller.register(link.monitor, zmq.POLLIN)
+        start = time.monotonic()
+        deadline = start + timeout
+        probe_at = start + self.probe_after if watch_leader else None
+        probes: dict = {}      # socket -> (link, request id, term asked about)
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                self._drop_link(addr)   # its answer may still come: a new socket drops it
+                raise ConnectionFailed(f"no answer from {addr} within {timeout:g}s")
+            until = deadline if probe_at is None else min(deadline, probe_at)
+            ready = dict(poller.poll(max(0, int((until - now) * 1000)) + 1))
+            if link.sock in ready:
+                reply = self._take(link.sock, rid)
+                if reply is not None:
+                    return reply
+            if link.monitor in ready:
+                link.poll_events()
+                if link.drops != drops:
+                    raise NodeDown(f"{addr} closed the connection; the outcome is unknown")
+            if probe_at is not None and time.monotonic() >= probe_at:
+                probe_at = None
+                for other in self._candidates():
+                    if other != addr:
+                        self._probe(other, self._term, deadline, poller, probes)
+            for s in [s for s in ready if s in probes]:
+                plink, prid, asked = probes[s]
+                r = self._take(s, prid)
+                if r is None:
+                    continue
+                poller.unregister(s)
+                del probes[s]
+                if not r.get("ok") or r.get("term", 0) <= asked or not r.get("leader"):
+                    continue   # its long poll ran out: nothing new
+                members, lid = cluster_view(r, self.members)
+                if lid is not None and members[lid] != addr:
+                    self._learn(members, lid, r["term"])
+                    raise _LeaderMoved(f"node {lid} leads at term {r['term']}")
+                # the node we wait for leads at a newer term than we knew: ask again about that
+                self._term = max(self._term, r["term"])
+                self._probe(plink.addr, r["term"], deadline, poller, probes)
+
+    def _probe(self, addr: str, term: int, deadline: float, poller, probes: dict) -> None:
+        """Send a `nodes` long poll about leaders newer than `term` (skipped if addr is down)."""
+        link = self._link(addr)
+        if link.down:
+            return
+        left = max(0.05, deadline - time.monotonic())
+        rid = self._post(link, {"op": "nodes", "after_term": term, "timeout": left})
+        probes[link.sock] = (link, rid, term)
+        poller.register(link.sock, zmq.POLLIN)
+
+    def _learn(self, members: dict[int, str], leader: int | None, term: int) -> None:
+        self.members, self._leader = members, leader
+        self._term = max(self._term, term or 0)
 
     # ---- discovery ----------------------------------------------------------------------
     def _candidates(self) -> list[str]:
@@ -241,6 +330,11 @@ class Client:
             if a not in addrs:
                 addrs.append(a)
         return addrs
+
+    def _live_candidates(self) -> list[str]:
+        """The candidates not known to be down (all of them if every one is)."""
+        addrs = self._candidates()
+        return [a for a in addrs if not self._is_down(a)] or addrs
 
     def refresh(self, timeout: float | None = None, *, prefer: str | None = None,
                 avoid: str | None = None) -> dict:
@@ -259,25 +353,28 @@ class Client:
         if not replies:
             raise ConnectionFailed(f"no node reachable at {', '.join(self._candidates())}")
         best = choose_nodes_reply(replies, prefer=_norm_addr(prefer) if prefer else None)
-        self.members, self._leader = cluster_view(best, self.members)
+        self._learn(*cluster_view(best, self.members), best.get("term", 0))
         return best
 
-    def _ask_all(self, addrs: list[str], body: dict, timeout: float) -> dict[str, dict]:
+    def _ask_all(self, addrs: list[str], body: dict, timeout: float, *,
+                 until: Callable[[dict], bool] | None = None) -> dict[str, dict]:
         """Send one request to each address at once; the answers that came in time, by address.
 
         Returns early once every node answered, or a majority of the voters they name did and
-        one of them names a leader (a dead node must not cost the whole timeout)."""
+        one of them names a leader (a dead node must not cost the whole timeout), or, with
+        `until`, as soon as one answer satisfies it. Nodes known to be down are not asked."""
         socks, ids, replies = {}, {}, {}
         poller = zmq.Poller()
         for addr in dict.fromkeys(_norm_addr(a) for a in addrs):
-            s = self._socket(addr)
-            rid = next(self._ids)
+            link = self._link(addr)
+            if link.down:
+                continue
             try:
-                s.send(encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=rid)))
+                rid = self._post(link, body)
             except zmq.ZMQError:
                 continue
-            socks[s], ids[addr] = addr, rid
-            poller.register(s, zmq.POLLIN)
+            socks[link.sock], ids[addr] = addr, rid
+            poller.register(link.sock, zmq.POLLIN)
         deadline = time.monotonic() + timeout
         while len(replies) < len(socks):
             left = deadline - time.monotonic()
@@ -285,16 +382,15 @@ class Client:
                 break
             for s, _ in poller.poll(int(left * 1000) + 1):
                 addr = socks[s]
-                try:
-                    cluster, reply = decode_client(s.recv(), None, KIND_RESPONSE)
-                except FrameError:
+                if ids[addr] is None:
                     continue
-                if reply.get("id") != ids[addr]:
+                reply = self._take(s, ids[addr])
+                if reply is None:
                     continue
-                if cluster and not self.cluster_id:
-                    self.cluster_id = cluster
                 if reply.get("ok"):
                     replies[addr] = reply
+                    if until is not None and until(reply):
+                        return replies
                 else:
                     ids[addr] = None   # answered with an error: do not wait for it
                     poller.unregister(s)
@@ -302,12 +398,35 @@ class Client:
             answered = len(replies) + sum(1 for a in ids.values() if a is None)
             if answered >= len(socks):
                 break
-            if voters and len(replies) > voters // 2 and any(r.get("leader") for r in replies.values()):
+            if until is None and voters and len(replies) > voters // 2 \
+                    and any(r.get("leader") for r in replies.values()):
                 break
         for s, addr in socks.items():
             if addr not in replies and ids.get(addr) is not None:
-                self._drop_socket(addr)   # down, or its answer lost: a new socket drops late replies
+                self._drop_link(addr)   # down, or its answer lost: a new socket drops late replies
         return replies
+
+    def _await_successor(self, dead: str, deadline: float) -> None:
+        """The leader at `dead` is gone: wait until another member names a leader at a term
+        above the one we knew (a long poll on each; answered the moment an election is won),
+        bounded by the attempt timeout. Leaves the leader unknown if none was elected."""
+        self._leader = None
+        term = self._term
+        others = [a for a in self._candidates() if a != dead]
+        if not others:
+            return
+        wait = max(0.05, min(self.attempt_timeout, deadline - time.monotonic()))
+
+        def elected(r: dict) -> bool:
+            _, lid = cluster_view(r, self.members)
+            return r.get("term", 0) > term and lid is not None
+
+        replies = self._ask_all(others, {"op": "nodes", "after_term": term, "timeout": wait},
+                                wait + 0.5, until=elected)
+        best = [r for r in replies.values() if elected(r)]
+        if best:
+            r = choose_nodes_reply({str(i): r for i, r in enumerate(best)})
+            self._learn(*cluster_view(r, self.members), r["term"])
 
     def _leader_addr(self) -> str | None:
         if self._leader and self._leader in self.members:
@@ -316,6 +435,8 @@ class Client:
 
     # ---- the request loop ------------------------------------------------------------------
     def _send(self, body: dict, *, to_leader: bool, timeout: float | None = None) -> dict:
+        if self._closed:
+            raise DdbError("the client is closed")
         timeout = timeout or self.timeout
         deadline = time.monotonic() + timeout
         backoff = 0.05
@@ -326,7 +447,7 @@ class Client:
             if left <= 0:
                 if isinstance(last_err, Timeout):
                     raise last_err
-                if isinstance(last_err, ConnectionFailed) or last_err is None:
+                if isinstance(last_err, (ConnectionFailed, _LeaderMoved)) or last_err is None:
                     raise Timeout(f"no answer within {timeout:g}s; the outcome is unknown"
                                   + (f" ({last_err})" if last_err else ""))
                 raise last_err
@@ -337,7 +458,11 @@ class Client:
                 except ConnectionFailed as e:
                     last_err = e
             if to_leader:
-                addr = self._leader_addr() or self._rng.choice(self._candidates())
+                addr = self._leader_addr()
+                if addr is not None and self._is_down(addr):
+                    self._await_successor(addr, deadline)
+                    addr = self._leader_addr()
+                addr = addr or self._rng.choice(self._live_candidates())
             else:
                 addr = self._pick_reader()
             # one attempt is short: a dead node must not eat the whole deadline; retrying is
@@ -347,7 +472,19 @@ class Client:
             if self.redirect and to_leader:
                 body["redirect"] = True   # a follower answers NotLeader + hint, no forwarding
             try:
-                reply = self.call(addr, body, attempt + 0.5)
+                reply = self._attempt(addr, body, attempt + 0.5, watch_leader=to_leader)
+            except _LeaderMoved as e:
+                last_err = e     # the members and the new leader are known: go there now
+                continue
+            except NodeDown as e:
+                last_err = e
+                if to_leader and addr == self._leader_addr():
+                    self._await_successor(addr, deadline)
+                elif len(self._live_candidates()) == len(self._candidates()) or self._is_down(addr):
+                    # every node is down (or a fresh socket could not tell yet): do not spin
+                    time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+                    backoff = min(backoff * 2, 1.0)
+                continue
             except ConnectionFailed as e:
                 last_err = e
                 if to_leader:
@@ -371,6 +508,8 @@ class Client:
                         pass
                 if to_leader and reply.get("node") in self.members:
                     self._leader = reply["node"]
+                    if "forwarded_by" not in reply:
+                        self._term = max(self._term, reply.get("term") or 0)
                 return reply
             err = reply.get("error") or {}
             etype = err.get("type")
@@ -414,8 +553,7 @@ class Client:
         pass
 
     def _pick_reader(self) -> str:
-        addrs = self._candidates()
-        return self._rng.choice(addrs)
+        return self._rng.choice(self._live_candidates())
 
     # ---- public API ---------------------------------------------------------------------
     def request(self, statements: list, *, transaction: bool = False, level: str | None = None,
