@@ -26,7 +26,6 @@ from ddb_node.errors import (ConnectionFailed, DdbError, NodeDown, NoLeader, Not
 from ddb_node.net.codec import (KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client,
                                 encode_client)
 from ddb_node.net.liveness import Link
-from ddb_node.net.sockets import connect_dealer
 
 LEVELS = ("none", "weak", "linearizable", "strong", "auto")
 
@@ -137,13 +136,15 @@ class Client:
     def __init__(self, addresses: str | Iterable[str], *, cluster_id: str | None = None,
                  timeout: float = 10.0, level: str = "weak", redirect: bool = False,
                  curve: dict | None = None, raise_on_error: bool = True,
-                 attempt_timeout: float = 2.0, probe_after: float = 0.05):
+                 attempt_timeout: float = 2.0, probe_after: float = 0.1):
         if isinstance(addresses, str):
             addresses = [a for a in addresses.split(",") if a.strip()]
         self.seeds = [_norm_addr(a) for a in addresses]
         self.attempt_timeout = attempt_timeout
         # how late a leader's answer may be before we also ask the others whether it was
-        # replaced (cheap: they answer only when they know a newer leader)
+        # replaced (they answer only when they know a newer leader). Below the election
+        # timeout (150 ms) a probe is never late for the election it watches; above the
+        # usual latency it is rarely sent at all
         self.probe_after = probe_after
         if not self.seeds:
             raise ValueError("give at least one node address")
@@ -734,11 +735,13 @@ class AsyncClient:
 
     def __init__(self, addresses: str | Iterable[str], *, cluster_id: str | None = None,
                  timeout: float = 10.0, level: str = "weak", curve: dict | None = None,
-                 raise_on_error: bool = True, attempt_timeout: float = 2.0):
+                 raise_on_error: bool = True, attempt_timeout: float = 2.0,
+                 probe_after: float = 0.1):
         if isinstance(addresses, str):
             addresses = [a for a in addresses.split(",") if a.strip()]
         self.seeds = [_norm_addr(a) for a in addresses]
         self.attempt_timeout = attempt_timeout
+        self.probe_after = probe_after        # as in Client
         self.cluster_id = cluster_id or ""
         self.timeout = timeout
         self.level = level
@@ -748,11 +751,13 @@ class AsyncClient:
         self._free_sessions: list[list] = [[self.client_id, 0]]   # one per request in flight
         self._ids = itertools.count(1)
         self._ctx = zmq.asyncio.Context()
-        self._socks: dict[str, zmq.asyncio.Socket] = {}
-        self._readers: dict[str, asyncio.Task] = {}
+        self._links: dict[str, Link] = {}
+        self._readers: list[asyncio.Task] = []
         self._waiters: dict[int, asyncio.Future] = {}
+        self._inflight: dict[str, set[int]] = {}   # addr -> ids of requests waiting on it
         self.members: dict[int, str] = {}
         self.leader: int | None = None
+        self.term = 0                              # the highest term we know a leader of
         self._rng = random.Random()
 
     async def __aenter__(self) -> "AsyncClient":
@@ -762,21 +767,41 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
-        for t in self._readers.values():
+        for t in self._readers:
             t.cancel()
-        await asyncio.gather(*self._readers.values(), return_exceptions=True)
-        for s in self._socks.values():
-            s.close(0)
-        self._socks.clear()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+        for link in self._links.values():
+            link.close()
+        self._links.clear()
         self._ctx.term()
 
-    def _socket(self, addr: str) -> zmq.asyncio.Socket:
-        s = self._socks.get(addr)
-        if s is None:
-            s = connect_dealer(self._ctx, addr, self.curve)
-            self._socks[addr] = s
-            self._readers[addr] = asyncio.ensure_future(self._reader(s))
-        return s
+    def _link(self, addr: str) -> Link:
+        link = self._links.get(addr)
+        if link is None:
+            link = self._links[addr] = Link(self._ctx, addr, self.curve)
+            self._readers += [asyncio.ensure_future(self._reader(link.sock)),
+                              asyncio.ensure_future(self._watch(link))]
+        return link
+
+    def _down(self, addr: str) -> bool:
+        link = self._links.get(addr)
+        return link is not None and link.up is False
+
+    async def _watch(self, link: Link) -> None:
+        """Follow the link's monitor; a lost connection fails the requests waiting on it."""
+        while True:
+            try:
+                frames = await link.monitor.recv_multipart()
+            except (asyncio.CancelledError, zmq.ZMQError):
+                return
+            drops = link.drops
+            link.note(frames)
+            if link.drops != drops:
+                for rid in self._inflight.pop(link.addr, ()):
+                    fut = self._waiters.get(rid)
+                    if fut is not None and not fut.done():
+                        fut.set_exception(NodeDown(f"{link.addr} closed the connection; "
+                                                   "the outcome is unknown"))
 
     async def _reader(self, s) -> None:
         while True:
@@ -795,17 +820,69 @@ class AsyncClient:
                 fut.set_result(body)
 
     async def call_addr(self, addr: str, body: dict, timeout: float) -> dict:
+        """One request to one node: NodeDown as soon as its connection drops,
+        ConnectionFailed if it does not answer in time."""
+        return await self._attempt(addr, body, timeout, watch_leader=False)
+
+    async def _attempt(self, addr: str, body: dict, timeout: float, *, watch_leader: bool) -> dict:
+        """As Client._attempt: with `watch_leader`, an answer `probe_after` late makes us ask
+        the other members for a successor, and _LeaderMoved ends the wait when one is named."""
         addr = _norm_addr(addr)
+        link = self._link(addr)
+        if link.up is False:
+            raise NodeDown(f"{addr} is down (its connection is closed)")
         rid = next(self._ids)
         fut = asyncio.get_running_loop().create_future()
         self._waiters[rid] = fut
+        self._inflight.setdefault(addr, set()).add(rid)
+        watcher = None
         try:
-            await self._socket(addr).send(encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=rid)))
-            return await asyncio.wait_for(fut, timeout)
+            await link.sock.send(encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=rid)))
+            deadline = time.monotonic() + timeout
+            if watch_leader:
+                done, _ = await asyncio.wait({fut}, timeout=min(self.probe_after, timeout))
+                if not done:
+                    watcher = asyncio.ensure_future(
+                        self._successor(addr, self.term, max(0.05, deadline - time.monotonic())))
+                    done, _ = await asyncio.wait({fut, watcher}, return_when=asyncio.FIRST_COMPLETED,
+                                                 timeout=max(0.0, deadline - time.monotonic()))
+                    if watcher in done and watcher.result() is not None and not fut.done():
+                        self._learn(watcher.result())
+                        raise _LeaderMoved(f"node {self.leader} leads at term {self.term}")
+            return await asyncio.wait_for(fut, max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             raise ConnectionFailed(f"no answer from {addr} within {timeout:g}s") from None
         finally:
+            if watcher is not None:
+                watcher.cancel()
             self._waiters.pop(rid, None)
+            self._inflight.get(addr, set()).discard(rid)
+
+    def _learn(self, reply: dict) -> None:
+        self.members, self.leader = cluster_view(reply, self.members)
+        self.term = max(self.term, reply.get("term") or 0)
+
+    async def _successor(self, avoid: str, term: int, wait: float) -> dict | None:
+        """The first `nodes` answer from a member other than `avoid` that names a leader,
+        not `avoid`, at a term above `term` (a long poll on each), or None within `wait`."""
+        others = [a for a in dict.fromkeys(list(self.members.values()) + self.seeds)
+                  if a != avoid and not self._down(a)]
+        asks = [asyncio.ensure_future(self.call_addr(a, {"op": "nodes", "after_term": term,
+                                                         "timeout": wait}, wait + 0.5))
+                for a in others]
+        try:
+            for nxt in asyncio.as_completed(asks):
+                try:
+                    r = await nxt
+                except ConnectionFailed:
+                    continue
+                members, lid = cluster_view(r, self.members) if r.get("ok") else ({}, None)
+                if r.get("term", 0) > term and lid is not None and members[lid] != avoid:
+                    return r
+            return None
+        finally:
+            for t in asks:
+                t.cancel()
 
     async def refresh(self, timeout: float = 2.0) -> dict:
         """Ask every known node at once; believe the one naming a leader at the highest term."""
@@ -820,7 +897,7 @@ class AsyncClient:
         if not replies:
             raise ConnectionFailed(f"no node reachable at {', '.join(addrs)}")
         best = choose_nodes_reply(replies)
-        self.members, self.leader = cluster_view(best, self.members)
+        self._learn(best)
         return best
 
     async def call(self, body: dict, timeout: float | None = None) -> dict:
@@ -833,12 +910,29 @@ class AsyncClient:
         backoff = 0.05
         last: Exception | None = None
         while time.monotonic() < deadline:
-            addr = (self.members.get(self.leader) if self.leader else None) or \
-                self._rng.choice(list(self.members.values()) or self.seeds)
+            addr = self.members.get(self.leader) if self.leader else None
+            if addr is not None and self._down(addr):
+                await self._await_successor(addr, deadline)
+                addr = self.members.get(self.leader) if self.leader else None
+            if addr is None:
+                addrs = list(self.members.values()) or self.seeds
+                addr = self._rng.choice([a for a in addrs if not self._down(a)] or addrs)
             left = deadline - time.monotonic()
             attempt = max(0.05, min(left, self.attempt_timeout))
             try:
-                reply = await self.call_addr(addr, dict(body, timeout=attempt), attempt + 0.5)
+                reply = await self._attempt(addr, dict(body, timeout=attempt), attempt + 0.5,
+                                            watch_leader=True)
+            except _LeaderMoved as e:
+                last = e
+                continue
+            except NodeDown as e:
+                last = e
+                if addr == (self.members.get(self.leader) if self.leader else None):
+                    await self._await_successor(addr, deadline)
+                else:
+                    await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+                    backoff = min(backoff * 2, 1.0)
+                continue
             except ConnectionFailed as e:
                 last = e
                 self.leader = None
@@ -846,6 +940,8 @@ class AsyncClient:
                 backoff = min(backoff * 2, 1.0)
                 continue
             if reply.get("ok"):
+                if reply.get("node") == self.leader and "forwarded_by" not in reply:
+                    self.term = max(self.term, reply.get("term") or 0)
                 return reply
             err = reply.get("error") or {}
             if err.get("type") == "NotLeader" and err.get("leader"):
@@ -864,6 +960,15 @@ class AsyncClient:
         if isinstance(last, Timeout):
             raise last
         raise Timeout(f"no answer within {timeout:g}s; the outcome is unknown ({last})")
+
+    async def _await_successor(self, dead: str, deadline: float) -> None:
+        """The leader at `dead` is gone: wait (bounded by the attempt timeout) until another
+        member names the leader elected after it."""
+        self.leader = None
+        wait = max(0.05, min(self.attempt_timeout, deadline - time.monotonic()))
+        r = await self._successor(dead, self.term, wait)
+        if r is not None:
+            self._learn(r)
 
     async def _pause_and_refresh(self, backoff: float, deadline: float) -> None:
         await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
