@@ -23,6 +23,7 @@ import zmq
 import zmq.asyncio
 
 from ddb_node.net.codec import KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client, encode_client
+from ddb_node.net.endpoint import ClientEndpoint
 from ddb_node.net.sockets import connect_dealer
 from ddb_node.net.transport import PeerTransport
 from ddb_node.raft import (NONE, Config, ConfChange, ConfChangeType, ConfState, EntryType, Message,
@@ -126,15 +127,10 @@ class NodeServer:
         for nid, addrs in self.book.members.items():
             if nid != self.id:
                 self.transport.set_peer(nid, addrs["peer"])
-        self.client_sock = self.ctx.socket(zmq.ROUTER)
-        self.client_sock.setsockopt(zmq.LINGER, 0)
-        self.client_sock.setsockopt(zmq.MAXMSGSIZE, 40 << 20)
-        if self.opts.curve:
-            self.client_sock.curve_secretkey = self.opts.curve["secret"]
-            self.client_sock.curve_publickey = self.opts.curve["public"]
-            self.client_sock.curve_server = True
-        self.client_sock.bind(self.opts.client_addr)
+        self.client_sock = ClientEndpoint(self.ctx, self.opts.client_addr, self._on_client_frames,
+                                          curve=self.opts.curve)
         self.transport.start()
+        self.client_sock.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 loop.add_signal_handler(sig, self._stopping.set)
@@ -143,7 +139,7 @@ class NodeServer:
         if self.opts.http_addr:
             from .http_api import start_http
             self.http = await start_http(self)
-        tasks = [asyncio.ensure_future(self._ticker()), asyncio.ensure_future(self._client_loop())]
+        tasks = [asyncio.ensure_future(self._ticker())]
         if self.opts.join:
             tasks.append(asyncio.ensure_future(self._join()))
         self._event("started", node=self.id)
@@ -190,7 +186,7 @@ class NodeServer:
         if getattr(self, "auth", None) is not None:
             self.auth.stop()
         if self.client_sock is not None:
-            self.client_sock.close(0)
+            self.client_sock.close()
         for s in self.forwarders.values():
             s.close(0)
         self.forwarders.clear()
@@ -435,19 +431,11 @@ class NodeServer:
                 self.observers.remove(ob)
 
     # ================================================================ client loop
-    async def _client_loop(self) -> None:
-        sock = self.client_sock
-        while True:
-            try:
-                parts = await sock.recv_multipart()
-            except asyncio.CancelledError:
-                raise
-            except zmq.ZMQError:
-                return
-            if len(parts) != 2:
-                self.counters["bad_frames"] += 1
-                continue
-            asyncio.ensure_future(self._serve(parts[0], parts[1]))
+    def _on_client_frames(self, parts: list) -> None:
+        if len(parts) != 2:
+            self.counters["bad_frames"] += 1
+            return
+        asyncio.ensure_future(self._serve(parts[0], parts[1]))
 
     async def _serve(self, ident: bytes, frame: bytes) -> None:
         try:
@@ -474,8 +462,7 @@ class NodeServer:
 
     def _reply(self, ident: bytes, resp: dict) -> None:
         try:
-            self.client_sock.send_multipart([ident, encode_client(self.cluster_id, KIND_RESPONSE, resp)],
-                                            zmq.NOBLOCK)
+            self.client_sock.reply(ident, encode_client(self.cluster_id, KIND_RESPONSE, resp))
         except (zmq.ZMQError, TypeError, ValueError) as exc:
             log.warning("node %d: cannot send reply: %s", self.id, exc)
 
