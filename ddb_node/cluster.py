@@ -323,10 +323,22 @@ class LocalCluster(ClusterControl):
         node.state = "running"
 
     def start(self, timeout: float = 30.0) -> "LocalCluster":
+        """Start the nodes; return once every one of them follows one leader (a majority can
+        elect it before the slowest process is up, within one short election timeout)."""
+        deadline = time.monotonic() + timeout
         for node in self.nodes.values():
             if node.state in ("new", "stopped", "killed"):
                 self._spawn(node)
-        self.wait_for_leader(timeout)
+        while True:
+            leader = self.wait_for_leader(max(0.1, deadline - time.monotonic()))
+            st = self.status()
+            term = st.get(leader, {}).get("term")
+            if all(s.get("leader") == leader and s.get("term") == term
+                   for nid, s in st.items() if self.nodes[nid].state == "running"):
+                break
+            if time.monotonic() > deadline:
+                raise DdbError(f"not every node follows leader {leader} within {timeout:g}s")
+            time.sleep(0.05)
         self._record_event("started", {"nodes": list(self.nodes)})
         return self
 
