@@ -26,6 +26,7 @@ from ddb_node.errors import (ConnectionFailed, DdbError, NodeDown, NoLeader, Not
 from ddb_node.net.codec import (KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client,
                                 encode_client)
 from ddb_node.net.liveness import Link
+from ddb_node.net.sockets import EVENTS, POLLIN
 
 LEVELS = ("none", "weak", "linearizable", "strong", "auto")
 
@@ -227,7 +228,7 @@ class Client:
 
     def _take(self, sock, rid: int) -> dict | None:
         """The answer to request `rid` if it has arrived; older answers are dropped."""
-        while sock.poll(0):
+        while sock.getsockopt(EVENTS) & POLLIN:
             try:
                 cluster, reply = decode_client(sock.recv(), None, KIND_RESPONSE)
             except FrameError:

@@ -11,6 +11,8 @@ from typing import Callable
 
 import zmq
 
+from .sockets import EVENTS, NOBLOCK, POLLIN
+
 
 class ClientEndpoint:
     def __init__(self, ctx, addr: str, on_frames: Callable[[list], None], *,
@@ -40,7 +42,7 @@ class ClientEndpoint:
         s = self.sock
         for _ in range(10_000):
             try:
-                parts = s.recv_multipart(zmq.NOBLOCK)
+                parts = s.recv_multipart(NOBLOCK)
             except zmq.ZMQError:    # Again: empty; anything else: closed
                 return
             self.on_frames(parts)
@@ -49,9 +51,9 @@ class ClientEndpoint:
     def reply(self, ident: bytes, frame: bytes) -> None:
         """Send without blocking (raises zmq.ZMQError if it cannot)."""
         s = self.sock
-        s.send_multipart([ident, frame], zmq.NOBLOCK)
+        s.send_multipart([ident, frame], NOBLOCK)
         # a send may consume the descriptor's edge for requests that arrived meanwhile
-        if s.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        if s.getsockopt(EVENTS) & POLLIN:
             self.loop.call_soon(self._drain)
 
     def close(self) -> None:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
-from .sockets import open_dealer
+from .sockets import EVENTS, POLLIN, open_dealer
 
-UP_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
-DOWN_EVENTS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED | zmq.EVENT_CONNECT_RETRIED
-               | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-               | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+UP_EVENTS = int(zmq.EVENT_CONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+DOWN_EVENTS = int(zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED | zmq.EVENT_CONNECT_RETRIED
+                  | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                  | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 
 
 class Link:
@@ -46,7 +46,7 @@ class Link:
     def poll_events(self) -> bool | None:
         """Take the monitor messages waiting (sync sockets only); returns `up`."""
         mon = self.monitor
-        while mon.poll(0):
+        while mon.getsockopt(EVENTS) & POLLIN:   # no system call, unlike poll(0)
             self.note(mon.recv_multipart())
         return self.up
 

@@ -27,6 +27,7 @@ from ddb_node.raft.types import Message
 
 from .codec import FrameError, decode_message, encode_message
 from .faults import FaultFilter
+from .sockets import NOBLOCK
 
 log = logging.getLogger("ddb.net")
 
@@ -119,7 +120,7 @@ class PeerTransport:
             return
         try:
             # never blocks: no connected peer (IMMEDIATE) or a full queue drops the message
-            sock.send(frame, zmq.NOBLOCK)
+            sock.send(frame, NOBLOCK)
         except zmq.ZMQError:
             self.stats["dropped_full"] += 1
             return
@@ -139,7 +140,7 @@ class PeerTransport:
         r = self.router
         for _ in range(10_000):
             try:
-                parts = r.recv_multipart(zmq.NOBLOCK)
+                parts = r.recv_multipart(NOBLOCK)
             except zmq.ZMQError:    # Again: empty; anything else: closed
                 return
             self._handle(parts)
