@@ -144,9 +144,11 @@ class Client:
         self.attempt_timeout = attempt_timeout
         # how late a leader's answer may be before we also ask the others whether it was
         # replaced (they answer only when they know a newer leader). Below the election
-        # timeout (150 ms) a probe is never late for the election it watches; above the
-        # usual latency it is rarely sent at all
+        # timeout (150 ms) a probe is never late for the election it watches; under load
+        # the wait grows with the typical latency (`_latency`), so that slow answers on a
+        # busy machine do not send a probe per request
         self.probe_after = probe_after
+        self._latency = 0.0                   # moving average of answered attempts, seconds
         if not self.seeds:
             raise ValueError("give at least one node address")
         if level not in LEVELS:
@@ -272,7 +274,7 @@ class Client:
         poller.register(link.monitor, zmq.POLLIN)
         start = time.monotonic()
         deadline = start + timeout
-        probe_at = start + self.probe_after if watch_leader else None
+        probe_at = start + max(self.probe_after, min(4 * self._latency, 1.0)) if watch_leader else None
         probes: dict = {}      # socket -> (link, request id, term asked about)
         while True:
             now = time.monotonic()
@@ -284,6 +286,7 @@ class Client:
             if link.sock in ready:
                 reply = self._take(link.sock, rid)
                 if reply is not None:
+                    self._latency += (time.monotonic() - start - self._latency) / 16
                     return reply
             if link.monitor in ready:
                 link.poll_events()
@@ -866,20 +869,37 @@ class AsyncClient:
     async def _successor(self, avoid: str, term: int, wait: float) -> dict | None:
         """The first `nodes` answer from a member other than `avoid` that names a leader,
         not `avoid`, at a term above `term` (a long poll on each), or None within `wait`."""
-        others = [a for a in dict.fromkeys(list(self.members.values()) + self.seeds)
-                  if a != avoid and not self._down(a)]
-        asks = [asyncio.ensure_future(self.call_addr(a, {"op": "nodes", "after_term": term,
-                                                         "timeout": wait}, wait + 0.5))
-                for a in others]
+        deadline = time.monotonic() + wait
+
+        def ask(addr: str, after: int) -> asyncio.Task:
+            body = {"op": "nodes", "after_term": after,
+                    "timeout": max(0.05, deadline - time.monotonic())}
+            t = asyncio.ensure_future(self.call_addr(addr, body, body["timeout"] + 0.5))
+            asks[t] = (addr, after)
+            return t
+
+        asks: dict[asyncio.Task, tuple[str, int]] = {}
+        for a in dict.fromkeys(list(self.members.values()) + self.seeds):
+            if a != avoid and not self._down(a):
+                ask(a, term)
         try:
-            for nxt in asyncio.as_completed(asks):
-                try:
-                    r = await nxt
-                except ConnectionFailed:
-                    continue
-                members, lid = cluster_view(r, self.members) if r.get("ok") else ({}, None)
-                if r.get("term", 0) > term and lid is not None and members[lid] != avoid:
-                    return r
+            while asks:
+                done, _ = await asyncio.wait(list(asks), return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    addr, after = asks.pop(t)
+                    try:
+                        r = t.result()
+                    except ConnectionFailed:
+                        continue
+                    members, lid = cluster_view(r, self.members) if r.get("ok") else ({}, None)
+                    if r.get("term", 0) <= after or lid is None:
+                        continue          # its long poll ran out: nothing new
+                    if members[lid] != avoid:
+                        return r
+                    # it names `avoid` at a newer term than we knew: ask about that term
+                    self.term = max(self.term, r["term"])
+                    if time.monotonic() < deadline:
+                        ask(addr, r["term"])
             return None
         finally:
             for t in asks:
@@ -910,7 +930,14 @@ class AsyncClient:
         deadline = time.monotonic() + timeout
         backoff = 0.05
         last: Exception | None = None
+        tried_refresh = False
         while time.monotonic() < deadline:
+            if not self.members and not tried_refresh:
+                tried_refresh = True    # learn the leader and its term: writes go straight there
+                try:
+                    await self.refresh(max(0.05, min(2.0, deadline - time.monotonic())))
+                except ConnectionFailed as e:
+                    last = e
             addr = self.members.get(self.leader) if self.leader else None
             if addr is not None and self._down(addr):
                 await self._await_successor(addr, deadline)
@@ -941,8 +968,10 @@ class AsyncClient:
                 backoff = min(backoff * 2, 1.0)
                 continue
             if reply.get("ok"):
-                if reply.get("node") == self.leader and "forwarded_by" not in reply:
-                    self.term = max(self.term, reply.get("term") or 0)
+                if reply.get("node") in self.members and "session" in body:
+                    self.leader = reply["node"]       # a write (or strong read): it leads
+                    if "forwarded_by" not in reply:
+                        self.term = max(self.term, reply.get("term") or 0)
                 return reply
             err = reply.get("error") or {}
             if err.get("type") == "NotLeader" and err.get("leader"):
