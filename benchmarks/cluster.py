@@ -20,7 +20,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ddb_node.client import Client  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from cpu import CpuMeter  # noqa: E402
+
 from ddb_node.cluster import LocalCluster  # noqa: E402
 
 VALUE = "v" * 100
@@ -72,14 +75,16 @@ def run_load(lc, clients: int, ops: int, time_limit: float, make_op) -> dict:
         t.start()
     barrier.wait()
     t0 = time.perf_counter()
-    for t in threads:
-        t.join()
+    # the load generator's CPU next to the nodes': near one core it is the bottleneck itself
+    with CpuMeter({n: p.pid for n, p in lc.nodes.items() if p.pid}) as cpu:
+        for t in threads:
+            t.join()
     wall = time.perf_counter() - t0
     return {"ops": len(lat), "errors": errors[0], "seconds": round(wall, 3),
             "ops_per_s": round(len(lat) / wall, 1) if wall else None,
             "p50_ms": round(_pct(lat, 50) * 1000, 3) if lat else None,
             "p99_ms": round(_pct(lat, 99) * 1000, 3) if lat else None,
-            "capped": len(lat) + errors[0] < ops}
+            "capped": len(lat) + errors[0] < ops, **cpu.result()}
 
 
 def main(argv=None) -> int:

@@ -21,11 +21,12 @@ from typing import Any, Callable, Iterable
 import zmq
 import zmq.asyncio
 
-from ddb_node.errors import (ConnectionFailed, DdbError, NoLeader, NotLeader, StatementError,
-                             Timeout, Unavailable, from_reply)
+from ddb_node.errors import (ConnectionFailed, DdbError, NodeDown, NoLeader, NotLeader,
+                             StatementError, Timeout, Unavailable, from_reply)
 from ddb_node.net.codec import (KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client,
                                 encode_client)
-from ddb_node.net.sockets import connect_dealer
+from ddb_node.net.liveness import Link
+from ddb_node.net.sockets import EVENTS, POLLIN
 from ddb_node.protocol import LEVELS, ClientRequest, statement
 
 CHUNK_ROWS = 50_000     # query(): a result longer than this comes in chunks (a cursor)
@@ -111,6 +112,10 @@ class Response:
                 f"results={len(self.results)}>")
 
 
+class _LeaderMoved(DdbError):
+    """While we waited for a leader, another member named its successor (Client._attempt)."""
+
+
 def _raise_statement_errors(resp: Response) -> Response:
     for i, r in enumerate(resp.results):
         if r.error:
@@ -187,11 +192,18 @@ class Client:
     def __init__(self, addresses: str | Iterable[str], *, cluster_id: str | None = None,
                  timeout: float = 10.0, level: str = "weak", redirect: bool = False,
                  curve: dict | None = None, raise_on_error: bool = True,
-                 attempt_timeout: float = 2.0):
+                 attempt_timeout: float = 2.0, probe_after: float = 0.1):
         if isinstance(addresses, str):
             addresses = [a for a in addresses.split(",") if a.strip()]
         self.seeds = [_norm_addr(a) for a in addresses]
         self.attempt_timeout = attempt_timeout
+        # how late a leader's answer may be before we also ask the others whether it was
+        # replaced (they answer only when they know a newer leader). Below the election
+        # timeout (150 ms) a probe is never late for the election it watches; under load
+        # the wait grows with the typical latency (`_latency`), so that slow answers on a
+        # busy machine do not send a probe per request
+        self.probe_after = probe_after
+        self._latency = 0.0                   # moving average of answered attempts, seconds
         if not self.seeds:
             raise ValueError("give at least one node address")
         if level not in LEVELS:
@@ -212,9 +224,11 @@ class Client:
         self._free_sessions: list[list] = [[self.client_id, 0]]
         self._ctx = zmq.Context()
         self._local = threading.local()
-        self._sockets: list[zmq.Socket] = []
+        self._links: list[Link] = []
+        self._sockets: list[zmq.Socket] = []   # the links' DEALERs
         self.members: dict[int, str] = {}     # node id -> client address
         self._leader: int | None = None
+        self._term = 0                        # the highest term we know a leader of
         self._rng = random.Random()
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None
@@ -233,54 +247,47 @@ class Client:
         if self._pool:
             self._pool.shutdown(wait=False)
         with self._lock:
-            for s in self._sockets:
+            for link in self._links:
                 try:
-                    s.close(0)
+                    link.close()
                 except zmq.ZMQError:
                     pass
+            self._links.clear()
             self._sockets.clear()
         self._ctx.term()
 
     # ---- transport ----------------------------------------------------------------------
-    def _socket(self, addr: str) -> zmq.Socket:
-        socks = getattr(self._local, "socks", None)
-        if socks is None:
-            socks = self._local.socks = {}
-        s = socks.get(addr)
-        if s is None:
-            s = connect_dealer(self._ctx, addr, self.curve)
-            socks[addr] = s
+    def _link(self, addr: str) -> Link:
+        links = getattr(self._local, "links", None)
+        if links is None:
+            links = self._local.links = {}
+        link = links.get(addr)
+        if link is None:
+            link = links[addr] = Link(self._ctx, addr, self.curve)
             with self._lock:
-                self._sockets.append(s)
-        return s
+                self._links.append(link)
+                self._sockets.append(link.sock)
+        return link
 
-    def _drop_socket(self, addr: str) -> None:
-        socks = getattr(self._local, "socks", {})
-        s = socks.pop(addr, None)
-        if s is not None:
+    def _drop_link(self, addr: str) -> None:
+        link = getattr(self._local, "links", {}).pop(addr, None)
+        if link is not None:
             with self._lock:
-                if s in self._sockets:
-                    self._sockets.remove(s)
-            s.close(0)
+                if link in self._links:
+                    self._links.remove(link)
+                    self._sockets.remove(link.sock)
+            link.close()
 
-    def call(self, addr: str, body: dict, timeout: float) -> dict:
-        """One request to one node; raises ConnectionFailed if it does not answer in time."""
-        if self._closed:
-            raise DdbError("the client is closed")
-        addr = _norm_addr(addr)
-        rid = next(self._ids)
-        body = dict(body, id=rid)
-        s = self._socket(addr)
-        s.send(encode_client(self.cluster_id, KIND_REQUEST, body))
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not s.poll(int(left * 1000) + 1):
-                # the node may be down or the answer lost: a new socket drops late replies
-                self._drop_socket(addr)
-                raise ConnectionFailed(f"no answer from {addr} within {timeout:g}s")
+    def _is_down(self, addr: str) -> bool:
+        """This thread's connection to addr is known to be lost (not merely slow)."""
+        link = getattr(self._local, "links", {}).get(addr)
+        return link is not None and link.down
+
+    def _take(self, sock, rid: int) -> dict | None:
+        """The answer to request `rid` if it has arrived; older answers are dropped."""
+        while sock.getsockopt(EVENTS) & POLLIN:
             try:
-                cluster, reply = decode_client(s.recv(), None, KIND_RESPONSE)
+                cluster, reply = decode_client(sock.recv(), None, KIND_RESPONSE)
             except FrameError:
                 continue
             if reply.get("id") != rid:
@@ -288,6 +295,93 @@ class Client:
             if cluster and not self.cluster_id:
                 self.cluster_id = cluster
             return reply
+        return None
+
+    def _post(self, link: Link, body: dict) -> int:
+        rid = next(self._ids)
+        link.sock.send(encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=rid)))
+        return rid
+
+    def call(self, addr: str, body: dict, timeout: float) -> dict:
+        """One request to one node; raises NodeDown as soon as its connection drops and
+        ConnectionFailed if it does not answer in time."""
+        return self._attempt(addr, body, timeout, watch_leader=False)
+
+    def _attempt(self, addr: str, body: dict, timeout: float, *, watch_leader: bool) -> dict:
+        """One request to one node.
+
+        Raises NodeDown as soon as the connection to it is lost (its process died: waiting
+        cannot help), ConnectionFailed after `timeout`. With `watch_leader`, once the answer
+        is `probe_after` late it also asks the other members to answer when they know a leader
+        at a term above ours (`nodes` with `after_term`), and raises _LeaderMoved when one
+        does: a stopped or cut-off leader keeps its connections, so only the others can tell
+        that it was replaced. A slow answer from a leader still in office is waited for."""
+        if self._closed:
+            raise DdbError("the client is closed")
+        addr = _norm_addr(addr)
+        link = self._link(addr)
+        if link.down:
+            raise NodeDown(f"{addr} is down (its connection is closed)")
+        drops = link.drops
+        rid = self._post(link, body)
+        poller = zmq.Poller()
+        poller.register(link.sock, zmq.POLLIN)
+        poller.register(link.monitor, zmq.POLLIN)
+        start = time.monotonic()
+        deadline = start + timeout
+        probe_at = start + max(self.probe_after, min(4 * self._latency, 1.0)) if watch_leader else None
+        probes: dict = {}      # socket -> (link, request id, term asked about)
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                self._drop_link(addr)   # its answer may still come: a new socket drops it
+                raise ConnectionFailed(f"no answer from {addr} within {timeout:g}s")
+            until = deadline if probe_at is None else min(deadline, probe_at)
+            ready = dict(poller.poll(max(0, int((until - now) * 1000)) + 1))
+            if link.sock in ready:
+                reply = self._take(link.sock, rid)
+                if reply is not None:
+                    self._latency += (time.monotonic() - start - self._latency) / 16
+                    return reply
+            if link.monitor in ready:
+                link.poll_events()
+                if link.drops != drops:
+                    raise NodeDown(f"{addr} closed the connection; the outcome is unknown")
+            if probe_at is not None and time.monotonic() >= probe_at:
+                probe_at = None
+                for other in self._candidates():
+                    if other != addr:
+                        self._probe(other, self._term, deadline, poller, probes)
+            for s in [s for s in ready if s in probes]:
+                plink, prid, asked = probes[s]
+                r = self._take(s, prid)
+                if r is None:
+                    continue
+                poller.unregister(s)
+                del probes[s]
+                if not r.get("ok") or r.get("term", 0) <= asked or not r.get("leader"):
+                    continue   # its long poll ran out: nothing new
+                members, lid = cluster_view(r, self.members)
+                if lid is not None and members[lid] != addr:
+                    self._learn(members, lid, r["term"])
+                    raise _LeaderMoved(f"node {lid} leads at term {r['term']}")
+                # the node we wait for leads at a newer term than we knew: ask again about that
+                self._term = max(self._term, r["term"])
+                self._probe(plink.addr, r["term"], deadline, poller, probes)
+
+    def _probe(self, addr: str, term: int, deadline: float, poller, probes: dict) -> None:
+        """Send a `nodes` long poll about leaders newer than `term` (skipped if addr is down)."""
+        link = self._link(addr)
+        if link.down:
+            return
+        left = max(0.05, deadline - time.monotonic())
+        rid = self._post(link, {"op": "nodes", "after_term": term, "timeout": left})
+        probes[link.sock] = (link, rid, term)
+        poller.register(link.sock, zmq.POLLIN)
+
+    def _learn(self, members: dict[int, str], leader: int | None, term: int) -> None:
+        self.members, self._leader = members, leader
+        self._term = max(self._term, term or 0)
 
     # ---- discovery ----------------------------------------------------------------------
     def _candidates(self) -> list[str]:
@@ -296,6 +390,11 @@ class Client:
             if a not in addrs:
                 addrs.append(a)
         return addrs
+
+    def _live_candidates(self) -> list[str]:
+        """The candidates not known to be down (all of them if every one is)."""
+        addrs = self._candidates()
+        return [a for a in addrs if not self._is_down(a)] or addrs
 
     def refresh(self, timeout: float | None = None, *, prefer: str | None = None,
                 avoid: str | None = None) -> dict:
@@ -314,25 +413,28 @@ class Client:
         if not replies:
             raise ConnectionFailed(f"no node reachable at {', '.join(self._candidates())}")
         best = choose_nodes_reply(replies, prefer=_norm_addr(prefer) if prefer else None)
-        self.members, self._leader = cluster_view(best, self.members)
+        self._learn(*cluster_view(best, self.members), best.get("term", 0))
         return best
 
-    def _ask_all(self, addrs: list[str], body: dict, timeout: float) -> dict[str, dict]:
+    def _ask_all(self, addrs: list[str], body: dict, timeout: float, *,
+                 until: Callable[[dict], bool] | None = None) -> dict[str, dict]:
         """Send one request to each address at once; the answers that came in time, by address.
 
         Returns early once every node answered, or a majority of the voters they name did and
-        one of them names a leader (a dead node must not cost the whole timeout)."""
+        one of them names a leader (a dead node must not cost the whole timeout), or, with
+        `until`, as soon as one answer satisfies it. Nodes known to be down are not asked."""
         socks, ids, replies = {}, {}, {}
         poller = zmq.Poller()
         for addr in dict.fromkeys(_norm_addr(a) for a in addrs):
-            s = self._socket(addr)
-            rid = next(self._ids)
+            link = self._link(addr)
+            if link.down:
+                continue
             try:
-                s.send(encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=rid)))
+                rid = self._post(link, body)
             except zmq.ZMQError:
                 continue
-            socks[s], ids[addr] = addr, rid
-            poller.register(s, zmq.POLLIN)
+            socks[link.sock], ids[addr] = addr, rid
+            poller.register(link.sock, zmq.POLLIN)
         deadline = time.monotonic() + timeout
         while len(replies) < len(socks):
             left = deadline - time.monotonic()
@@ -340,16 +442,15 @@ class Client:
                 break
             for s, _ in poller.poll(int(left * 1000) + 1):
                 addr = socks[s]
-                try:
-                    cluster, reply = decode_client(s.recv(), None, KIND_RESPONSE)
-                except FrameError:
+                if ids[addr] is None:
                     continue
-                if reply.get("id") != ids[addr]:
+                reply = self._take(s, ids[addr])
+                if reply is None:
                     continue
-                if cluster and not self.cluster_id:
-                    self.cluster_id = cluster
                 if reply.get("ok"):
                     replies[addr] = reply
+                    if until is not None and until(reply):
+                        return replies
                 else:
                     ids[addr] = None   # answered with an error: do not wait for it
                     poller.unregister(s)
@@ -357,12 +458,35 @@ class Client:
             answered = len(replies) + sum(1 for a in ids.values() if a is None)
             if answered >= len(socks):
                 break
-            if voters and len(replies) > voters // 2 and any(r.get("leader") for r in replies.values()):
+            if until is None and voters and len(replies) > voters // 2 \
+                    and any(r.get("leader") for r in replies.values()):
                 break
         for s, addr in socks.items():
             if addr not in replies and ids.get(addr) is not None:
-                self._drop_socket(addr)   # down, or its answer lost: a new socket drops late replies
+                self._drop_link(addr)   # down, or its answer lost: a new socket drops late replies
         return replies
+
+    def _await_successor(self, dead: str, deadline: float) -> None:
+        """The leader at `dead` is gone: wait until another member names a leader at a term
+        above the one we knew (a long poll on each; answered the moment an election is won),
+        bounded by the attempt timeout. Leaves the leader unknown if none was elected."""
+        self._leader = None
+        term = self._term
+        others = [a for a in self._candidates() if a != dead]
+        if not others:
+            return
+        wait = max(0.05, min(self.attempt_timeout, deadline - time.monotonic()))
+
+        def elected(r: dict) -> bool:
+            _, lid = cluster_view(r, self.members)
+            return r.get("term", 0) > term and lid is not None
+
+        replies = self._ask_all(others, {"op": "nodes", "after_term": term, "timeout": wait},
+                                wait + 0.5, until=elected)
+        best = [r for r in replies.values() if elected(r)]
+        if best:
+            r = choose_nodes_reply({str(i): r for i, r in enumerate(best)})
+            self._learn(*cluster_view(r, self.members), r["term"])
 
     def _leader_addr(self) -> str | None:
         if self._leader and self._leader in self.members:
@@ -371,6 +495,8 @@ class Client:
 
     # ---- the request loop ------------------------------------------------------------------
     def _send(self, body: dict, *, to_leader: bool, timeout: float | None = None) -> dict:
+        if self._closed:
+            raise DdbError("the client is closed")
         timeout = timeout or self.timeout
         deadline = time.monotonic() + timeout
         backoff = 0.05
@@ -381,7 +507,7 @@ class Client:
             if left <= 0:
                 if isinstance(last_err, Timeout):
                     raise last_err
-                if isinstance(last_err, ConnectionFailed) or last_err is None:
+                if isinstance(last_err, (ConnectionFailed, _LeaderMoved)) or last_err is None:
                     raise Timeout(f"no answer within {timeout:g}s; the outcome is unknown"
                                   + (f" ({last_err})" if last_err else ""))
                 raise last_err
@@ -392,7 +518,11 @@ class Client:
                 except ConnectionFailed as e:
                     last_err = e
             if to_leader:
-                addr = self._leader_addr() or self._rng.choice(self._candidates())
+                addr = self._leader_addr()
+                if addr is not None and self._is_down(addr):
+                    self._await_successor(addr, deadline)
+                    addr = self._leader_addr()
+                addr = addr or self._rng.choice(self._live_candidates())
             else:
                 addr = self._pick_reader()
             # one attempt is short: a dead node must not eat the whole deadline; retrying is
@@ -402,7 +532,19 @@ class Client:
             if self.redirect and to_leader:
                 body["redirect"] = True   # a follower answers NotLeader + hint, no forwarding
             try:
-                reply = self.call(addr, body, attempt + 0.5)
+                reply = self._attempt(addr, body, attempt + 0.5, watch_leader=to_leader)
+            except _LeaderMoved as e:
+                last_err = e     # the members and the new leader are known: go there now
+                continue
+            except NodeDown as e:
+                last_err = e
+                if to_leader and addr == self._leader_addr():
+                    self._await_successor(addr, deadline)
+                elif len(self._live_candidates()) == len(self._candidates()) or self._is_down(addr):
+                    # every node is down (or a fresh socket could not tell yet): do not spin
+                    time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+                    backoff = min(backoff * 2, 1.0)
+                continue
             except ConnectionFailed as e:
                 last_err = e
                 if to_leader:
@@ -426,6 +568,8 @@ class Client:
                         pass
                 if to_leader and reply.get("node") in self.members:
                     self._leader = reply["node"]
+                    if "forwarded_by" not in reply:
+                        self._term = max(self._term, reply.get("term") or 0)
                 return reply
             err = reply.get("error") or {}
             etype = err.get("type")
@@ -469,8 +613,7 @@ class Client:
         pass
 
     def _pick_reader(self) -> str:
-        addrs = self._candidates()
-        return self._rng.choice(addrs)
+        return self._rng.choice(self._live_candidates())
 
     # ---- public API ---------------------------------------------------------------------
     def request(self, statements: list, *, transaction: bool = False, level: str | None = None,
@@ -704,11 +847,13 @@ class AsyncClient:
 
     def __init__(self, addresses: str | Iterable[str], *, cluster_id: str | None = None,
                  timeout: float = 10.0, level: str = "weak", curve: dict | None = None,
-                 raise_on_error: bool = True, attempt_timeout: float = 2.0):
+                 raise_on_error: bool = True, attempt_timeout: float = 2.0,
+                 probe_after: float = 0.1):
         if isinstance(addresses, str):
             addresses = [a for a in addresses.split(",") if a.strip()]
         self.seeds = [_norm_addr(a) for a in addresses]
         self.attempt_timeout = attempt_timeout
+        self.probe_after = probe_after        # as in Client
         self.cluster_id = cluster_id or ""
         self.timeout = timeout
         self.level = level
@@ -718,11 +863,13 @@ class AsyncClient:
         self._free_sessions: list[list] = [[self.client_id, 0]]   # one per request in flight
         self._ids = itertools.count(1)
         self._ctx = zmq.asyncio.Context()
-        self._socks: dict[str, zmq.asyncio.Socket] = {}
-        self._readers: dict[str, asyncio.Task] = {}
+        self._links: dict[str, Link] = {}
+        self._readers: list[asyncio.Task] = []
         self._waiters: dict[int, asyncio.Future] = {}
+        self._inflight: dict[str, set[int]] = {}   # addr -> ids of requests waiting on it
         self.members: dict[int, str] = {}
         self.leader: int | None = None
+        self.term = 0                              # the highest term we know a leader of
         self._rng = random.Random()
 
     async def __aenter__(self) -> "AsyncClient":
@@ -732,21 +879,41 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
-        for t in self._readers.values():
+        for t in self._readers:
             t.cancel()
-        await asyncio.gather(*self._readers.values(), return_exceptions=True)
-        for s in self._socks.values():
-            s.close(0)
-        self._socks.clear()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+        for link in self._links.values():
+            link.close()
+        self._links.clear()
         self._ctx.term()
 
-    def _socket(self, addr: str) -> zmq.asyncio.Socket:
-        s = self._socks.get(addr)
-        if s is None:
-            s = connect_dealer(self._ctx, addr, self.curve)
-            self._socks[addr] = s
-            self._readers[addr] = asyncio.ensure_future(self._reader(s))
-        return s
+    def _link(self, addr: str) -> Link:
+        link = self._links.get(addr)
+        if link is None:
+            link = self._links[addr] = Link(self._ctx, addr, self.curve)
+            self._readers += [asyncio.ensure_future(self._reader(link.sock)),
+                              asyncio.ensure_future(self._watch(link))]
+        return link
+
+    def _down(self, addr: str) -> bool:
+        link = self._links.get(addr)
+        return link is not None and link.up is False
+
+    async def _watch(self, link: Link) -> None:
+        """Follow the link's monitor; a lost connection fails the requests waiting on it."""
+        while True:
+            try:
+                frames = await link.monitor.recv_multipart()
+            except (asyncio.CancelledError, zmq.ZMQError):
+                return
+            drops = link.drops
+            link.note(frames)
+            if link.drops != drops:
+                for rid in self._inflight.pop(link.addr, ()):
+                    fut = self._waiters.get(rid)
+                    if fut is not None and not fut.done():
+                        fut.set_exception(NodeDown(f"{link.addr} closed the connection; "
+                                                   "the outcome is unknown"))
 
     async def _reader(self, s) -> None:
         while True:
@@ -765,17 +932,86 @@ class AsyncClient:
                 fut.set_result(body)
 
     async def call_addr(self, addr: str, body: dict, timeout: float) -> dict:
+        """One request to one node: NodeDown as soon as its connection drops,
+        ConnectionFailed if it does not answer in time."""
+        return await self._attempt(addr, body, timeout, watch_leader=False)
+
+    async def _attempt(self, addr: str, body: dict, timeout: float, *, watch_leader: bool) -> dict:
+        """As Client._attempt: with `watch_leader`, an answer `probe_after` late makes us ask
+        the other members for a successor, and _LeaderMoved ends the wait when one is named."""
         addr = _norm_addr(addr)
+        link = self._link(addr)
+        if link.up is False:
+            raise NodeDown(f"{addr} is down (its connection is closed)")
         rid = next(self._ids)
         fut = asyncio.get_running_loop().create_future()
         self._waiters[rid] = fut
+        self._inflight.setdefault(addr, set()).add(rid)
+        watcher = None
         try:
-            await self._socket(addr).send(encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=rid)))
-            return await asyncio.wait_for(fut, timeout)
+            await link.sock.send(encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=rid)))
+            deadline = time.monotonic() + timeout
+            if watch_leader:
+                done, _ = await asyncio.wait({fut}, timeout=min(self.probe_after, timeout))
+                if not done:
+                    watcher = asyncio.ensure_future(
+                        self._successor(addr, self.term, max(0.05, deadline - time.monotonic())))
+                    done, _ = await asyncio.wait({fut, watcher}, return_when=asyncio.FIRST_COMPLETED,
+                                                 timeout=max(0.0, deadline - time.monotonic()))
+                    if watcher in done and watcher.result() is not None and not fut.done():
+                        self._learn(watcher.result())
+                        raise _LeaderMoved(f"node {self.leader} leads at term {self.term}")
+            return await asyncio.wait_for(fut, max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             raise ConnectionFailed(f"no answer from {addr} within {timeout:g}s") from None
         finally:
+            if watcher is not None:
+                watcher.cancel()
             self._waiters.pop(rid, None)
+            self._inflight.get(addr, set()).discard(rid)
+
+    def _learn(self, reply: dict) -> None:
+        self.members, self.leader = cluster_view(reply, self.members)
+        self.term = max(self.term, reply.get("term") or 0)
+
+    async def _successor(self, avoid: str, term: int, wait: float) -> dict | None:
+        """The first `nodes` answer from a member other than `avoid` that names a leader,
+        not `avoid`, at a term above `term` (a long poll on each), or None within `wait`."""
+        deadline = time.monotonic() + wait
+
+        def ask(addr: str, after: int) -> asyncio.Task:
+            body = {"op": "nodes", "after_term": after,
+                    "timeout": max(0.05, deadline - time.monotonic())}
+            t = asyncio.ensure_future(self.call_addr(addr, body, body["timeout"] + 0.5))
+            asks[t] = (addr, after)
+            return t
+
+        asks: dict[asyncio.Task, tuple[str, int]] = {}
+        for a in dict.fromkeys(list(self.members.values()) + self.seeds):
+            if a != avoid and not self._down(a):
+                ask(a, term)
+        try:
+            while asks:
+                done, _ = await asyncio.wait(list(asks), return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    addr, after = asks.pop(t)
+                    try:
+                        r = t.result()
+                    except ConnectionFailed:
+                        continue
+                    members, lid = cluster_view(r, self.members) if r.get("ok") else ({}, None)
+                    if r.get("term", 0) <= after or lid is None:
+                        continue          # its long poll ran out: nothing new
+                    if members[lid] != avoid:
+                        return r
+                    # it names `avoid` at a newer term than we knew: ask about that term
+                    self.term = max(self.term, r["term"])
+                    if time.monotonic() < deadline:
+                        ask(addr, r["term"])
+            return None
+        finally:
+            for t in asks:
+                t.cancel()
 
     async def refresh(self, timeout: float = 2.0) -> dict:
         """Ask every known node at once; believe the one naming a leader at the highest term."""
@@ -790,7 +1026,7 @@ class AsyncClient:
         if not replies:
             raise ConnectionFailed(f"no node reachable at {', '.join(addrs)}")
         best = choose_nodes_reply(replies)
-        self.members, self.leader = cluster_view(best, self.members)
+        self._learn(best)
         return best
 
     async def call(self, body: dict, timeout: float | None = None) -> dict:
@@ -802,13 +1038,37 @@ class AsyncClient:
         deadline = time.monotonic() + timeout
         backoff = 0.05
         last: Exception | None = None
+        tried_refresh = False
         while time.monotonic() < deadline:
-            addr = (self.members.get(self.leader) if self.leader else None) or \
-                self._rng.choice(list(self.members.values()) or self.seeds)
+            if not self.members and not tried_refresh:
+                tried_refresh = True    # learn the leader and its term: writes go straight there
+                try:
+                    await self.refresh(max(0.05, min(2.0, deadline - time.monotonic())))
+                except ConnectionFailed as e:
+                    last = e
+            addr = self.members.get(self.leader) if self.leader else None
+            if addr is not None and self._down(addr):
+                await self._await_successor(addr, deadline)
+                addr = self.members.get(self.leader) if self.leader else None
+            if addr is None:
+                addrs = list(self.members.values()) or self.seeds
+                addr = self._rng.choice([a for a in addrs if not self._down(a)] or addrs)
             left = deadline - time.monotonic()
             attempt = max(0.05, min(left, self.attempt_timeout))
             try:
-                reply = await self.call_addr(addr, dict(body, timeout=attempt), attempt + 0.5)
+                reply = await self._attempt(addr, dict(body, timeout=attempt), attempt + 0.5,
+                                            watch_leader=True)
+            except _LeaderMoved as e:
+                last = e
+                continue
+            except NodeDown as e:
+                last = e
+                if addr == (self.members.get(self.leader) if self.leader else None):
+                    await self._await_successor(addr, deadline)
+                else:
+                    await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+                    backoff = min(backoff * 2, 1.0)
+                continue
             except ConnectionFailed as e:
                 last = e
                 self.leader = None
@@ -816,6 +1076,10 @@ class AsyncClient:
                 backoff = min(backoff * 2, 1.0)
                 continue
             if reply.get("ok"):
+                if reply.get("node") in self.members and "session" in body:
+                    self.leader = reply["node"]       # a write (or strong read): it leads
+                    if "forwarded_by" not in reply:
+                        self.term = max(self.term, reply.get("term") or 0)
                 return reply
             err = reply.get("error") or {}
             if err.get("type") == "NotLeader" and err.get("leader"):
@@ -834,6 +1098,15 @@ class AsyncClient:
         if isinstance(last, Timeout):
             raise last
         raise Timeout(f"no answer within {timeout:g}s; the outcome is unknown ({last})")
+
+    async def _await_successor(self, dead: str, deadline: float) -> None:
+        """The leader at `dead` is gone: wait (bounded by the attempt timeout) until another
+        member names the leader elected after it."""
+        self.leader = None
+        wait = max(0.05, min(self.attempt_timeout, deadline - time.monotonic()))
+        r = await self._successor(dead, self.term, wait)
+        if r is not None:
+            self._learn(r)
 
     async def _pause_and_refresh(self, backoff: float, deadline: float) -> None:
         await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))

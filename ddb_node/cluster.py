@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from ddb_node.client import Client
 from ddb_node.errors import ConnectionFailed, DdbError
+from ddb_node.server.options import ELECTION_TICK, HEARTBEAT_TICK, TICK_MS
 
 _LIVE: "weakref.WeakSet[LocalCluster]" = weakref.WeakSet()
 
@@ -226,7 +227,8 @@ class ClusterControl(ABC):
 class LocalCluster(ClusterControl):
     def __init__(self, n: int = 3, data_dir: str | None = None, *, storage: str = "disk",
                  http: list | bool | None = None, cluster_id: str | None = None,
-                 tick_ms: int = 50, election_tick: int = 10, snapshot_entries: int = 20_000,
+                 tick_ms: int = TICK_MS, election_tick: int = ELECTION_TICK,
+                 heartbeat_tick: int = HEARTBEAT_TICK, snapshot_entries: int = 20_000,
                  snapshot_trailing: int | None = None,
                  start: bool = True, timeout: float = 30.0, host: str = "127.0.0.1",
                  extra_args: tuple = (), curve_keys: str | None = None):
@@ -240,6 +242,7 @@ class LocalCluster(ClusterControl):
         self.cluster_id = cluster_id or "ddb-" + os.urandom(3).hex()
         self.tick_ms = tick_ms
         self.election_tick = election_tick
+        self.heartbeat_tick = heartbeat_tick
         self.snapshot_entries = snapshot_entries
         # entries kept behind a snapshot; by default never more than one snapshot interval,
         # so a small snapshot_entries really compacts the log (the node's default is 2000)
@@ -296,6 +299,7 @@ class LocalCluster(ClusterControl):
                "--listen", node.peer_addr, "--client", node.client_addr,
                "--cluster-id", self.cluster_id, "--storage", self.storage,
                "--tick-ms", str(self.tick_ms), "--election-tick", str(self.election_tick),
+               "--heartbeat-tick", str(self.heartbeat_tick),
                "--snapshot-entries", str(self.snapshot_entries),
                "--snapshot-trailing", str(self.snapshot_trailing), "--log-level", "WARNING"]
         if self.storage == "disk":
@@ -319,10 +323,22 @@ class LocalCluster(ClusterControl):
         node.state = "running"
 
     def start(self, timeout: float = 30.0) -> "LocalCluster":
+        """Start the nodes; return once every one of them follows one leader (a majority can
+        elect it before the slowest process is up, within one short election timeout)."""
+        deadline = time.monotonic() + timeout
         for node in self.nodes.values():
             if node.state in ("new", "stopped", "killed"):
                 self._spawn(node)
-        self.wait_for_leader(timeout)
+        while True:
+            leader = self.wait_for_leader(max(0.1, deadline - time.monotonic()))
+            st = self.status()
+            term = st.get(leader, {}).get("term")
+            if all(s.get("leader") == leader and s.get("term") == term
+                   for nid, s in st.items() if self.nodes[nid].state == "running"):
+                break
+            if time.monotonic() > deadline:
+                raise DdbError(f"not every node follows leader {leader} within {timeout:g}s")
+            time.sleep(0.05)
         self._record_event("started", {"nodes": list(self.nodes)})
         return self
 

@@ -45,6 +45,11 @@ class ConnectionFailed(DdbError):
     """No node could be reached at the given addresses."""
 
 
+class NodeDown(ConnectionFailed):
+    """The connection to a node closed (its process died or refuses connections): unlike a
+    late answer, waiting longer cannot help. For a write, the outcome is unknown."""
+
+
 ERROR_TYPES = {"BadRequest": BadRequest, "NotLeader": NotLeader, "NoLeader": NoLeader,
                "Unavailable": Unavailable, "Stale": Stale, "Timeout": Timeout}
 

@@ -8,7 +8,7 @@ import re
 import sys
 
 from .node import run_node
-from .options import NodeOptions, tcp
+from .options import ELECTION_TICK, HEARTBEAT_TICK, TICK_MS, NodeOptions, tcp
 
 
 def parse_peers(text: str | None) -> dict:
@@ -41,9 +41,9 @@ def add_node_args(p: argparse.ArgumentParser) -> None:
                    help="initial members: ID=PEER/CLIENT,... or a JSON object (include this node)")
     p.add_argument("--join", default=None, help="client address(es) of members to join, comma-separated")
     p.add_argument("--cluster-id", default="ddb")
-    p.add_argument("--tick-ms", type=int, default=50)
-    p.add_argument("--election-tick", type=int, default=10)
-    p.add_argument("--heartbeat-tick", type=int, default=2)
+    p.add_argument("--tick-ms", type=int, default=TICK_MS)
+    p.add_argument("--election-tick", type=int, default=ELECTION_TICK)
+    p.add_argument("--heartbeat-tick", type=int, default=HEARTBEAT_TICK)
     p.add_argument("--snapshot-entries", type=int, default=20_000)
     p.add_argument("--snapshot-trailing", type=int, default=2_000)
     p.add_argument("--snapshot-chunk", type=int, default=1 << 20,

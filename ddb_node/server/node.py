@@ -23,6 +23,7 @@ import zmq.asyncio
 
 from ddb_node.client import AsyncClient
 from ddb_node.net.codec import KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client, encode_client
+from ddb_node.net.endpoint import ClientEndpoint
 from ddb_node.net.sockets import connect_dealer
 from ddb_node.net.transport import PeerTransport
 from ddb_node.protocol import RequestError, bad_request, no_leader
@@ -121,15 +122,10 @@ class NodeServer:
         for nid, addrs in self.book.members.items():
             if nid != self.id:
                 self.transport.set_peer(nid, addrs["peer"])
-        self.client_sock = self.ctx.socket(zmq.ROUTER)
-        self.client_sock.setsockopt(zmq.LINGER, 0)
-        self.client_sock.setsockopt(zmq.MAXMSGSIZE, 40 << 20)
-        if self.opts.curve:
-            self.client_sock.curve_secretkey = self.opts.curve["secret"]
-            self.client_sock.curve_publickey = self.opts.curve["public"]
-            self.client_sock.curve_server = True
-        self.client_sock.bind(self.opts.client_addr)
+        self.client_sock = ClientEndpoint(self.ctx, self.opts.client_addr, self._on_client_frames,
+                                          curve=self.opts.curve)
         self.transport.start()
+        self.client_sock.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 loop.add_signal_handler(sig, self._stopping.set)
@@ -137,7 +133,7 @@ class NodeServer:
                 pass
         if self.opts.http_addr:
             self.http = await start_http(self)
-        tasks = [asyncio.ensure_future(self._ticker()), asyncio.ensure_future(self._client_loop())]
+        tasks = [asyncio.ensure_future(self._ticker())]
         if self.opts.join:
             tasks.append(asyncio.ensure_future(self._join()))
         self.replica.event("started")
@@ -185,7 +181,7 @@ class NodeServer:
         if getattr(self, "auth", None) is not None:
             self.auth.stop()
         if self.client_sock is not None:
-            self.client_sock.close(0)
+            self.client_sock.close()
         for s in self.forwarders.values():
             s.close(0)
         self.forwarders.clear()
@@ -311,19 +307,12 @@ class NodeServer:
         return {"ok": True, "faults": state, "node": self.id, "term": self.raft.term}
 
     # ---- zmq clients -------------------------------------------------------------
-    async def _client_loop(self) -> None:
-        sock = self.client_sock
-        while True:
-            try:
-                parts = await sock.recv_multipart()
-            except asyncio.CancelledError:
-                raise
-            except zmq.ZMQError:
-                return
-            if len(parts) != 2:
-                self.shell_counters["bad_frames"] += 1
-                continue
-            asyncio.ensure_future(self._serve(parts[0], parts[1]))
+    def _on_client_frames(self, parts: list) -> None:
+        """The client endpoint's reader hands every frame here (no task per message)."""
+        if len(parts) != 2:
+            self.shell_counters["bad_frames"] += 1
+            return
+        asyncio.ensure_future(self._serve(parts[0], parts[1]))
 
     async def _serve(self, ident: bytes, frame: bytes) -> None:
         try:
@@ -356,7 +345,7 @@ class NodeServer:
 
     def _send_frame(self, ident: bytes, frame: bytes) -> None:
         try:
-            self.client_sock.send_multipart([ident, frame], zmq.NOBLOCK)
+            self.client_sock.reply(ident, frame)
         except zmq.ZMQError as exc:
             log.warning("node %d: cannot send reply: %s", self.id, exc)
 

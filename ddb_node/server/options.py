@@ -4,6 +4,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+# Raft timing, the one definition (the command line and LocalCluster default to these).
+# Failover costs about one election timeout (randomized in [election, 2*election) ticks), so
+# the tick is short: 10 ms x 15 = 150-300 ms. Under load the leader's appends reset the
+# followers' timers far more often than heartbeats do; with no load a heartbeat every 3
+# ticks (30 ms) leaves five of them per election timeout. benchmarks/soak.py measures the
+# longest silence a follower saw under 64-client load (`leader_gap_max_ms`) against it.
+TICK_MS = 10
+ELECTION_TICK = 15
+HEARTBEAT_TICK = 3
+
 
 def tcp(addr: str) -> str:
     """A zmq address from host:port (tcp:// unless another scheme is given)."""
@@ -22,9 +32,9 @@ class NodeOptions:
     cluster_id: str = "ddb"
     join: list = field(default_factory=list)   # client addresses of members to ask to join
     http_addr: str | None = None         # host:port for the HTTP API (served when set)
-    tick_ms: int = 50
-    election_tick: int = 10
-    heartbeat_tick: int = 2
+    tick_ms: int = TICK_MS
+    election_tick: int = ELECTION_TICK
+    heartbeat_tick: int = HEARTBEAT_TICK
     snapshot_entries: int = 20_000       # take a snapshot after this many applied entries...
     snapshot_bytes: int = 64 << 20       # ...or this many bytes of log
     snapshot_trailing: int = 2_000       # entries kept behind a snapshot for slow followers

@@ -1,0 +1,63 @@
+"""Is the connection behind a client's DEALER up? Asked of the socket's monitor.
+
+A timeout cannot tell a dead node from a slow one; the kernel can. When a node's process
+dies its kernel closes the connections, and the monitor reports DISCONNECTED within a
+millisecond; connecting to a port nobody listens on reports CLOSED / CONNECT_RETRIED. A
+stopped (SIGSTOP) or partitioned node keeps its connections, so for those the monitor says
+nothing: the client asks the other nodes instead (`nodes` with `after_term`).
+"""
+from __future__ import annotations
+
+import zmq
+from zmq.utils.monitor import parse_monitor_message
+
+from .sockets import EVENTS, POLLIN, open_dealer
+
+UP_EVENTS = int(zmq.EVENT_CONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+DOWN_EVENTS = int(zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED | zmq.EVENT_CONNECT_RETRIED
+                  | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                  | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+
+
+class Link:
+    """A DEALER to one node and its monitor.
+
+    `up` is None until the first connection event, then whether the connection is up;
+    `drops` counts the events that lost it, so a caller can tell "the connection was lost
+    since I sent" (the request or its answer went with it) even when it is up again."""
+
+    def __init__(self, ctx, addr: str, curve: dict | None = None):
+        self.addr = addr
+        self.sock = open_dealer(ctx, curve)
+        self.monitor = self.sock.get_monitor_socket(UP_EVENTS | DOWN_EVENTS)
+        self.sock.connect(addr)
+        self.up: bool | None = None
+        self.drops = 0
+
+    def note(self, frames: list) -> None:
+        """Take one monitor message (the asyncio client reads them itself)."""
+        ev = parse_monitor_message(frames)["event"]
+        if ev & UP_EVENTS:
+            self.up = True
+        elif ev & DOWN_EVENTS:
+            self.up = False
+            self.drops += 1
+
+    def poll_events(self) -> bool | None:
+        """Take the monitor messages waiting (sync sockets only); returns `up`."""
+        mon = self.monitor
+        while mon.getsockopt(EVENTS) & POLLIN:   # no system call, unlike poll(0)
+            self.note(mon.recv_multipart())
+        return self.up
+
+    @property
+    def down(self) -> bool:
+        return self.poll_events() is False
+
+    def close(self) -> None:
+        try:
+            self.sock.disable_monitor()
+        except zmq.ZMQError:
+            pass
+        self.monitor.close(0)
+        self.sock.close(0)
