@@ -320,6 +320,11 @@ class Client:
             raise DdbError("the client is closed")
         addr = _norm_addr(addr)
         link = self._link(addr)
+        if link.down and not watch_leader:
+            # a call to this very node: it may have been restarted since its connection was
+            # lost; a fresh socket connects at once (zmq's own reconnect backs off) and tells
+            self._drop_link(addr)
+            link = self._link(addr)
         if link.down:
             raise NodeDown(f"{addr} is down (its connection is closed)")
         drops = link.drops

@@ -23,8 +23,9 @@ class Link:
     """A DEALER to one node and its monitor.
 
     `up` is None until the first connection event, then whether the connection is up;
-    `drops` counts the events that lost it, so a caller can tell "the connection was lost
-    since I sent" (the request or its answer went with it) even when it is up again."""
+    `drops` counts the connections lost after they were up, so a caller can tell "the
+    connection was lost since I sent" (the request or its answer went with it) even when it
+    is up again."""
 
     def __init__(self, ctx, addr: str, curve: dict | None = None):
         self.addr = addr
@@ -40,8 +41,12 @@ class Link:
         if ev & UP_EVENTS:
             self.up = True
         elif ev & DOWN_EVENTS:
+            # a connection that was up and is lost takes what was sent with it; attempts that
+            # never connected (a node still starting, or gone) lose nothing: zmq keeps the
+            # messages queued and delivers them once it connects
+            if self.up:
+                self.drops += 1
             self.up = False
-            self.drops += 1
 
     def poll_events(self) -> bool | None:
         """Take the monitor messages waiting (sync sockets only); returns `up`."""
