@@ -51,11 +51,14 @@ def main(argv=None) -> int:
     ap.add_argument("--tick-ms", type=int, default=TICK_MS)
     ap.add_argument("--election-tick", type=int, default=ELECTION_TICK)
     ap.add_argument("--heartbeat-tick", type=int, default=HEARTBEAT_TICK)
+    ap.add_argument("--snapshot-entries", type=int, default=20_000,
+                    help="snapshot every N applied entries (the node's default)")
     ap.add_argument("--out", default=None, help="also append the JSON line to this file")
     args = ap.parse_args(argv)
 
     with LocalCluster(3, tick_ms=args.tick_ms, election_tick=args.election_tick,
-                      heartbeat_tick=args.heartbeat_tick) as lc:
+                      heartbeat_tick=args.heartbeat_tick,
+                      snapshot_entries=args.snapshot_entries) as lc:
         with lc.client() as c:
             c.execute("CREATE TABLE kv(k TEXT PRIMARY KEY, v TEXT)")
         first = sample(lc)
@@ -91,7 +94,8 @@ def main(argv=None) -> int:
            "leader_gap_max_ms": {str(n): v[3] for n, v in sorted(last.items())},
            **cpu.result(),
            "config": {"tick_ms": args.tick_ms, "election_tick": args.election_tick,
-                      "heartbeat_tick": args.heartbeat_tick, "keys_per_client": args.keys},
+                      "heartbeat_tick": args.heartbeat_tick, "keys_per_client": args.keys,
+                      "snapshot_entries": args.snapshot_entries},
            "python": platform.python_version(), "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
     line = json.dumps(rec)
     print(line, flush=True)
