@@ -13,9 +13,10 @@ Replay:      ddb sim --requests --seed N
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 
 import pytest
+
+from .sim_seeds import FIRST, chunks, run_many
 
 from ddb_node.protocol import ClientRequest, statement
 from ddb_node.sim.request_runner import _sql_state_machine, run_requests
@@ -23,8 +24,6 @@ from ddb_node.sim.simulator import Simulator
 
 SEEDS = int(os.environ.get("DDB_SIM_REQUEST_SEEDS", "300"))
 SOAK_SEEDS = int(os.environ.get("DDB_SIM_REQUEST_SOAK_SEEDS", "3000"))
-FIRST = int(os.environ.get("DDB_SIM_FIRST_SEED", "1"))
-WORKERS = int(os.environ.get("DDB_SIM_WORKERS", str(min(2, os.cpu_count() or 1))))
 
 
 def _one(seed: int):
@@ -33,12 +32,7 @@ def _one(seed: int):
 
 
 def _run_many(seeds: list[int]) -> dict:
-    if WORKERS > 1 and len(seeds) > 1:
-        with ProcessPoolExecutor(WORKERS) as pool:
-            out = list(pool.map(_one, seeds, chunksize=4))
-    else:
-        out = [_one(s) for s in seeds]
-    return {seed: (ok, report, lin, ops) for seed, ok, report, lin, ops in out}
+    return run_many(_one, seeds)
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +40,7 @@ def default_results():
     return _run_many(list(range(FIRST, FIRST + SEEDS)))
 
 
-def _chunks(n: int, size: int):
-    return [list(range(FIRST + i, FIRST + min(i + size, n))) for i in range(0, n, size)]
-
-
-@pytest.mark.parametrize("seeds", _chunks(SEEDS, 25), ids=lambda s: f"seeds{s[0]}-{s[-1]}")
+@pytest.mark.parametrize("seeds", chunks(SEEDS, 25), ids=lambda s: f"seeds{s[0]}-{s[-1]}")
 def test_request_path_random_seeds(default_results, seeds):
     failed = [default_results[s][1] for s in seeds if not default_results[s][0]]
     assert not failed, "\n\n".join(failed)

@@ -20,12 +20,11 @@ from ddb_node.sql import StateMachine
 from .invariants import InvariantViolation
 from .linearizability import VIOLATION, check_kv
 from .nemesis import ACTIONS, Nemesis
-from .runner import RunResult, choose_settings
+from .runner import RunResult, choose_settings, play
 from .simulator import Simulator
 from .sql_clients import SCHEMA, SqlWorkload
 
 DEFAULT_STEPS = 6_000
-CONVERGE_STEPS = 60_000
 
 
 def replay_command(seed: int, steps: int | None) -> str:
@@ -78,22 +77,7 @@ def run_requests(seed: int, steps: int | None = None, log=None,
     try:
         _create_schema(sim)
         nem = Nemesis(sim, rng, actions=dict(ACTIONS))
-        for _ in range(budget):
-            nem.poll()
-            wl.poll()
-            if sim.step() is None:
-                sim.now = max(sim.now, nem.next_at)
-        nem.calm()
-        wl.stop()
-        for k in range(CONVERGE_STEPS):
-            wl.poll()
-            if k % 64 == 0:
-                nem.tend()
-                if sim.converged() and wl.idle():
-                    break
-            if sim.step() is None:
-                break
-        res.converged = sim.converged() and wl.idle()
+        res.converged = play(sim, nem, wl, budget)
         if res.converged:
             _verify_final(sim, res)
     except InvariantViolation as v:

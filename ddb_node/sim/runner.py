@@ -118,24 +118,7 @@ def run_random(seed: int, nodes: int | None = None, steps: int | None = None,
     actions = {k: v for k, v in ACTIONS.items() if k not in exclude}
     nem = Nemesis(sim, rng, actions=actions, compact_before_add=compact_before_add)
     try:
-        # chaos
-        for _ in range(budget):
-            nem.poll()
-            wl.poll()
-            if sim.step() is None:  # everybody is down: let time pass to the next action
-                sim.now = max(sim.now, nem.next_at)
-        # calm and converge
-        nem.calm()
-        wl.stop()
-        for k in range(CONVERGE_STEPS):
-            wl.poll()
-            if k % 64 == 0:
-                nem.tend()
-                if sim.converged() and wl.idle():
-                    break
-            if sim.step() is None:
-                break
-        res.converged = sim.converged() and wl.idle()
+        res.converged = play(sim, nem, wl, budget)
         if res.converged:
             verify_final(sim, wl)
     except InvariantViolation as v:
@@ -157,6 +140,27 @@ def run_random(seed: int, nodes: int | None = None, steps: int | None = None,
     res.lin_summary = lin.summary()
     res.wall_s = time.perf_counter() - t0
     return res
+
+
+def play(sim: Simulator, nem, wl, budget: int) -> bool:
+    """Chaos for `budget` steps (nemesis and workload polled between steps), then calm and
+    converge; True when the cluster converged with no operation outstanding."""
+    for _ in range(budget):
+        nem.poll()
+        wl.poll()
+        if sim.step() is None:  # everybody is down: let time pass to the next action
+            sim.now = max(sim.now, nem.next_at)
+    nem.calm()
+    wl.stop()
+    for k in range(CONVERGE_STEPS):
+        wl.poll()
+        if k % 64 == 0:
+            nem.tend()
+            if sim.converged() and wl.idle():
+                break
+        if sim.step() is None:
+            break
+    return sim.converged() and wl.idle()
 
 
 def verify_final(sim: Simulator, wl: Workload) -> None:

@@ -514,6 +514,16 @@ class Simulator:
 
     def _send_client(self, m: ClientMessage) -> None:
         """A forwarded request or its answer, between nodes: over the simulated network."""
+        self._route(m)
+
+    def _send(self, node: SimNode, msgs: list) -> None:
+        for m in msgs:
+            if self.checker:
+                self.checker.on_send(node.id, m)
+            self._route(m)
+
+    def _route(self, m) -> None:
+        """One message onto the network: its fate decided now, its delivery scheduled."""
         if self.trace is not None:
             self._note("send", m.frm, m.to, repr(m))
         for env in self.net.route(m, self.now):
@@ -525,22 +535,6 @@ class Simulator:
                 continue
             env.deliver_at = max(env.deliver_at, self.now)
             self.queue.schedule(env.deliver_at, DELIVER, env.dst, env)
-
-    def _send(self, node: SimNode, msgs: list) -> None:
-        for m in msgs:
-            if self.checker:
-                self.checker.on_send(node.id, m)
-            if self.trace is not None:
-                self._note("send", m.frm, m.to, repr(m))
-            for env in self.net.route(m, self.now):
-                for hook in self.message_hooks:
-                    hook(self, env)
-                if env.dropped:
-                    self.net.stats.dropped += 1
-                    self._note("drop", env.src, env.dst, env.reason)
-                    continue
-                env.deliver_at = max(env.deliver_at, self.now)
-                self.queue.schedule(env.deliver_at, DELIVER, env.dst, env)
 
     # ==== hooks ================================================================
     def add_message_hook(self, fn: Callable) -> Callable:
