@@ -18,6 +18,7 @@ after a run that ended converged every unknown write can be resolved (see
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 import random
 from dataclasses import dataclass
 
@@ -142,7 +143,44 @@ class KVClient:
             self._finish(op, INFO, note="node crashed")
 
 
-class Workload:
+class ClientLoop(ABC):
+    """Closed-loop clients polled between simulator steps (cheap when nothing is due): each
+    client has `due()`, `act()` and `pending`; `_clients()` names them."""
+
+    _next_due = 0.0
+    active = True
+
+    @abstractmethod
+    def _clients(self) -> list:
+        """The workload's clients."""
+
+    def _changed(self) -> None:
+        self._next_due = 0.0
+
+    def poll(self) -> None:
+        now = self.sim.now
+        if now < self._next_due:
+            return
+        nxt = math.inf
+        for c in self._clients():
+            if not self.active and c.pending is None:
+                continue
+            if c.due() <= now:
+                c.act()
+            if self.active or c.pending is not None:
+                nxt = min(nxt, c.due())
+        self._next_due = nxt
+
+    def stop(self) -> None:
+        """No new operations; outstanding ones still complete or time out."""
+        self.active = False
+        self._next_due = 0.0
+
+    def idle(self) -> bool:
+        return all(c.pending is None for c in self._clients())
+
+
+class Workload(ClientLoop):
     """A set of KV clients on one simulator. Call `poll()` between steps (cheap when
     nothing is due)."""
 
@@ -164,34 +202,12 @@ class Workload:
         self._next_due = 0.0
         sim.on_apply(self._on_apply)
 
+    def _clients(self) -> list:
+        return self.clients
+
     def _on_apply(self, sim, node_id, entry, result) -> None:
         if entry.data and entry.data not in self.first_applied:
             self.first_applied[entry.data] = (sim.now, result)
-
-    def _changed(self) -> None:
-        self._next_due = 0.0
-
-    def poll(self) -> None:
-        now = self.sim.now
-        if now < self._next_due:
-            return
-        nxt = math.inf
-        for c in self.clients:
-            if not self.active and c.pending is None:
-                continue
-            if c.due() <= now:
-                c.act()
-            if self.active or c.pending is not None:
-                nxt = min(nxt, c.due())
-        self._next_due = nxt
-
-    def stop(self) -> None:
-        """No new operations; outstanding ones still complete or time out."""
-        self.active = False
-        self._next_due = 0.0
-
-    def idle(self) -> bool:
-        return all(c.pending is None for c in self.clients)
 
     def resolved(self) -> list[Op]:
         """The history with each unknown write replaced by what the cluster did: ok

@@ -34,6 +34,7 @@ from ddb_node.protocol import LINEARIZABLE, NONE, STRONG, WEAK, ClientRequest, s
 from ddb_node.raft.types import Role
 from ddb_node.sql.codec import EntryDecodeError, decode_entry
 
+from .clients import ClientLoop
 from .history import FAIL, INFO, OK, History, Op
 
 LEVEL_MIX = (NONE, WEAK, LINEARIZABLE, LINEARIZABLE, STRONG)
@@ -197,7 +198,7 @@ class SqlClient:
 
 
 @dataclass
-class SqlWorkload:
+class SqlWorkload(ClientLoop):
     sim: object
     clients: int = 3
     keys: tuple = ("a", "b", "c")
@@ -227,30 +228,8 @@ class SqlWorkload:
         sim.serve_callbacks.append(self._on_serve)
         sim.reply_callbacks.append(self._on_reply)
 
-    # ---- running ---------------------------------------------------------------
-    def _changed(self) -> None:
-        self._next_due = 0.0
-
-    def poll(self) -> None:
-        now = self.sim.now
-        if now < self._next_due:
-            return
-        nxt = math.inf
-        for c in self.members:
-            if not self.active and c.pending is None:
-                continue
-            if c.due() <= now:
-                c.act()
-            if self.active or c.pending is not None:
-                nxt = min(nxt, c.due())
-        self._next_due = nxt
-
-    def stop(self) -> None:
-        self.active = False
-        self._next_due = 0.0
-
-    def idle(self) -> bool:
-        return all(c.pending is None for c in self.members)
+    def _clients(self) -> list:
+        return self.members
 
     # ---- checks fed by the simulator ---------------------------------------------
     def _violation(self, name: str, detail: str) -> None:
