@@ -205,7 +205,9 @@ class LiveBackend(Backend):
             while time.monotonic() < deadline:
                 v = self.view()
                 up = [n for n in v.nodes if n.alive]
-                if v.leader and up and len({(n.commit, n.applied, n.last_index) for n in up}) == 1:
+                starting = any(n.state == "unreachable" for n in v.nodes)   # e.g. just restarted
+                if v.leader and up and not starting and \
+                        len({(n.commit, n.applied, n.last_index) for n in up}) == 1:
                     return f"all {len(up)} live nodes hold the same log (index {up[0].applied})"
                 time.sleep(0.05)
             raise Timeout(f"the live nodes did not converge within {timeout:g}s")
