@@ -20,6 +20,7 @@ import socket
 import sys
 import tempfile
 import time
+from abc import ABC, abstractmethod
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
@@ -102,7 +103,8 @@ def json_body(req: Request, default=None):
 
 
 # ====================================================================== endpoints
-class Endpoint:
+class Endpoint(ABC):
+    """One HTTP route: its permissions, methods, body limit and `handle`."""
     perms: tuple = ()
     methods: tuple = ("GET",)
     body_limit: str = "max_body"
@@ -111,8 +113,9 @@ class Endpoint:
     def required_perms(self, req: Request) -> tuple:
         return self.perms
 
+    @abstractmethod
     async def handle(self, service, req: Request) -> Response:
-        raise NotImplementedError
+        """Answer one request."""
 
 
 # ---------------------------------------------------------------------- SQL
@@ -768,6 +771,9 @@ class WebSocketEndpoint(Endpoint):
 class NotFoundEndpoint(Endpoint):
     methods = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 
+    async def handle(self, service, req: Request) -> Response:
+        return error_response(service, HttpError(404))
+
 
 NOT_FOUND = NotFoundEndpoint()
 
@@ -829,7 +835,7 @@ class Router:
         ep = req.ctx
         svc = self.service
         if ep is NOT_FOUND:
-            return error_response(svc, HttpError(404))
+            return await ep.handle(svc, req)
         svc.stats["requests"] += 1
         if req.method == "OPTIONS" and ep.default_headers:
             return Response(200, b"", DEFAULT_HEADERS)
