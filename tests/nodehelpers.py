@@ -35,6 +35,14 @@ def wait_until(pred, timeout: float = 20.0, interval: float = 0.05, what: str = 
         time.sleep(interval)
 
 
+
+def wait_compacted(c, nid: int, above: int = 10, timeout: float = 30.0) -> dict:
+    """Wait until node `nid` has compacted its log past index `above`; return its status.
+    Compaction follows the user database's own checkpoints, which run off the node's loop
+    (sql/checkpointer.py): it comes soon after the snapshot interval, not inside a write."""
+    return wait_until(lambda: (lambda st: st if st["log_first_index"] > above else None)(
+        node_status(c, nid)), timeout, what=f"node {nid} to compact its log past {above}")
+
 def pids_matching(pattern: str) -> list[int]:
     """The processes (other than this one) whose command line matches the regex, as
     `pgrep -f` finds them, read from /proc (no procps needed)."""

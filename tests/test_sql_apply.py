@@ -1,6 +1,9 @@
 """Apply: exactly-once, group apply, rqlite's transaction semantics, read path, limits."""
 import os
 
+import time
+
+import apsw
 import pytest
 
 from ddb_node.sql import Limits, Request, Statement, StateMachine, compaction_bound, encode_entry
@@ -231,12 +234,48 @@ def test_compaction_never_passes_the_durable_index(tmp_path):
 
 
 def test_durable_index_follows_checkpoints_in_normal_mode(tmp_path):
+    """The checkpoints run on the checkpointer's thread (sql/checkpointer.py), not inside
+    apply: the durable index catches up with the applied one soon after, by itself."""
     sm = StateMachine(str(tmp_path / "db"), sync="normal", checkpoint_pages=1)
     log = Log()
     log.add("CREATE TABLE t(a)")
     log.add(("INSERT INTO t VALUES (?)", [1]))
     sm.apply_batch(log.entries)
-    assert sm.durable_index == sm.applied_index == 2
+    assert sm.applied_index == 2
+    deadline = time.monotonic() + 10
+    while sm.durable_index < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sm.durable_index == 2
+    sm.close()
+
+
+def test_an_open_reader_holds_the_background_checkpoint_back(tmp_path):
+    """A checkpoint that cannot copy every frame (a reader still needs them) claims nothing."""
+    path = str(tmp_path / "db")
+    sm = StateMachine(path, sync="normal", checkpoint_pages=10 ** 9)
+    log = Log()
+    log.add("CREATE TABLE t(a)")
+    sm.apply_batch(log.entries)
+    before = sm.durable_index                                # 0: nothing checkpointed yet
+    reader = apsw.Connection(path, vfs="unix")
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM t").fetchall()      # pins the WAL as it is now
+    log.add(("INSERT INTO t VALUES (?)", [1]))
+    sm.apply_batch(log.entries)
+    cp = sm._checkpointer
+    done = cp.checkpoints + cp.incomplete
+    sm.request_checkpoint()
+    deadline = time.monotonic() + 10
+    while cp.checkpoints + cp.incomplete == done and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cp.incomplete >= 1 and sm.durable_index == before < 2
+    reader.execute("COMMIT")
+    sm.request_checkpoint()
+    while sm.durable_index < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sm.durable_index == 2
+    reader.close()
+    sm.close()
 
 
 def test_full_sync_is_durable_at_every_batch(tmp_path):

@@ -498,6 +498,89 @@ def test_only_the_current_snapshot_file_is_kept(tmp_path):
     reopened.close()
 
 
+def stored_indexes(storage) -> list[int]:
+    return [r[0] for r in storage.connection.execute("SELECT idx FROM entries ORDER BY idx")]
+
+
+def test_compaction_is_logical_and_later_saves_trim_the_garbage_in_bounded_slices(tmp_path):
+    """compact() writes one row whatever the prefix's size (deleting 120 MB of rows at once
+    stalled the node's loop ~50 ms, issue 13); the rows below the first index are garbage that
+    each later save deletes a bounded slice of (TRIM_BYTES, at least one row), and no read
+    ever sees them."""
+    from ddb_node.storage import sqlite_log
+    storage = SqliteLogStorage(tmp_path / "raft.db", THREE_VOTERS)
+    big = b"x" * (sqlite_log.TRIM_BYTES // 4)           # four of them fill a slice
+    storage.save(None, ents(1, 20, data=big), None)
+    storage.create_snapshot(18, THREE_VOTERS)
+    commits = []
+    storage.connection.set_commit_hook(lambda: commits.append(1) or False)
+    storage.compact(18)
+    assert len(commits) == 1
+    assert storage.garbage_rows() == 18                 # nothing deleted yet
+    assert (storage.first_index(), storage.term(18)) == (19, 1)
+    assert log_of(storage) == ents(19, 20, data=big)
+    with pytest.raises(Compacted):
+        storage.entries(18, 19)
+    trimmed = []
+    while storage.garbage_rows():
+        before = storage.garbage_rows()
+        storage.save(None, ents(storage.last_index() + 1, storage.last_index() + 1), None)
+        trimmed.append(before - storage.garbage_rows())
+    assert trimmed == [4, 4, 4, 4, 2]                    # at most TRIM_BYTES a save
+    assert stored_indexes(storage) == list(range(19, storage.last_index() + 1))
+    storage.close()
+
+
+def test_a_save_trims_at_least_twice_what_it_appends(tmp_path):
+    """Garbage never outgrows the log: a save appending more than TRIM_BYTES trims twice that."""
+    from ddb_node.storage import sqlite_log
+    storage = SqliteLogStorage(tmp_path / "raft.db", THREE_VOTERS)
+    chunk = b"y" * (sqlite_log.TRIM_BYTES // 2)
+    storage.save(None, ents(1, 40, data=chunk), None)
+    storage.create_snapshot(40, THREE_VOTERS)
+    storage.compact(40)
+    storage.save(None, ents(41, 44, data=chunk), None)  # appends 2 slices' worth: trims 4
+    assert storage.garbage_rows() == 40 - 8
+    storage.close()
+
+
+def test_garbage_left_by_a_crash_is_invisible_after_reopen_and_trimmed_later(tmp_path):
+    path = tmp_path / "raft.db"
+    storage = SqliteLogStorage(path, THREE_VOTERS)
+    storage.save(None, ents(1, 3, term=1) + ents(4, 10, term=2), None)
+    storage.create_snapshot(6, THREE_VOTERS)
+    storage.compact(6)
+    storage.close()                                      # the garbage is still stored
+    reopened = SqliteLogStorage(path)
+    assert reopened.garbage_rows() == 6
+    assert (reopened.first_index(), reopened.last_index(), reopened.term(6)) == (7, 10, 2)
+    assert [reopened.term(i) for i in range(6, 11)] == [2] * 5
+    assert log_of(reopened) == ents(7, 10, term=2)
+    reopened.save(HardState(2, 0, 10), [], None)
+    assert reopened.garbage_rows() == 0
+    assert stored_indexes(reopened) == list(range(7, 11))
+    reopened.close()
+
+
+def test_an_installed_snapshot_leaves_the_old_log_as_garbage_and_drops_what_follows(tmp_path):
+    path = tmp_path / "raft.db"
+    storage = SqliteLogStorage(path, THREE_VOTERS)
+    storage.save(None, ents(1, 10), None)
+    commits = []
+    storage.connection.set_commit_hook(lambda: commits.append(1) or False)
+    storage.save(HardState(3, 0, 7), [], snap(7, 3, b""))
+    assert len(commits) == 1
+    assert (storage.first_index(), storage.last_index()) == (8, 7)
+    assert all(i <= 7 for i in stored_indexes(storage))  # 8..10 are gone (they may conflict)
+    storage.save(None, ents(8, 9, term=3), None)
+    assert storage.garbage_rows() == 0
+    assert log_of(storage) == ents(8, 9, term=3)
+    storage.close()
+    reopened = SqliteLogStorage(path)
+    assert log_of(reopened) == ents(8, 9, term=3)
+    reopened.close()
+
+
 def test_a_save_of_ten_thousand_entries_is_one_transaction(tmp_path):
     storage = SqliteLogStorage(tmp_path / "raft.db", THREE_VOTERS)
     commits = []

@@ -94,6 +94,9 @@ class Replica:
             storage.set_snapshot_provider(self.snapshot_images.get)
         self.halted = False             # set by a driver that crashed this replica mid-Ready
         self._recover_app()
+        # the last applied configuration change (or where the application started): a
+        # compaction at a durable index below the applied one is right only above it
+        self._conf_changed_at = app.applied_index
         config.applied = app.applied_index
         raft_rng = raft_rng if raft_rng is not None else random.Random(rng.getrandbits(64))
         self.raft = (raft_factory or RaftNode)(config, storage, raft_rng)
@@ -419,6 +422,7 @@ class Replica:
         results: list = []
         for e in entries:
             if e.type == EntryType.CONF_CHANGE:
+                self._conf_changed_at = e.index
                 self._on_conf_change(ConfChange.decode(e.data))
                 batch.append((e.index, e.term, b""))
             elif is_map_step(e.data):
@@ -531,22 +535,32 @@ class Replica:
         applied = self.app.applied_index
         if applied - max(st.first_index() - 1, st.snapshot_meta().index) < self.snapshot_entries:
             return
-        self.take_snapshot()
+        self.take_snapshot(sync=False)
 
-    def take_snapshot(self, trailing: int | None = None) -> int:
+    def take_snapshot(self, trailing: int | None = None, sync: bool = True) -> int:
         """Snapshot at the applied index and compact the log up to `applied - trailing`.
         Lazy (a durable application): once the application has made the applied index
         durable, the snapshot is metadata only -- the image is read when a follower needs
-        it. Otherwise the image and the address book are the snapshot's data."""
+        it. Otherwise the image and the address book are the snapshot's data.
+        `sync=False` (automatic compaction) never checkpoints on this thread: the snapshot
+        is at the index the application's own checkpoints made durable (asked for if
+        they lag), when no configuration change lies between it and the applied one."""
         applied = self.app.applied_index
         st = self.storage
         keep = self.snapshot_trailing if trailing is None else trailing
         if applied > st.snapshot_meta().index:
             if self.lazy_snapshots:
-                if self.app.durable_index < applied:
-                    self.app.sync()     # the WAL's worth; waits while an image is open
-                    if self.app.durable_index < applied:
+                at = self.app.durable_index
+                if at < applied and (sync or at <= st.snapshot_meta().index
+                                     or at < self._conf_changed_at):
+                    if not sync:
+                        self.app.request_checkpoint()
                         return st.snapshot_meta().index
+                    self.app.sync()     # the WAL's worth; waits while an image is open
+                    at = self.app.durable_index
+                    if at < applied:
+                        return st.snapshot_meta().index
+                applied = min(at, applied)
                 st.create_snapshot(applied, self.raft.conf_state)
                 size = 0
             else:

@@ -16,6 +16,7 @@ import apsw
 
 from . import determinism, snapshot as snap
 from .image import BytesImage, FileImage
+from .checkpointer import Checkpointer
 from .codec import EntryDecodeError, decode_fast
 from .commands import Request
 from .errors import SnapshotError
@@ -40,7 +41,7 @@ class StateMachine(QueryEngine):
     def __init__(self, path: str, *, sync: str = "normal", limits: Limits = DEFAULT_LIMITS,
                  foreign_keys: bool = False, max_sessions: int = 10_000,
                  session_ttl_entries: int = 1_000_000, session_expire_every: int = 1_000,
-                 checkpoint_pages: int = 4096, statement_cache: int = 256):
+                 checkpoint_pages: int = 1024, statement_cache: int = 256):
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {sorted(SYNC_MODES)}")
         self.path = path
@@ -57,6 +58,7 @@ class StateMachine(QueryEngine):
         determinism.install()
         self._conn = None
         self._image = None
+        self._checkpointer: Checkpointer | None = None
         self._open()
 
     # ------------------------------------------------------------------ connection
@@ -72,6 +74,14 @@ class StateMachine(QueryEngine):
         self._wal_pages = 0
         conn.set_busy_timeout(0)
         self._setup(conn)
+        if not self.memory:
+            self._checkpointer = Checkpointer(self.path, SYNC_MODES[self.sync_mode],
+                                              durable=self.sync_mode != "off")
+
+    def _stop_checkpointer(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
 
     def _setup(self, conn):
         conn.authorizer = None
@@ -137,7 +147,8 @@ class StateMachine(QueryEngine):
     def durable_index(self) -> int:
         """Highest applied index known to be durable in the user database. Log compaction must
         not discard entries above it (see ``compaction_bound``)."""
-        return self._durable_index
+        cp = self._checkpointer
+        return self._durable_index if cp is None else max(self._durable_index, cp.durable)
 
     @property
     def connection(self) -> apsw.Connection:
@@ -287,17 +298,13 @@ class StateMachine(QueryEngine):
             return
         if self.sync_mode == "full":
             self._durable_index = self._applied_index
-        elif self._wal_pages >= self.checkpoint_pages:
-            self._checkpoint()
+        if self._wal_pages >= self.checkpoint_pages:   # keeps the WAL short in every mode
+            self._checkpointer.request(self._applied_index)     # off this thread
 
-    def _checkpoint(self) -> bool:
-        nlog, nckpt = self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
-        if nlog == nckpt:
-            self._wal_pages = 0
-            if self.sync_mode != "off":
-                self._durable_index = self._applied_index
-            return True
-        return False
+    def request_checkpoint(self) -> None:
+        """Ask for a checkpoint off this thread (durable_index follows when it completes)."""
+        if self._checkpointer is not None:
+            self._checkpointer.request(self._applied_index)
 
     def sync(self) -> int:
         """Make everything applied durable in the user database; return the durable index
@@ -315,7 +322,7 @@ class StateMachine(QueryEngine):
         finally:
             if self.sync_mode == "off":
                 self._internal_exec("PRAGMA synchronous=OFF")
-        return self._durable_index
+        return self.durable_index
 
     # ------------------------------------------------------------------ reads
     def classify(self, request: Request):
@@ -415,6 +422,7 @@ class StateMachine(QueryEngine):
             self._setup(self._conn)
             os.remove(path)
         else:
+            self._stop_checkpointer()
             self._conn.close()
             self._conn = None
             for suffix in ("-wal", "-shm"):
@@ -466,6 +474,7 @@ class StateMachine(QueryEngine):
 
     def close(self) -> None:
         self._close_image()
+        self._stop_checkpointer()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
