@@ -1,6 +1,7 @@
-"""Turn one benchmark session's JSON lines into the README's comparison table.
+"""Turn one benchmark session's JSON lines into the README's comparison table, and (with
+matplotlib) a chart of ddb against etcd and dqlite for each row.
 
-    python benchmarks/compare.py benchmarks/results/<session>
+    python benchmarks/compare.py benchmarks/results/<session> [--chart F.png]
 """
 from __future__ import annotations
 
@@ -52,10 +53,47 @@ def fmt(v, nd=0):
     return f"{v:,.{nd}f}"
 
 
+def chart(ddb, peers, png: str) -> None:
+    """Grouped bars, one group per table row: ddb, etcd and dqlite ops/s (log scale)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    labels, series = [], {"ddb": [], "etcd": [], "dqlite": []}
+    for meas, clients, label, peer_names in ROWS:
+        r = pick(ddb, meas, clients)
+        if r is None or meas == "batch100":
+            continue
+        labels.append(label.replace(", ", ",\n").replace(" / ", " /\n"))
+        series["ddb"].append(r.get("ops_per_s") or 0)
+        for peer in ("etcd", "dqlite"):
+            pm = peer_names.get(peer)
+            pr = pick(peers[peer], pm, clients) if pm else None
+            series[peer].append((pr or {}).get("ops_per_s") or 0)
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    width = 0.27
+    for k, (name, ys) in enumerate(series.items()):
+        xs = [i + (k - 1) * width for i in range(len(labels))]
+        ax.bar(xs, [y or float("nan") for y in ys], width, label=name)
+    ax.set_xticks(range(len(labels)), labels, fontsize=7)
+    ax.set(yscale="log", ylabel="ops/s (log)", title="one benchmark session: ddb vs etcd vs dqlite "
+           "(3 nodes, loopback, Python client)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+
+
 def main(argv=None) -> int:
-    d = (argv or sys.argv[1:])[0]
+    args = list(argv or sys.argv[1:])
+    png = None
+    if "--chart" in args:
+        i = args.index("--chart")
+        png = args[i + 1]
+        del args[i:i + 2]
+    d = args[0]
     ddb = load(os.path.join(d, "ddb.jsonl"))
     peers = {"etcd": load(os.path.join(d, "etcd.jsonl")), "dqlite": load(os.path.join(d, "dqlite.jsonl"))}
+    if png:
+        chart(ddb, peers, png)
     print("| measurement | ddb ops/s | ddb p50 / p99 ms | etcd ops/s | etcd p50 ms | ddb/etcd | "
           "dqlite ops/s | ddb/dqlite |")
     print("|---|---|---|---|---|---|---|---|")
@@ -94,6 +132,11 @@ def main(argv=None) -> int:
             if r:
                 print(f"| {label} | {fmt(r['ddb_rows_per_s'])} | {fmt(r['raw_apsw_rows_per_s'])} "
                       f"| {r['ratio']:.2f} |")
+    scale_jsonl = os.path.join(d, "scale.jsonl")
+    if os.path.exists(scale_jsonl):
+        from scale import table        # benchmarks/ is this script's directory
+        print("\nBig databases (`benchmarks/scale.py`):\n")
+        print(table(scale_jsonl), end="")
     return 0
 
 

@@ -8,6 +8,7 @@ PEERS=${PEERS:-../shared/peers}
 OUT=benchmarks/results/$(date +%Y-%m-%d-%H%M)
 mkdir -p "$OUT"
 PY=.venv/bin/python
+EXTRAS=${EXTRAS:-bench} ./scripts/setup.sh      # matplotlib for the scale chart
 echo "results in $OUT" >&2
 $PY benchmarks/core.py --entries 300000 --batch 1024 > "$OUT/core.json"
 $PY benchmarks/sql_apply.py --rows 200000 --group 1000 --repeat 3 --json "$OUT/sql_apply.json" > /dev/null
@@ -15,4 +16,6 @@ $PY benchmarks/cluster.py --time-limit 30 --out "$OUT/ddb.jsonl" > /dev/null
 python3 "$PEERS/etcd_bench.py" --runs 1 --no-wrk --quiet-wait 0 --time-limit 30 > "$OUT/etcd.jsonl"
 python3 "$PEERS/dqlite_bench.py" --runs 1 --no-wrk --quiet-wait 0 --time-limit 30 > "$OUT/dqlite.jsonl"
 python3 "$PEERS/sqlite_bench.py" --runs 1 --quiet-wait 0 > "$OUT/sqlite.jsonl"
-$PY benchmarks/compare.py "$OUT" | tee "$OUT/table.md"
+# issue 13: 10^4..10^6 rows (10^7: SCALE_ARGS=--huge, ~10 more minutes)
+$PY benchmarks/scale.py ${SCALE_ARGS:-} --out "$OUT/scale.jsonl" --chart "$OUT/scale.png" > /dev/null
+$PY benchmarks/compare.py "$OUT" --chart "$OUT/compare.png" | tee "$OUT/table.md"

@@ -243,6 +243,53 @@ def chart(jsonl: str, png: str) -> None:
     fig.savefig(png, dpi=110)
 
 
+COLUMNS = [("rows", "rows", 0), ("db_mb", "data.db MB", 1), ("load_rows_per_s", "bulk load rows/s", 0),
+           ("scan_s", "full scan s", 3), ("select_all_s", "`SELECT *` s", 3),
+           ("client_rss_delta_mb", "client RSS growth MB", 1), ("snapshot_s", "snapshot s", 4),
+           ("control_max_ms", "write max ms, no snapshot", 1),
+           ("write_p99_ms", "write p99 ms across snapshots", 1),
+           ("write_max_ms", "write max ms across snapshots", 1), ("node_rss_mb", "node RSS MB", 1),
+           ("join_node_peak_rss_mb", "joining node peak RSS MB", 1),
+           ("leader_peak_rss_mb", "leader peak RSS MB", 1), ("follower_restart_s", "follower restart s", 2),
+           ("join_catch_up_s", "new node catch-up s", 2), ("failover_s", "failover s", 2),
+           ("loadavg_1m", "load avg", 1)]
+TERM_KEYS = ("term_change_writes", "term_change_restart", "term_change_join")
+
+
+def table(jsonl: str) -> str:
+    """The README's table of a run, then each target of issue 13 and whether it was met."""
+    recs = sorted((json.loads(line) for line in open(jsonl) if line.strip()), key=lambda r: r["rows"])
+
+    def cell(r, key, nd):
+        v = r.get(key)
+        return "-" if v is None else (f"{v:,.0f}" if nd == 0 else f"{v:.{nd}f}")
+    out = ["| " + " | ".join(label for _, label, _ in COLUMNS) + " | term changed |",
+           "|" + "---|" * (len(COLUMNS) + 1)]
+    for r in recs:
+        changed = [k.removeprefix("term_change_") for k in TERM_KEYS if r.get(k)]
+        out.append("| " + " | ".join(cell(r, k, nd) for k, _, nd in COLUMNS)
+                   + f" | {', '.join(changed) or 'no'} |")
+    by = {r["rows"]: r for r in recs}
+    checks = []
+    if 1_000_000 in by:
+        m = by[1_000_000].get("write_max_ms")
+        checks.append(f"max write latency across snapshots at 10^6 rows: {m} ms (target <= 100): "
+                      + ("met" if m is not None and m <= 100 else "NOT met"))
+    big = max(recs, key=lambda r: r.get("db_mb") or 0) if recs else None
+    if big and big.get("join_catch_up_s") is not None:
+        checks.append(f"new node catch-up on {big['db_mb']} MB: {big['join_catch_up_s']} s "
+                      f"(target <= 30 s for 1 GB)" + ("" if big["db_mb"] >= 1000 else
+                                                       " -- 1 GB needs --huge"))
+    rss = [r["node_rss_mb"] for r in recs if r["rows"] >= 100_000 and r.get("node_rss_mb")]
+    if len(rss) >= 2:
+        checks.append(f"node RSS from 10^5 rows up: {min(rss)}-{max(rss)} MB (target within 2x): "
+                      + ("met" if max(rss) <= 2 * min(rss) else "NOT met"))
+    changed = [r["rows"] for r in recs if any(r.get(k) for k in TERM_KEYS)]
+    checks.append("term changes outside the failover phase: "
+                  + (f"at {changed} rows (target none)" if changed else "none (target none): met"))
+    return "\n".join(out) + "\n\n" + "\n".join(f"- {c}" for c in checks) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000,1000000")
@@ -255,7 +302,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="append the JSON lines to this file")
     ap.add_argument("--chart", default=None, help="draw the JSON lines of --out (or --chart-only) here")
     ap.add_argument("--chart-only", default=None, help="a JSON lines file to chart, nothing run")
+    ap.add_argument("--table", default=None, help="print the markdown table of a JSON lines file")
     args = ap.parse_args(argv)
+    if args.table:
+        print(table(args.table), end="")
+        return 0
     if args.chart_only:
         chart(args.chart_only, args.chart)
         return 0
