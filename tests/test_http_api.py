@@ -205,7 +205,7 @@ def test_cluster_endpoints(cluster, L, F):
     r = request("GET", F + "/readyz", params={"sync": None, "timeout": "5s"})
     assert r.status == 200 and r.text.endswith("[+]sync ok")
     r = request("GET", F + "/leader")
-    assert r.json() == {"id": str(lid), "api_addr": L, "addr": cluster.nodes[lid].peer_addr,
+    assert r.json() == {"id": str(lid), "api_addr": L, "addr": cluster.nodes[lid].peer_addr.removeprefix("tcp://"),
                         "version": "ddb-0.1.0", "voter": True, "reachable": True, "leader": True}
     st = request("GET", F + "/status").json()
     assert st["store"]["raft"]["state"] == "Follower"

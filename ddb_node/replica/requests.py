@@ -77,7 +77,8 @@ class Requests:
         level = WEAK if req.level == AUTO else req.level
         # rqlite: a follower asked to redirect answers with the leader before it prepares
         # anything: every level but none needs the leader, and so does a statement that
-        # writes or does not prepare (it may fail here and not there)
+        # writes or does not prepare (it may fail here and not there), except on the
+        # read-only endpoint, whose level-none reads (and their errors) are the node's own
         redirect_first = req.redirect and not req.forwarded and not r.is_leader
         if redirect_first and level != NONE:
             return self._forward_or_redirect(token, body)
@@ -86,10 +87,10 @@ class Requests:
                            level=req.level, timeout=req.timeout)
             cls = r.app.classify(sreq)
         except SqlError as e:
-            if redirect_first:
+            if redirect_first and not req.read_only:
                 return self._forward_or_redirect(token, body)
             raise _sql_error(e) from None
-        if redirect_first and cls.kind != "read":
+        if redirect_first and not req.read_only and cls.kind != "read":
             return self._forward_or_redirect(token, body)
         if req.read_only and cls.kind != "read":
             # the asker (rqlite's /db/query) answers the writes itself; nothing has run

@@ -77,6 +77,12 @@ def json_body(req: Request, default=None):
     return json.loads(req.body)
 
 
+def raft_addr(addr: str | None) -> str:
+    """A Raft address as rqlite shows it: host:port (ddb's zmq form is tcp://host:port)."""
+    addr = addr or ""
+    return addr[len("tcp://"):] if addr.startswith("tcp://") else addr
+
+
 # ====================================================================== endpoints
 class Endpoint(ABC):
     """One HTTP route: its permissions, methods, body limit and `handle`."""

@@ -32,7 +32,7 @@ from .http_errors import HttpError
 from .http_metrics import DebugVarsEndpoint
 from .http_ops import BootEndpoint, LoadEndpoint, ReapEndpoint, SnapshotEndpoint, skip_internal
 from .http_endpoint import (DEFAULT_HEADERS, VERSION, Endpoint, answer_error, error_response,
-                            flags_of, redirect_to_leader, send_json, send_text)
+                            flags_of, raft_addr, redirect_to_leader, send_json, send_text)
 from .http_server import Request, Response
 from .http_status import snapshot_store, sqlite3_status
 from .http_ws import light_status, websocket_endpoint
@@ -154,9 +154,9 @@ class StatusEndpoint(Endpoint):
             last_term = 0
         store = {
             "node_id": str(s.id),
-            "addr": s.opts.peer_addr,
+            "addr": raft_addr(s.opts.peer_addr),
             "leader": {"node_id": str(leader["id"]) if leader else "",
-                       "addr": leader.get("peer") or ""},
+                       "addr": raft_addr(leader.get("peer"))},
             "ready": r.leader_id != NONE,
             "raft": {"state": _role_name(r.role), "term": r.term, "commit_index": r.commit_index,
                      "applied_index": s.sm.applied_index, "last_log_index": r.last_index,
@@ -213,7 +213,7 @@ class NodesEndpoint(Endpoint):
 
         async def probe(nid):
             t0 = time.perf_counter()
-            node = {"id": str(nid), "addr": (s.book.get(nid) or {}).get("peer", ""),
+            node = {"id": str(nid), "addr": raft_addr((s.book.get(nid) or {}).get("peer")),
                     "version": "", "voter": nid in s.raft.voters, "reachable": False,
                     "leader": False}
             try:
@@ -283,7 +283,7 @@ class LeaderEndpoint(Endpoint):
         out = {"id": str(info["id"])}
         if http:
             out["api_addr"] = f"{service.scheme}://{http}"
-        out.update({"addr": info.get("peer") or "", "version": VERSION, "voter": True,
+        out.update({"addr": raft_addr(info.get("peer")), "version": VERSION, "voter": True,
                     "reachable": reachable, "leader": True})
         return send_json(out, flags)
 
