@@ -141,6 +141,11 @@ def test_boot_restores_a_single_node_that_then_grows_into_a_cluster(tmp_path):
     with LocalCluster(1, http=True) as lc:
         url = node_url(lc, 1)
         execute(url, ["CREATE TABLE before_boot (a)"])
+        # a file that only starts like a database is refused, and nothing changes
+        r = request("POST", url + "/boot", src.read_bytes()[:100] + b"\xff" * 4000,
+                    ctype="application/octet-stream")
+        assert r.status == 400 and r.text.startswith("not a usable SQLite file")
+        assert "values" in query(url, "SELECT 1 FROM sqlite_schema WHERE name = 'before_boot'").json()["results"][0]
         data = src.read_bytes()
         chunked = b"".join(b"%x\r\n%s\r\n" % (len(data[i:i + 4096]), data[i:i + 4096])
                            for i in range(0, len(data), 4096)) + b"0\r\n\r\n"
@@ -258,6 +263,7 @@ def test_debug_vars_is_an_expvar_document_of_real_counters(cluster):
     # Go's expvar layout: one variable per line, names sorted; `key` keeps one
     body = request("GET", F + "/debug/vars", params={"key": "http"}).body
     assert re.fullmatch(rb'\{\n"http": \{"auth_fail": \d+, "auth_ok": \d+, .*\}\n\}\n', body)
+    assert request("GET", F + "/debug/vars", params={"key": "nothing"}).body == b"{\n\n}\n"
     lines = request("GET", F + "/debug/vars").body.decode().split("\n")
     names = [json.loads(line.split(": ", 1)[0]) for line in lines[1:-2]]
     assert names == sorted(names) and lines[0] == "{" and lines[-2:] == ["}", ""]
