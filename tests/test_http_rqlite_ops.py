@@ -332,6 +332,28 @@ def test_nodes_in_both_of_rqlites_shapes(cluster):
                    30, "the node back")
 
 
+def test_nodes_lists_non_voters_only_when_asked(cluster):
+    """rqlite.io docs/Guides/Monitoring rqlite "Nodes API": "By default, the node only checks
+    if voting nodes are contactable"; `nonvoters` adds them, with "voter": false. The
+    non-voter here is a learner added through /join with "voter": false that never answers."""
+    L = leader_url(cluster)
+    peer, client = free_ports(2)
+    r = request("POST", L + "/join", {"id": "9", "addr": f"tcp://127.0.0.1:{peer}",
+                                      "client": f"tcp://127.0.0.1:{client}", "voter": False})
+    assert r.status == 200, r
+    try:
+        assert list(request("GET", L + "/nodes", params={"timeout": "1s"}).json()) == ["1", "2", "3"]
+        nodes = request("GET", L + "/nodes", params={"ver": "2", "nonvoters": None,
+                                                      "timeout": "1s"}).json()["nodes"]
+        assert [(n["id"], n["voter"], n["reachable"]) for n in nodes] == \
+            [("1", True, True), ("2", True, True), ("3", True, True), ("9", False, False)]
+        assert {k: v for k, v in nodes[3].items() if k != "error"} == {
+            "id": "9", "addr": f"127.0.0.1:{peer}", "version": "", "voter": False,
+            "reachable": False, "leader": False}
+    finally:
+        assert request("DELETE", L + "/remove", {"id": "9"}).status == 200
+
+
 def test_go_duration_text():
     """Go's time.Duration.String, which rqlite's time_s is."""
     assert [fmt.go_duration(s) for s in (0, 5e-9, 312.4e-6, 0.0015, 1.5, 90, 3725.5)] == \
