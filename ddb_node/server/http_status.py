@@ -8,9 +8,12 @@ the current snapshot's id (``term-index``, rqlite's ids start the same way).
 """
 from __future__ import annotations
 
+import asyncio
 import os
 
 import apsw
+
+RO_WAIT_S = 1.0
 
 
 def snapshot_store(server) -> dict:
@@ -32,5 +35,10 @@ async def sqlite3_status(server) -> dict:
     """SQLite's version and the settings of the write connection (``rw``, the state machine's)
     and of a read connection (``ro``, a worker's; a memory node reads on ``rw``)."""
     rw = server.sm.status_pragmas()
-    ro = await server.reads.status_pragmas() if server.reads is not None else rw
+    ro = rw
+    if server.reads is not None:
+        try:      # every worker may be busy with a long read: /status does not wait for it
+            ro = await asyncio.wait_for(server.reads.status_pragmas(), RO_WAIT_S)
+        except asyncio.TimeoutError:
+            ro = {"error": f"no read worker free within {RO_WAIT_S:g}s"}
     return {"version": apsw.sqlite_lib_version(), "pragmas": {"ro": ro, "rw": rw}}
