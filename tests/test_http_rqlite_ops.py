@@ -429,6 +429,7 @@ def test_rqlited_command_line_starts_a_cluster(tmp_path):
     (["-node-id", "1", "-raft-addr", "nowhere", "d"], "-raft-addr 'nowhere' must be host:port"),
     (["-node-id", "1", "-raft-reap-node-timeout", "0s", "d"], "-raft-reap-node-timeout must be greater than 0"),
     (["-node-id", "1", "-raft-snap", "lots", "d"], "invalid value 'lots' for flag -raft-snap"),
+    (["-node-id", "2", "-join", "http://localhost:4001", "d"], "give the node's Raft address"),
 ])
 def test_rqlited_refuses_what_it_cannot_honour(args, message):
     """rqlite cmd/rqlited/flags.go: Go's flag errors, the data directory last; and a flag of

@@ -203,9 +203,12 @@ def translate(argv: list[str]) -> tuple[list[str], dict[str, str], list[str]]:
     out = ["--id", node_id, "--data-dir", rest[0], "--listen", f"tcp://{raft_host}:{raft_port}",
            "--client", client, "--http", v["http-addr"], "--log-level", level]
     joins = [a for a in v["join"].split(",") if a.strip()]
+    for a in joins:
+        if "://" in a:
+            raise UsageError(f"-join {a!r}: give the node's Raft address, host:port (rqlited 8's "
+                             "form); ddb does not join through HTTP addresses")
     if joins:
-        out += ["--join", ",".join(client_of(a.removeprefix("http://").removeprefix("https://"),
-                                             "join") for a in joins)]
+        out += ["--join", ",".join(client_of(a, "join") for a in joins)]
     if v["raft-snap"] is not None:
         if v["raft-snap"] <= 0:
             raise UsageError("-raft-snap must be a positive number of entries")
