@@ -230,6 +230,9 @@ def translate(argv: list[str]) -> tuple[list[str], dict[str, str], list[str]]:
         env["DDB_HTTP_CA"] = v["http-ca-cert"]
     notes = [f"ddb rqlited: -{name} accepted, not used: {IGNORED[name]}"
              for name in v["_given"] if name in IGNORED]
+    if v["http-ca-cert"] and not v["http-verify-client"]:
+        notes.append("ddb rqlited: -http-ca-cert accepted, not used: ddb uses a CA only to "
+                     "verify client certificates (-http-verify-client)")
     return out, env, notes
 
 
