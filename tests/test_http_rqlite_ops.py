@@ -360,6 +360,29 @@ def test_go_duration_text():
         ["0s", "5ns", "312.4µs", "1.5ms", "1.5s", "1m30s", "1h2m5.5s"]
 
 
+def test_new_endpoints_need_rqlites_permissions(tmp_path, monkeypatch):
+    """rqlite.io docs/Guides/Security "User-level permissions": /boot needs `load`,
+    /snapshot and /reap `snapshot`, /debug/vars `status`; each check counts in
+    /debug/vars' http auth_ok / auth_fail."""
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps([{"username": "ops", "password": "pw", "perms": ["snapshot"]},
+                                 {"username": "*", "perms": ["status"]}]))
+    monkeypatch.setenv("DDB_HTTP_AUTH", str(users))      # the nodes inherit it
+    with LocalCluster(3, http=True, storage="memory") as lc:
+        L = leader_url(lc)
+        ops = ("ops", "pw")
+        before = _vars(L)["http"]
+        assert request("POST", L + "/snapshot").status == 401
+        assert request("POST", L + "/reap").status == 401
+        assert request("POST", L + "/boot", b"SQLite format 3\x00", auth=ops).status == 401
+        assert request("POST", L + "/snapshot", auth=ops).status in (200, 204)
+        assert request("POST", L + "/reap", auth=ops).body == \
+            b'{"snapshots_reaped":0,"wals_checkpointed":0}\n'         # a memory node: no files
+        after = _vars(L)["http"]                # anonymous: `*` has status
+        # the two /debug/vars reads are checks too (anonymous, allowed)
+        assert (after["auth_fail"] - before["auth_fail"], after["auth_ok"] - before["auth_ok"]) == (3, 3)
+
+
 # ---------------------------------------------------------------------- 9. rqlited's command line
 def _free_raft_port() -> int:
     """A free port whose client port (+1000, ddb rqlited's rule) is free too."""
