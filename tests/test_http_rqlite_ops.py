@@ -18,6 +18,7 @@ import pytest
 from ddb_node.client import Client
 from ddb_node.cluster import LocalCluster, free_ports
 from ddb_node.server import http_format as fmt
+from ddb_node.server.reaper import Reaper
 
 from .http_support import follower_url, leader_url, request, wait_until
 
@@ -220,6 +221,21 @@ def test_the_leader_reaps_a_node_unreachable_for_longer_than_the_timeout():
         reaped = [request("GET", node_url(lc, i) + "/status").json()["ddb"]["counters"]["nodes_reaped"]
                   for i in (1, 2, 3)]
         assert sum(reaped) == 1           # by the leader of the moment, once
+
+
+def test_reap_policy_counts_silence_from_this_leaderships_start():
+    """The policy behind -raft-reap-node-timeout: silence is measured from the last message
+    and never from before this node led; each kind has its own timeout (0: never); the
+    leader never reaps itself."""
+    r = Reaper(voter_timeout=10.0, learner_timeout=0.0)
+    assert r.due(100.0, 1, [1, 2, 3], [4], {2: 95.0}) == []          # a new leader waits a whole timeout
+    assert r.due(109.0, 1, [1, 2, 3], [4], {2: 105.0}) == []
+    assert r.due(111.0, 1, [1, 2, 3], [4], {2: 105.0}) == [3]        # 3 never heard: 11 s since 100
+    assert r.due(116.0, 1, [1, 2, 3], [4], {2: 105.0}) == [2, 3]     # 2 silent 11 s; 4 (learner) never
+    r.not_leader()
+    assert r.due(200.0, 1, [1, 2, 3], [], {}) == []                  # leadership again: clocks restart
+    with pytest.raises(ValueError):
+        Reaper(voter_timeout=-1)
 
 
 def test_reap_timeouts_are_validated_at_start(tmp_path):
