@@ -43,6 +43,19 @@ def _run_node(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _add_rqlited(sub) -> None:
+    # listed for --help only: main() hands everything after `rqlited` to rqlited's parser,
+    # whose single-dash Go flags argparse would not leave alone
+    sub.add_parser("rqlited", add_help=False,
+                   help="run one node from rqlited's command line (-node-id 1 -http-addr ... "
+                        "-raft-addr ... [-join ...] DATA_DIR)")
+
+
+def _run_rqlited(argv: list[str]) -> int:
+    from ddb_node.server import rqlited
+    return rqlited.main(argv)
+
+
 def _dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", default=None,
                    help="the local cluster's directory (default: $DDB_HOME/cluster or ~/.ddb/cluster)")
@@ -167,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ddb", description="ddb: distributed SQLite replicated with Raft")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_node(sub)
+    _add_rqlited(sub)
     _add_cluster(sub)
     _add_shell(sub)
     _add_sql(sub, "query")
@@ -209,6 +223,9 @@ def _expected(e: BaseException) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["rqlited"]:
+        return _run_rqlited(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

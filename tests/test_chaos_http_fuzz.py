@@ -13,9 +13,11 @@ from ddb_node.cluster import LocalCluster
 from tests.http_support import request
 
 PATHS = ["/db/execute", "/db/query", "/db/request", "/status", "/nodes", "/readyz", "/leader",
-         "/db/backup", "/db/load", "/remove", "/join", "/nope", "/db/", "//db/query"]
+         "/db/backup", "/db/load", "/remove", "/join", "/boot", "/snapshot", "/reap", "/debug/vars",
+         "/nope", "/db/", "//db/query"]
 FLAGS = ["transaction", "timings", "associative", "pretty", "level", "freshness", "redirect",
-         "timeout", "raft_index", "queue", "wait", "blob_array", "q", "ver", "fmt", "noleader"]
+         "timeout", "raft_index", "queue", "wait", "blob_array", "q", "ver", "fmt", "noleader",
+         "trailing_logs", "key", "nonvoters"]
 SQL = ["SELECT 1", "SELECT * FROM fz", "INSERT INTO fz(v) VALUES(?)", "CREATE TABLE IF NOT EXISTS fz(v)",
        "DROP TABLE IF EXISTS nothing", "SELEC", "PRAGMA journal_mode=off", "ATTACH 'x' AS y",
        "BEGIN", "SELECT randomblob(10)"]

@@ -60,10 +60,10 @@ def test_rqlite_shapes_exact(L, F):
                                     {"types": {"name": "text"}, "rows": [{"name": "fiona"}, {"name": "declan"}]}]}
     r = request("POST", L + "/db/request", ['INSERT INTO foo(name) VALUES("x")', "SELECT count(*) FROM foo"])
     assert r.json() == {"results": [{"last_insert_id": 3, "rows_affected": 1},
-                                    {"columns": ["count(*)"], "types": [""], "values": [[3]]}]}
-    # expressions have no declared type; PRAGMA works through /db/query
+                                    {"columns": ["count(*)"], "types": ["integer"], "values": [[3]]}]}
+    # expressions have no declared type: the first row's storage class; PRAGMA works through /db/query
     r = request("GET", L + "/db/query", params={"q": "PRAGMA foreign_keys"})
-    assert r.body == b'{"results":[{"columns":["foreign_keys"],"types":[""],"values":[[0]]}]}'
+    assert r.body == b'{"results":[{"columns":["foreign_keys"],"types":["integer"],"values":[[0]]}]}'
     # the same answers from a follower (forwarded to the leader by default)
     r = request("GET", F + "/db/query", params={"q": "SELECT * FROM foo WHERE id = 1"})
     assert r.body == b'{"results":[{"columns":["id","name"],"types":["integer","text"],"values":[[1,"fiona"]]}]}'
@@ -128,7 +128,7 @@ def test_flags_timings_raft_index_pretty_transaction(L):
                                     {"last_insert_id": 5, "rows_affected": 1}]}
     # HTML characters are escaped as Go's encoder does
     r = request("GET", L + "/db/query", params={"q": "SELECT '<a&b>' AS s"})
-    assert r.body == b'{"results":[{"columns":["s"],"types":[""],"values":[["\\u003ca\\u0026b\\u003e"]]}]}'
+    assert r.body == b'{"results":[{"columns":["s"],"types":["text"],"values":[["\\u003ca\\u0026b\\u003e"]]}]}'
 
 
 def test_levels_and_query_is_read_only(L, F):
@@ -145,7 +145,7 @@ def test_levels_and_query_is_read_only(L, F):
     assert r.status == 400
     r = request("POST", L + "/db/query", ["INSERT INTO lv VALUES(2)", "SELECT count(*) FROM lv"])
     assert r.json() == {"results": [{"error": "attempt to write a readonly database"},
-                                    {"columns": ["count(*)"], "types": [""], "values": [[1]]}]}
+                                    {"columns": ["count(*)"], "types": ["integer"], "values": [[1]]}]}
 
 
 def test_http_errors(L):
@@ -205,7 +205,7 @@ def test_cluster_endpoints(cluster, L, F):
     r = request("GET", F + "/readyz", params={"sync": None, "timeout": "5s"})
     assert r.status == 200 and r.text.endswith("[+]sync ok")
     r = request("GET", F + "/leader")
-    assert r.json() == {"id": str(lid), "api_addr": L, "addr": cluster.nodes[lid].peer_addr,
+    assert r.json() == {"id": str(lid), "api_addr": L, "addr": cluster.nodes[lid].peer_addr.removeprefix("tcp://"),
                         "version": "ddb-0.1.0", "voter": True, "reachable": True, "leader": True}
     st = request("GET", F + "/status").json()
     assert st["store"]["raft"]["state"] == "Follower"

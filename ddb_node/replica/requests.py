@@ -43,7 +43,7 @@ class Requests:
             "request": self.request, "map": self.map, "map_result": self.map_result,
             "ping": self.ping, "status": self.status, "nodes": self.nodes, "join": self.join,
             "remove": self.remove, "promote": self.promote, "transfer": self.transfer,
-            "snapshot": self.snapshot, "read_index": self.read_index, "applied": self.applied,
+            "snapshot": self.snapshot, "reap": self.reap, "read_index": self.read_index, "applied": self.applied,
         }
 
     def handle(self, token, body: dict) -> None:
@@ -74,16 +74,27 @@ class Requests:
         t0 = r.clock()
         req = ClientRequest.from_wire(body)
         self._deadline(token, body, "request")
+        level = WEAK if req.level == AUTO else req.level
+        # rqlite: a follower asked to redirect answers with the leader before it prepares
+        # anything: every level but none needs the leader, and so does a statement that
+        # writes or does not prepare (it may fail here and not there), except on the
+        # read-only endpoint, whose level-none reads (and their errors) are the node's own
+        redirect_first = req.redirect and not req.forwarded and not r.is_leader
+        if redirect_first and level != NONE:
+            return self._forward_or_redirect(token, body)
         try:
             sreq = Request(statements=req.statements, transaction=req.transaction,
                            level=req.level, timeout=req.timeout)
             cls = r.app.classify(sreq)
         except SqlError as e:
+            if redirect_first and not req.read_only:
+                return self._forward_or_redirect(token, body)
             raise _sql_error(e) from None
+        if redirect_first and not req.read_only and cls.kind != "read":
+            return self._forward_or_redirect(token, body)
         if req.read_only and cls.kind != "read":
             # the asker (rqlite's /db/query) answers the writes itself; nothing has run
             raise RequestError("ReadOnly", "the request holds a statement that writes")
-        level = WEAK if req.level == AUTO else req.level
         if cls.kind == "read" and level != STRONG:
             if level == NONE:
                 self._check_freshness(req)
@@ -345,7 +356,27 @@ class Requests:
                         "term": raft.term})
 
     def snapshot(self, token, body: dict) -> None:
-        self.r.reply(token, {"index": self.r.take_snapshot()})
+        """Take a snapshot now (rqlite's POST /snapshot); ``taken`` is False when there was
+        nothing new to snapshot. ``trailing``: entries to keep behind it this time."""
+        trailing = body.get("trailing")
+        if trailing is not None and (not isinstance(trailing, int) or isinstance(trailing, bool)
+                                     or trailing < 0):
+            raise bad_request("trailing must be a non-negative integer")
+        before = self.r.storage.snapshot_meta().index
+        index = self.r.take_snapshot(trailing)
+        self.r.reply(token, {"index": index,
+                             "taken": self.r.storage.snapshot_meta().index > before})
+
+    def reap(self, token, body: dict) -> None:
+        """rqlite's POST /reap: delete snapshot files no longer referenced and checkpoint the
+        user database's WAL into it -> how many of each."""
+        r = self.r
+        reap_files = getattr(r.storage, "reap_snapshot_files", None)
+        reaped = reap_files() if reap_files is not None else 0
+        checkpointed = 0
+        if not getattr(r.app, "memory", True) and r.app.sync() >= r.app.applied_index:
+            checkpointed = 1
+        r.reply(token, {"snapshots_reaped": reaped, "wals_checkpointed": checkpointed})
 
     @staticmethod
     def _node_id(body) -> int:

@@ -10,9 +10,9 @@ rqlite's shapes, ``http_errors`` the mapping of failures, ``http_ws`` the event 
 Contact with the node is narrow: ``server.handle(body)`` for every operation, and
 read-only looks at its status, leader, members and Raft state.
 
-Endpoints: /db/execute, /db/query, /db/request, /db/backup, /db/load, /status, /nodes,
-/readyz, /leader, /remove, /join, /ws, /dashboard (+ /static/*), and ddb's own /ddb/faults,
-/ddb/cluster, /ddb/control.
+Endpoints: /db/execute, /db/query, /db/request, /db/backup, /db/load, /boot, /snapshot,
+/reap, /status, /nodes, /readyz, /leader, /remove, /join, /debug/vars, /ws, /dashboard (+
+/static/*), and ddb's own /ddb/faults, /ddb/cluster, /ddb/control.
 
 Robustness: bodies have a per-endpoint size limit (413 before the body is read), headers and
 bodies have read timeouts, the number of open connections is capped, garbage gives 400, and
@@ -43,6 +43,7 @@ from ddb_node.sql import BadRequest, Request
 from . import http_format as fmt
 from .http_auth import CredentialStore, parse_basic
 from .http_errors import HttpError, StatementError, TransactionFailed, WritesRefused, from_error
+from .http_metrics import Metrics
 from .http_routes import Router
 from .http_server import HttpServer
 from .http_ws import EventHub
@@ -77,6 +78,7 @@ class HttpService:
         self.scheme = "https" if self.cert else "http"
         self.ws_scheme = "wss" if self.cert else "ws"
         self.hub = EventHub(server)
+        self.metrics = Metrics()
         self.queue = WriteQueue(self)
         self.http_cache: dict[int, str] = {}
         self.stats = {"requests": 0, "bad_requests": 0, "auth_fail": 0, "too_large": 0,
@@ -122,7 +124,9 @@ class HttpService:
         if self.creds is None:
             return True
         user, pw = parse_basic(req.headers.get("authorization"))
-        return await self.creds.check(user, pw, perms)
+        ok = await self.creds.check(user, pw, perms)
+        self.metrics.http["auth_ok" if ok else "auth_fail"] += 1
+        return ok
 
     def peer_client(self):
         if self._client is None:
@@ -337,15 +341,19 @@ class WriteQueue:
             stmts = [s for _, ss, _ in group for s in ss]
             flags = fmt.Flags({})
             delay = 0.1
+            counts = self.service.metrics.http
             while True:
                 try:
+                    counts["queued_executions_num_stmts_tx"] += len(stmts)
                     await self.service.run_statements(stmts, flags)
+                    counts["queued_executions_ok"] += 1
                     break
                 except asyncio.CancelledError:
                     raise
                 except HttpError as e:
                     if e.status in (400,):
                         self.stats["failed_statements"] += len(stmts)
+                        counts["queued_executions_failed"] += 1
                         break
                     self.stats["retries"] += 1
                 except Exception:

@@ -21,7 +21,8 @@ import orjson
 
 from ddb_node.protocol import LEVELS
 
-__all__ = ["Flags", "FlagError", "BodyError", "parse_flags", "parse_duration", "parse_body",
+__all__ = ["Flags", "FlagError", "BodyError", "parse_flags", "parse_duration", "go_duration",
+           "parse_body",
            "exec_result", "query_result", "request_result", "encode_json", "rfc3339",
            "sql_dump"]
 
@@ -63,6 +64,30 @@ def parse_duration(text: str) -> float:
         total += float(m.group(1)) * _UNIT[m.group(2)]
         pos = m.end()
     return total
+
+
+def go_duration(seconds: float) -> str:
+    """Go's time.Duration.String ("1.5ms", "312.4µs", "2.000001s", "1m30s")."""
+    ns = int(round(seconds * 1e9))
+    if ns == 0:
+        return "0s"
+    sign, ns = ("-", -ns) if ns < 0 else ("", ns)
+    if ns < 1000:
+        return f"{sign}{ns}ns"
+    if ns < 1_000_000:
+        return sign + _fraction(ns, 1000) + "\u00b5s"
+    if ns < 1_000_000_000:
+        return sign + _fraction(ns, 1_000_000) + "ms"
+    h, rest = divmod(ns, 3600 * 10**9)
+    m, rest = divmod(rest, 60 * 10**9)
+    return (sign + (f"{h}h" if h else "") + (f"{m}m" if h or m else "")
+            + _fraction(rest, 10**9) + "s")
+
+
+def _fraction(value: int, unit: int) -> str:
+    whole, frac = divmod(value, unit)
+    digits = str(frac).rjust(len(str(unit)) - 1, "0").rstrip("0")
+    return f"{whole}.{digits}" if digits else str(whole)
 
 
 # ------------------------------------------------------------------ flags
@@ -247,12 +272,19 @@ def _value(v, blob_array: bool, timecol: bool):
     return v
 
 
+_STORAGE_CLASS = {int: "integer", float: "real", str: "text", bytes: "blob"}
+
+
 def _columns(r: dict, blob_array: bool):
     cols = r.get("columns") or []
     decl = [(d or "").lower() for d in (r.get("decltypes") or [""] * len(cols))]
     tcols = [d in _TIME_TYPES for d in decl]
     colvals = r.get("values") or []
     nrows = len(colvals[0]) if colvals else 0
+    if nrows and "" in decl:
+        # rqlite: a column without a declared type (an expression, COUNT(*)) takes the
+        # storage class of the first row's value ("" for NULL, and with no rows)
+        decl = [d or _STORAGE_CLASS.get(type(colvals[c][0]), "") for c, d in enumerate(decl)]
     rows = []
     for i in range(nrows):
         rows.append([_value(colvals[c][i], blob_array, tcols[c]) for c in range(len(cols))])

@@ -15,110 +15,36 @@ import json
 import mimetypes
 import os
 import platform
-import re
 import socket
 import sys
 import tempfile
 import time
-from abc import ABC, abstractmethod
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from ddb_node.protocol import RequestError
 from ddb_node.raft import NONE, Role
-from ddb_node.sql.split import split_sql
 
 from . import http_format as fmt
 from .http_auth import parse_basic
 from .http_errors import REASONS as _REASONS
 from .http_errors import HttpError
+from .http_metrics import DebugVarsEndpoint
+from .http_ops import BootEndpoint, LoadEndpoint, ReapEndpoint, SnapshotEndpoint, skip_internal
+from .http_endpoint import (DEFAULT_HEADERS, VERSION, Endpoint, answer_error, error_response,
+                            flags_of, raft_addr, redirect_to_leader, send_json, send_text)
 from .http_server import Request, Response
+from .http_status import snapshot_store, sqlite3_status
 from .http_ws import light_status, websocket_endpoint
 from .options import tcp
 
-VERSION = "ddb-0.1.0"
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-DEFAULT_HEADERS = [("X-DDB-VERSION", VERSION),
-                   ("Access-Control-Allow-Methods", "OPTIONS, GET, POST"),
-                   ("Access-Control-Allow-Headers", "Content-Type, Authorization")]
-_JSON = [("Content-Type", "application/json; charset=utf-8")] + DEFAULT_HEADERS
-_TEXT = [("Content-Type", "text/plain; charset=utf-8")] + DEFAULT_HEADERS
-_AUTH = ("WWW-Authenticate", 'Basic realm="ddb"')
-
-
-# ====================================================================== responses
-def send_json(obj, flags: fmt.Flags | None = None, status: int = 200) -> Response:
-    return Response(status, fmt.encode_json(obj, pretty=bool(flags and flags.pretty)), _JSON)
-
-
-def send_text(text: str, status: int = 200) -> Response:
-    return Response(status, text.encode("utf-8"), _TEXT)
-
-
-def error_response(service, e: HttpError) -> Response:
-    """text/plain, the message and a newline (rqlite's and tornado's shape)."""
-    headers = list(_TEXT) + list(e.headers.items())
-    if e.status == 401:
-        headers.append(_AUTH)
-    if e.status >= 400:
-        service.stats["bad_requests"] += 1
-    return Response(e.status, (e.message + "\n").encode("utf-8"), headers)
-
-
-async def redirect_to_leader(service, req: Request, e: HttpError) -> Response:
-    """rqlite's DoRedirect: 301, Location = leader's API base URL + path + query."""
-    http = (e.leader or {}).get("http") or await service.leader_http()
-    if not http:
-        return error_response(service, HttpError(503, "leader not found"))
-    loc = f"{service.scheme}://{http}{req.path}"
-    if req.query:
-        loc += "?" + req.query
-    service.stats["redirects"] += 1
-    return Response(301, f'<a href="{loc}">Moved Permanently</a>.\n\n'.encode(),
-                    [("Content-Type", "text/html; charset=utf-8")] + DEFAULT_HEADERS + [("Location", loc)])
-
-
-async def _answer_error(service, req, e: HttpError, *, as_503: bool = False) -> Response:
-    """The usual mapping of a failed call: 301 -> redirect, 200 -> (503 or) JSON error."""
-    if e.status == 301:
-        return await redirect_to_leader(service, req, e)
-    if as_503 and e.status == 200:
-        return error_response(service, HttpError(503, e.message))
-    return error_response(service, e)
-
-
-def flags_of(req: Request) -> fmt.Flags:
-    try:
-        return fmt.parse_flags(req.arguments)
-    except fmt.FlagError as e:
-        raise HttpError(400, str(e)) from None
-
-
-def json_body(req: Request, default=None):
-    """The body as JSON (``default`` when empty); ValueError when it is not JSON."""
-    if not req.body.strip():
-        if default is not None:
-            return default
-    return json.loads(req.body)
-
-
-# ====================================================================== endpoints
-class Endpoint(ABC):
-    """One HTTP route: its permissions, methods, body limit and `handle`."""
-    perms: tuple = ()
-    methods: tuple = ("GET",)
-    body_limit: str = "max_body"
-    default_headers = True
-
-    def required_perms(self, req: Request) -> tuple:
-        return self.perms
-
-    @abstractmethod
-    async def handle(self, service, req: Request) -> Response:
-        """Answer one request."""
 
 
 # ---------------------------------------------------------------------- SQL
+_STMTS_RX = {"execute": "execute_stmts_rx", "query": "query_stmts_rx", "request": "request_stmts_rx"}
+
+
 class SqlEndpoint(Endpoint):
     """/db/execute, /db/query, /db/request: rqlite's statements onto the node's ``handle``."""
 
@@ -142,13 +68,14 @@ class SqlEndpoint(Endpoint):
         flags = flags_of(req)
         try:
             stmts = self.statements(req, flags)
+            service.metrics.http[_STMTS_RX[self.endpoint]] += len(stmts)
             if self.endpoint == "execute" and flags.queue:
                 return await self.queued(service, stmts, flags, t0)
             ran = await service.run_statements(stmts, flags, readonly=self.endpoint == "query")
         except HttpError as e:
             if e.status == 200:
                 return send_json(self._top({"results": [], "error": e.message}, flags, t0), flags)
-            return await _answer_error(service, req, e)
+            return await answer_error(service, req, e)
         tm, assoc, blob = flags.timings, flags.associative, flags.blob_array
         results = []
         for group in ran["results"]:
@@ -177,10 +104,15 @@ class SqlEndpoint(Endpoint):
         if service.server.raft.leader_id == NONE and not flags.noleader:
             raise HttpError(503, "leader not found")
         seq, fut = service.queue.put(stmts)
+        counts = service.metrics.http
+        counts["queued_executions"] += 1
+        counts["queued_executions_num_stmts_rx"] += len(stmts)
         if flags.wait:
+            counts["queued_executions_wait"] += 1
             try:
                 await asyncio.wait_for(asyncio.shield(fut), flags.timeout or 30.0)
             except asyncio.TimeoutError:
+                counts["queued_executions_wait_timeout"] += 1
                 raise HttpError(408, "timeout") from None
         out = {"results": [], "sequence_number": seq}
         if flags.timings:
@@ -215,26 +147,31 @@ class StatusEndpoint(Endpoint):
         r = s.raft
         st = s.status()
         leader = s.leader_info() or {}
+        snap = s.storage.snapshot_meta()
         try:
             last_term = r.log_term(r.last_index) or 0
         except Exception:
             last_term = 0
         store = {
             "node_id": str(s.id),
-            "addr": s.opts.peer_addr,
+            "addr": raft_addr(s.opts.peer_addr),
             "leader": {"node_id": str(leader["id"]) if leader else "",
-                       "addr": leader.get("peer") or ""},
+                       "addr": raft_addr(leader.get("peer"))},
             "ready": r.leader_id != NONE,
             "raft": {"state": _role_name(r.role), "term": r.term, "commit_index": r.commit_index,
                      "applied_index": s.sm.applied_index, "last_log_index": r.last_index,
                      "last_log_term": last_term, "first_log_index": s.storage.first_index(),
-                     "snapshot_index": st.get("snapshot_index"), "voter": s.id in r.voters,
+                     "snapshot_index": st.get("snapshot_index"),
+                     "last_snapshot_index": snap.index, "last_snapshot_term": snap.term,
+                     "voter": s.id in r.voters,
                      "num_peers": max(0, len(r.voters) - (1 if s.id in r.voters else 0)),
                      "latest_configuration": [{"id": str(v), "voter": True} for v in sorted(r.voters)]
                      + [{"id": str(v), "voter": False} for v in sorted(r.learners)]},
             "fsm_index": s.sm.applied_index,
             "db_applied_index": s.sm.applied_index,
-            "sqlite3": {"path": s.sm.path, "durable_index": s.sm.durable_index},
+            "sqlite3": {"path": s.sm.path, "durable_index": s.sm.durable_index,
+                        **await sqlite3_status(s)},
+            "snapshot_store": snapshot_store(s),
             "dir": s.opts.data_dir or "",
         }
         q = service.queue
@@ -252,7 +189,8 @@ class StatusEndpoint(Endpoint):
                      "uptime": f"{time.time() - s.started:.3f}s"},
             "os": {"pid": os.getpid(), "ppid": os.getppid(), "hostname": socket.gethostname(),
                    "executable": sys.executable},
-            "runtime": {"python": platform.python_version(), "platform": sys.platform},
+            "runtime": {"python": platform.python_version(), "platform": sys.platform,
+                        "version": f"python{platform.python_version()}"},
             "store": store,
             "ddb": st,
         }
@@ -260,41 +198,42 @@ class StatusEndpoint(Endpoint):
 
 
 class NodesEndpoint(Endpoint):
+    """GET /nodes[?nonvoters][&ver=2]: every voter (and, with nonvoters, every learner) as
+    this node sees it, each one asked whether it answers. rqlite's shape (http/nodes.go):
+    sorted by id, empty fields omitted except version, time only for a node that answered;
+    the legacy form is a map by id, ver=2 a list under "nodes"."""
     perms = ("status",)
 
     async def handle(self, service, req):
         flags = flags_of(req)
         s = service.server
         timeout = min(flags.timeout or 5.0, 30.0)
-        ids = sorted(s.raft.voters) + (sorted(s.raft.learners) if flags.nonvoters else [])
+        ids = set(s.raft.voters) | (set(s.raft.learners) if flags.nonvoters else set())
         leader = s.raft.leader_id
 
         async def probe(nid):
             t0 = time.perf_counter()
-            node = {"id": str(nid), "api_addr": "", "addr": (s.book.get(nid) or {}).get("peer", ""),
-                    "version": VERSION, "voter": nid in s.raft.voters, "reachable": False,
+            node = {"id": str(nid), "addr": raft_addr((s.book.get(nid) or {}).get("peer")),
+                    "version": "", "voter": nid in s.raft.voters, "reachable": False,
                     "leader": False}
             try:
                 st = await service.member_status(nid, timeout)
-                node["reachable"] = True
-                http = (st.get("addresses") or {}).get("http") or service.member_http().get(nid)
-                node["api_addr"] = f"{service.scheme}://{http}" if http else ""
-                node["leader"] = nid == leader
             except Exception as e:
                 node["error"] = "timeout waiting for node to respond" if "within" in str(e) \
                     else type(e).__name__
-                node["version"] = ""
+                return node
+            http = (st.get("addresses") or {}).get("http") or service.member_http().get(nid)
+            if http:
+                node["api_addr"] = f"{service.scheme}://{http}"
             dt = time.perf_counter() - t0
-            node["time"] = dt
-            node["time_s"] = f"{dt * 1000:.3f}ms"
-            if not node["api_addr"]:
-                node.pop("api_addr")
+            node.update(version=VERSION, reachable=True, leader=nid == leader, time=dt,
+                        time_s=fmt.go_duration(dt))
             return node
 
-        nodes = await asyncio.gather(*(probe(n) for n in ids))
+        nodes = await asyncio.gather(*(probe(n) for n in sorted(ids, key=str)))
         keys = ("id", "api_addr", "addr", "version", "voter", "reachable", "leader", "time", "time_s",
                 "error")
-        nodes = [{k: n[k] for k in keys if k in n} for n in nodes]
+        nodes = [{k: n[k] for k in keys if k in n and (n[k] != "" or k == "version")} for n in nodes]
         if flags.ver == "2":
             return send_json({"nodes": nodes}, flags)
         return send_json({n["id"]: n for n in nodes}, flags)
@@ -344,7 +283,7 @@ class LeaderEndpoint(Endpoint):
         out = {"id": str(info["id"])}
         if http:
             out["api_addr"] = f"{service.scheme}://{http}"
-        out.update({"addr": info.get("peer") or "", "version": VERSION, "voter": True,
+        out.update({"addr": raft_addr(info.get("peer")), "version": VERSION, "voter": True,
                     "reachable": reachable, "leader": True})
         return send_json(out, flags)
 
@@ -373,7 +312,7 @@ class LeaderEndpoint(Endpoint):
             resp = await service.call({"op": "transfer", "to": target,
                                        "timeout": flags.timeout or 10.0})
         except HttpError as e:
-            return await _answer_error(service, req, e, as_503=True)
+            return await answer_error(service, req, e, as_503=True)
         return send_json({"leader": {"id": str(resp.get("leader", target))}}, flags)
 
 
@@ -396,7 +335,7 @@ class RemoveEndpoint(Endpoint):
         try:
             await service.call(body)
         except HttpError as e:
-            return await _answer_error(service, req, e, as_503=True)
+            return await answer_error(service, req, e, as_503=True)
         return Response(200, b"", DEFAULT_HEADERS)
 
 
@@ -432,15 +371,11 @@ class JoinEndpoint(Endpoint):
         try:
             resp = await service.call(body)
         except HttpError as e:
-            return await _answer_error(service, req, e, as_503=True)
+            return await answer_error(service, req, e, as_503=True)
         return send_json({"members": resp.get("members", {})})
 
 
 # ---------------------------------------------------------------------- backup & load
-def _skip_internal(name: str) -> bool:
-    return name.startswith("_ddb_")
-
-
 class BackupEndpoint(Endpoint):
     perms = ("backup",)
 
@@ -464,7 +399,7 @@ class BackupEndpoint(Endpoint):
                 import apsw
                 c = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
                 try:
-                    text = fmt.sql_dump(c, flags.tables or None, _skip_internal)
+                    text = fmt.sql_dump(c, flags.tables or None, skip_internal)
                 finally:
                     c.close()
                 ctype = "application/sql"
@@ -480,6 +415,7 @@ class BackupEndpoint(Endpoint):
         finally:
             os.remove(path)
         name = "sql" if flags.fmt == "sql" else "sqlite3"
+        service.metrics.store["num_backups"] += 1
         return Response(200, data, [("Content-Type", ctype)] + DEFAULT_HEADERS
                         + [("Content-Disposition", f'attachment; filename="backup.{name}"')])
 
@@ -507,90 +443,6 @@ class BackupEndpoint(Endpoint):
         finally:
             dest.close()
         return tmp
-
-
-class LoadEndpoint(Endpoint):
-    """POST /db/load: a SQLite database file (replaces every user table) or SQL text (a dump,
-    executed as one transaction); both go through the log as one entry."""
-    perms = ("load",)
-    methods = ("POST",)
-    body_limit = "max_load"
-
-    async def handle(self, service, req):
-        flags = flags_of(req)
-        data = req.body
-        t0 = time.perf_counter()
-        try:
-            if data[:16] == b"SQLite format 3\x00":
-                stmts = self._from_file(service.server, data)
-            else:
-                try:
-                    text = data.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise HttpError(400, "load data is neither a SQLite file nor UTF-8 SQL text") from None
-                stmts = self._from_sql(text)
-            if not stmts:
-                raise HttpError(400, "no statements")
-            flags.transaction = True
-            ran = await service.run_statements(stmts, flags)
-        except HttpError as e:
-            if e.status == 200:
-                return send_json({"error": e.message}, flags)
-            return await _answer_error(service, req, e)
-        results = [fmt.exec_result(r, flags.timings) for g in ran["results"] for r in g]
-        errors = [r for r in results if "error" in r]
-        out = {"results": errors or [{}]}
-        if flags.timings:
-            out["time"] = time.perf_counter() - t0
-        return send_json(out, flags)
-
-    @staticmethod
-    def _existing_drops(server) -> list:
-        conn = server.sm.connection
-        drops = []
-        for typ, name in conn.cursor().execute(
-                "SELECT type, name FROM sqlite_schema WHERE type IN ('table','view') "
-                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_ddb\\_%' ESCAPE '\\'",
-                can_cache=False):
-            drops.append([f'DROP {typ.upper()} IF EXISTS "' + name.replace('"', '""') + '"'])
-        return drops
-
-    def _from_file(self, server, data: bytes) -> list:
-        import apsw
-        fd, tmp = tempfile.mkstemp(prefix=".ddb-load-", suffix=".db")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            try:
-                c = apsw.Connection(tmp, flags=apsw.SQLITE_OPEN_READONLY)
-                try:
-                    if c.execute("PRAGMA quick_check").fetchall() != [("ok",)]:
-                        raise HttpError(400, "the SQLite file fails quick_check")
-                    text = fmt.sql_dump(c, None, _skip_internal)
-                finally:
-                    c.close()
-            except apsw.Error as e:
-                raise HttpError(400, f"not a usable SQLite file: {e}") from None
-        finally:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                try:
-                    os.remove(tmp + suffix)
-                except FileNotFoundError:
-                    pass
-        return self._existing_drops(server) + self._from_sql(text)
-
-    @staticmethod
-    def _from_sql(text: str) -> list:
-        out = []
-        for piece in split_sql(text):
-            head = re.sub(r"\s+", " ", piece.strip().rstrip(";").strip()).upper()
-            if head in ("BEGIN", "BEGIN TRANSACTION", "COMMIT", "END", "END TRANSACTION",
-                        "ROLLBACK", "PRAGMA FOREIGN_KEYS=OFF", "PRAGMA FOREIGN_KEYS = OFF"):
-                continue
-            if head.startswith("PRAGMA WRITABLE_SCHEMA"):
-                continue
-            out.append([piece])
-        return out
 
 
 # ---------------------------------------------------------------------- ddb's own
@@ -795,6 +647,10 @@ _SLASH = {
 _EXACT = {
     "/": RootEndpoint(),
     "/ws": WebSocketEndpoint(),
+    "/debug/vars": DebugVarsEndpoint(),
+    "/boot": BootEndpoint(),
+    "/snapshot": SnapshotEndpoint(),
+    "/reap": ReapEndpoint(),
     "/ddb/cluster": ClusterEndpoint(),
     "/ddb/faults": FaultsEndpoint(),
     "/ddb/control": ControlEndpoint(),
@@ -837,6 +693,7 @@ class Router:
         if ep is NOT_FOUND:
             return await ep.handle(svc, req)
         svc.stats["requests"] += 1
+        svc.metrics.routed(req.path)
         if req.method == "OPTIONS" and ep.default_headers:
             return Response(200, b"", DEFAULT_HEADERS)
         try:

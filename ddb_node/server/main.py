@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 
+from .http_format import FlagError, parse_duration
 from .node import run_node
 from .options import ELECTION_TICK, HEARTBEAT_TICK, TICK_MS, NodeOptions, tcp
 
@@ -30,6 +31,14 @@ def parse_peers(text: str | None) -> dict:
     return out
 
 
+def duration(text: str) -> float:
+    """A command-line duration: Go's form (rqlite's flags: 30s, 48h, 1m30s) or seconds."""
+    try:
+        return parse_duration(text)
+    except FlagError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def add_node_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--id", type=int, required=True, help="this node's id (positive integer)")
     p.add_argument("--data-dir", help="directory for raft.db and data.db")
@@ -48,6 +57,11 @@ def add_node_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snapshot-trailing", type=int, default=2_000)
     p.add_argument("--snapshot-chunk", type=int, default=1 << 20,
                    help="bytes of a snapshot per message to a follower")
+    p.add_argument("--raft-reap-node-timeout", type=duration, default=0.0, metavar="DURATION",
+                   help="the leader removes a voter it has not heard from for this long "
+                        "(Go duration or seconds, e.g. 48h; 0, the default: never)")
+    p.add_argument("--raft-reap-read-only-node-timeout", type=duration, default=0.0,
+                   metavar="DURATION", help="the same for a non-voting node (0: never)")
     p.add_argument("--curve-keys", default=None, help="JSON file with CURVE keys (ddb keygen)")
     p.add_argument("--log-level", default="WARNING")
 
@@ -68,7 +82,9 @@ def options_from_args(args: argparse.Namespace) -> NodeOptions:
         join=[a for a in (args.join or "").split(",") if a], http_addr=args.http,
         tick_ms=args.tick_ms, election_tick=args.election_tick, heartbeat_tick=args.heartbeat_tick,
         snapshot_entries=args.snapshot_entries, snapshot_trailing=args.snapshot_trailing,
-        snapshot_chunk=args.snapshot_chunk, curve=curve)
+        snapshot_chunk=args.snapshot_chunk, curve=curve,
+        reap_node_timeout=args.raft_reap_node_timeout,
+        reap_read_only_node_timeout=args.raft_reap_read_only_node_timeout)
 
 
 def run(args: argparse.Namespace) -> int:

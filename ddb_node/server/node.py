@@ -36,10 +36,11 @@ from .http_api import start_http
 from .loop import run as run_loop
 from .options import NodeOptions
 from .reads import ReadService
+from .reaper import Reaper
 
 log = logging.getLogger("ddb.node")
 
-SHELL_COUNTERS = ("bad_frames",)
+SHELL_COUNTERS = ("bad_frames", "nodes_reaped")
 BIG_REPLY_CELLS = 20_000      # answers with more values than this are encoded off the loop
 
 
@@ -87,6 +88,7 @@ class NodeServer:
         self.client_sock = None
         self.forwarders: dict[str, zmq.asyncio.Socket] = {}
         self.http = None
+        self.reaper = Reaper(opts.reap_node_timeout, opts.reap_read_only_node_timeout)
 
     # ---- what the HTTP layer and tests look at -------------------------------------
     @property
@@ -134,6 +136,8 @@ class NodeServer:
         if self.opts.http_addr:
             self.http = await start_http(self)
         tasks = [asyncio.ensure_future(self._ticker())]
+        if self.reaper.enabled:
+            tasks.append(asyncio.ensure_future(self._reap_nodes()))
         if self.opts.join:
             tasks.append(asyncio.ensure_future(self._join()))
         self.replica.event("started")
@@ -414,6 +418,26 @@ class NodeServer:
                 log.warning("node %d: join attempt failed: %s", self.id, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    # ---- reaping failed nodes -------------------------------------------------------
+    async def _reap_nodes(self) -> None:
+        """While leading, remove the members silent for longer than the reap timeouts."""
+        while True:
+            await asyncio.sleep(1.0)
+            if not self.replica.is_leader:
+                self.reaper.not_leader()
+                continue
+            due = self.reaper.due(time.monotonic(), self.id, self.raft.voters,
+                                  self.raft.learners, self.transport.last_seen)
+            for nid in due:
+                resp = await self.handle({"op": "remove", "node_id": nid})
+                if resp.get("ok"):
+                    self.shell_counters["nodes_reaped"] += 1
+                    log.warning("node %d: reaped node %d (unreachable for longer than the "
+                                "reap timeout)", self.id, nid)
+                else:
+                    log.warning("node %d: reaping node %d failed: %s", self.id, nid,
+                                resp.get("error"))
 
     # ---- status --------------------------------------------------------------------
     def take_snapshot(self) -> int:

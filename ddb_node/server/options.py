@@ -42,6 +42,8 @@ class NodeOptions:
     request_timeout: float = 10.0
     curve: dict | None = None            # {"public", "secret", "server", "clients": [...]}
     user_db_sync: str = "normal"         # the Raft log is durable; the user db may sync less
+    reap_node_timeout: float = 0.0       # seconds; the leader removes a voter silent this long (0: never)
+    reap_read_only_node_timeout: float = 0.0   # the same for a non-voter (learner)
 
     def validate(self) -> None:
         if self.node_id <= 0:
@@ -52,6 +54,10 @@ class NodeOptions:
             raise ValueError("a data directory is required (or use --storage memory)")
         if self.tick_ms <= 0:
             raise ValueError("tick must be positive")
+        for name in ("reap_node_timeout", "reap_read_only_node_timeout"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-').replace('reap', 'raft-reap', 1)} "
+                                 "must not be negative")
 
     def path(self, name: str) -> str:
         assert self.data_dir

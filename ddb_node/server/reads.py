@@ -73,6 +73,11 @@ class ReadService:
         return {"ok": True, "results": [x.to_dict() for x in results], "index": max(index, meta["index"]),
                 "level": meta["level"], "time": time.perf_counter() - meta["t0"]}
 
+    async def status_pragmas(self) -> dict[str, str]:
+        """A worker's read-only connection's settings (for /status), read on that thread."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.pool, lambda: self._reader().status_pragmas())
+
     # ---- cursors -------------------------------------------------------------------
     async def _open_cursor(self, request, meta: dict, term: int) -> dict:
         if len(self.cursors) >= MAX_CURSORS:

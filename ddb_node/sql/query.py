@@ -62,6 +62,18 @@ class QueryEngine:
         finally:
             self._internal = False
 
+    # rqlite's /status reports these of each connection (db.pragmas), as text
+    STATUS_PRAGMAS = ("synchronous", "journal_mode", "foreign_keys", "wal_autocheckpoint",
+                      "busy_timeout")
+
+    def status_pragmas(self) -> dict[str, str]:
+        """This connection's settings that /status shows: {name: value as text}."""
+        out = {}
+        for name in self.STATUS_PRAGMAS:
+            rows = self._internal_rows(f"PRAGMA {name}")
+            out[name] = str(rows[0][0]) if rows else ""
+        return out
+
     # ------------------------------------------------------------------ properties
 
     def _failed(self, k, e, t0) -> Result:

@@ -93,11 +93,15 @@ class SnapshotFiles:
             except FileNotFoundError:
                 pass
 
-    def remove_all_but(self, index: int) -> None:
+    def remove_all_but(self, index: int) -> int:
+        """Delete every snapshot file but `index`'s; -> how many were deleted."""
         keep = os.path.basename(self.path(index))
+        n = 0
         for name in os.listdir(self._dir):
             if name.startswith(self._prefix) and name != keep:
                 os.remove(os.path.join(self._dir, name))
+                n += 1
+        return n
 
     def _fsync_dir(self) -> None:
         fd = os.open(self._dir, os.O_RDONLY)

@@ -194,6 +194,10 @@ class SqliteLogStorage:
         index = self._snapshot_meta.index
         return self._files.path(index) if index and self._files.exists(index) else None
 
+    def reap_snapshot_files(self) -> int:
+        """Delete snapshot files the database no longer refers to -> how many."""
+        return self._files.remove_all_but(self._snapshot_meta.index)
+
     def set_snapshot_provider(self, provider: Callable[[], object] | None) -> None:
         """Let `snapshot_source` read the state machine itself (the node's compactions record
         metadata only: the user database holds the state)."""
