@@ -296,11 +296,17 @@ class Shell:
         return 1 if self.errors else 0
 
     def run_interactive(self) -> int:
-        from prompt_toolkit import PromptSession
-        from prompt_toolkit.history import FileHistory, InMemoryHistory
-        from prompt_toolkit.key_binding import KeyBindings
-        from prompt_toolkit.lexers import PygmentsLexer
-        from pygments.lexers.sql import SqlLexer
+        try:
+            from prompt_toolkit import PromptSession
+            from prompt_toolkit.history import FileHistory, InMemoryHistory
+            from prompt_toolkit.key_binding import KeyBindings
+            from prompt_toolkit.lexers import PygmentsLexer
+            from pygments.lexers.sql import SqlLexer
+        except ImportError:
+            self.err.write("the interactive shell needs prompt_toolkit and pygments, which a bare "
+                           "install leaves out: pip install 'ddb[shell]' (piped input works "
+                           "without them: echo 'SELECT 1;' | ddb shell)\n")
+            return 2
 
         history = InMemoryHistory()
         try:

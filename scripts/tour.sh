@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
-./scripts/setup.sh
+EXTRAS=notebook,shell ./scripts/setup.sh
 .venv/bin/ddb tour "$@"
 echo
 mkdir -p artifacts

@@ -26,7 +26,11 @@ def _column(pd, values, affinity, seen):
 
 
 def to_pandas(result):
-    import pandas as pd
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("to_pandas() needs pandas, which a bare install leaves out: "
+                          "pip install 'ddb[notebook]'") from None
 
     if result.error is not None:
         raise ValueError(f"result holds an error: {result.error}")
