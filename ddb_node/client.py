@@ -28,15 +28,13 @@ from ddb_node.net.codec import (KIND_REQUEST, KIND_RESPONSE, FrameError, decode_
 from ddb_node.net.liveness import Link
 from ddb_node.net.sockets import EVENTS, POLLIN
 from ddb_node.protocol import LEVELS, ClientRequest, statement
+from ddb_node.routing import (AwaitSuccessor, ClusterView, LeaderMoved, Refresh, Send, Sleep,
+                              norm_addr, route)
 
 CHUNK_ROWS = 50_000     # query(): a result longer than this comes in chunks (a cursor)
 
 
-def _norm_addr(a: str) -> str:
-    a = a.strip()
-    if "://" not in a:
-        a = "tcp://" + a
-    return a
+_norm_addr = norm_addr
 
 
 def curve_from_env() -> dict | None:
@@ -112,8 +110,6 @@ class Response:
                 f"results={len(self.results)}>")
 
 
-class _LeaderMoved(DdbError):
-    """While we waited for a leader, another member named its successor (Client._attempt)."""
 
 
 def _raise_statement_errors(resp: Response) -> Response:
@@ -226,12 +222,17 @@ class Client:
         self._local = threading.local()
         self._links: list[Link] = []
         self._sockets: list[zmq.Socket] = []   # the links' DEALERs
-        self.members: dict[int, str] = {}     # node id -> client address
-        self._leader: int | None = None
-        self._term = 0                        # the highest term we know a leader of
+        self.view = ClusterView(self.seeds)   # members, leader, the term we know it at
         self._rng = random.Random()
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None
+
+    # the view's fields, by the names callers know
+    members = property(lambda self: self.view.members,
+                       lambda self, v: setattr(self.view, "members", v))
+    _leader = property(lambda self: self.view.leader,
+                       lambda self, v: setattr(self.view, "leader", v))
+    _term = property(lambda self: self.view.term, lambda self, v: setattr(self.view, "term", v))
 
     # ---- context manager / lifecycle -------------------------------------------------
     def __enter__(self) -> "Client":
@@ -313,7 +314,7 @@ class Client:
         Raises NodeDown as soon as the connection to it is lost (its process died: waiting
         cannot help), ConnectionFailed after `timeout`. With `watch_leader`, once the answer
         is `probe_after` late it also asks the other members to answer when they know a leader
-        at a term above ours (`nodes` with `after_term`), and raises _LeaderMoved when one
+        at a term above ours (`nodes` with `after_term`), and raises LeaderMoved when one
         does: a stopped or cut-off leader keeps its connections, so only the others can tell
         that it was replaced. A slow answer from a leader still in office is waited for."""
         if self._closed:
@@ -369,7 +370,7 @@ class Client:
                 members, lid = cluster_view(r, self.members)
                 if lid is not None and members[lid] != addr:
                     self._learn(members, lid, r["term"])
-                    raise _LeaderMoved(f"node {lid} leads at term {r['term']}")
+                    raise LeaderMoved(f"node {lid} leads at term {r['term']}")
                 # the node we wait for leads at a newer term than we knew: ask again about that
                 self._term = max(self._term, r["term"])
                 self._probe(plink.addr, r["term"], deadline, poller, probes)
@@ -385,16 +386,11 @@ class Client:
         poller.register(link.sock, zmq.POLLIN)
 
     def _learn(self, members: dict[int, str], leader: int | None, term: int) -> None:
-        self.members, self._leader = members, leader
-        self._term = max(self._term, term or 0)
+        self.view.learn(members, leader, term)
 
     # ---- discovery ----------------------------------------------------------------------
     def _candidates(self) -> list[str]:
-        addrs = list(self.members.values()) or []
-        for a in self.seeds:
-            if a not in addrs:
-                addrs.append(a)
-        return addrs
+        return self.view.candidates()
 
     def _live_candidates(self) -> list[str]:
         """The candidates not known to be down (all of them if every one is)."""
@@ -471,16 +467,15 @@ class Client:
                 self._drop_link(addr)   # down, or its answer lost: a new socket drops late replies
         return replies
 
-    def _await_successor(self, dead: str, deadline: float) -> None:
-        """The leader at `dead` is gone: wait until another member names a leader at a term
-        above the one we knew (a long poll on each; answered the moment an election is won),
-        bounded by the attempt timeout. Leaves the leader unknown if none was elected."""
+    def _await_successor(self, dead: str, wait: float) -> None:
+        """The leader at `dead` is gone: wait up to `wait` until another member names a
+        leader at a term above the one we knew (a long poll on each; answered the moment an
+        election is won). Leaves the leader unknown if none was elected."""
         self._leader = None
         term = self._term
         others = [a for a in self._candidates() if a != dead]
         if not others:
             return
-        wait = max(0.05, min(self.attempt_timeout, deadline - time.monotonic()))
 
         def elected(r: dict) -> bool:
             _, lid = cluster_view(r, self.members)
@@ -494,114 +489,43 @@ class Client:
             self._learn(*cluster_view(r, self.members), r["term"])
 
     def _leader_addr(self) -> str | None:
-        if self._leader and self._leader in self.members:
-            return self.members[self._leader]
-        return None
+        return self.view.leader_addr()
 
-    # ---- the request loop ------------------------------------------------------------------
+    # ---- the request loop: routing.route decides, this performs ---------------------------
     def _send(self, body: dict, *, to_leader: bool, timeout: float | None = None) -> dict:
         if self._closed:
             raise DdbError("the client is closed")
-        timeout = timeout or self.timeout
-        deadline = time.monotonic() + timeout
-        backoff = 0.05
-        last_err: Exception | None = None
-        tried_refresh = False
+        steps = route(self.view, body, to_leader=to_leader, timeout=timeout or self.timeout,
+                      attempt_timeout=self.attempt_timeout, now=time.monotonic,
+                      is_down=self._is_down, rng=self._rng, redirect=self.redirect)
+        outcome = None
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                if isinstance(last_err, Timeout):
-                    raise last_err
-                if isinstance(last_err, (ConnectionFailed, _LeaderMoved)) or last_err is None:
-                    raise Timeout(f"no answer within {timeout:g}s; the outcome is unknown"
-                                  + (f" ({last_err})" if last_err else ""))
-                raise last_err
-            if not self.members and not tried_refresh:
-                tried_refresh = True
-                try:
-                    self.refresh(min(left, 2.0))
-                except ConnectionFailed as e:
-                    last_err = e
-            if to_leader:
-                addr = self._leader_addr()
-                if addr is not None and self._is_down(addr):
-                    self._await_successor(addr, deadline)
-                    addr = self._leader_addr()
-                addr = addr or self._rng.choice(self._live_candidates())
-            else:
-                addr = self._pick_reader()
-            # one attempt is short: a dead node must not eat the whole deadline; retrying is
-            # safe because writes carry a session (applied at most once)
-            attempt = max(0.05, min(left, self.attempt_timeout))
-            body = dict(body, timeout=attempt)
-            if self.redirect and to_leader:
-                body["redirect"] = True   # a follower answers NotLeader + hint, no forwarding
             try:
-                reply = self._attempt(addr, body, attempt + 0.5, watch_leader=to_leader)
-            except _LeaderMoved as e:
-                last_err = e     # the members and the new leader are known: go there now
-                continue
-            except NodeDown as e:
-                last_err = e
-                if to_leader and addr == self._leader_addr():
-                    self._await_successor(addr, deadline)
-                elif len(self._live_candidates()) == len(self._candidates()) or self._is_down(addr):
-                    # every node is down (or a fresh socket could not tell yet): do not spin
-                    time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
-                    backoff = min(backoff * 2, 1.0)
-                continue
+                step = steps.send(outcome)
+            except StopIteration as done:
+                return done.value
+            outcome = self._perform(step)
+
+    def _perform(self, step):
+        """One step of a route, blocking; its outcome (an exception is returned, not raised)."""
+        if isinstance(step, Send):
+            try:
+                return self._attempt(step.addr, step.body, step.timeout, watch_leader=step.watch_leader)
+            except (LeaderMoved, NodeDown, ConnectionFailed) as e:
+                return e
+        if isinstance(step, Refresh):
+            try:
+                self.refresh(step.timeout, prefer=step.prefer, avoid=step.avoid)
             except ConnectionFailed as e:
-                last_err = e
-                if to_leader:
-                    self._leader = None
-                self._forget_if_seed_only(addr)
-                tried_refresh = False
-                time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
-                backoff = min(backoff * 2, 1.0)
-                # the node may have been removed, and the leader may be a node that joined
-                # after our last refresh: without this we would keep trying the dead address
-                try:
-                    self.refresh(min(0.5, max(0.05, deadline - time.monotonic())), avoid=addr)
-                except ConnectionFailed:
-                    pass
-                continue
-            if reply.get("ok"):
-                if to_leader and reply.get("node") is not None and reply["node"] not in self.members:
-                    try:   # answered (forwarded) by a leader we do not know: learn the members
-                        self.refresh(min(0.5, max(0.05, deadline - time.monotonic())), prefer=addr)
-                    except ConnectionFailed:
-                        pass
-                if to_leader and reply.get("node") in self.members:
-                    self._leader = reply["node"]
-                    if "forwarded_by" not in reply:
-                        self._term = max(self._term, reply.get("term") or 0)
-                return reply
-            err = reply.get("error") or {}
-            etype = err.get("type")
-            exc = from_reply(err)
-            if etype == "NotLeader":
-                hint = err.get("leader")
-                if hint and hint.get("id") and hint.get("client"):
-                    self.members[int(hint["id"])] = _norm_addr(hint["client"])
-                    self._leader = int(hint["id"])
-                else:
-                    self._leader = None
-                    time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
-                    backoff = min(backoff * 2, 1.0)
-                last_err = exc
-                continue   # follow the hint (in redirect mode too: that is the point of it)
-            if err.get("retry") or etype in ("NoLeader", "Unavailable", "Timeout"):
-                last_err = exc
-                self._leader = None
-                tried_refresh = False
-                time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
-                backoff = min(backoff * 2, 1.0)
-                try:
-                    self.refresh(min(1.0, max(0.05, deadline - time.monotonic())))
-                except ConnectionFailed:
-                    pass
-                continue
-            raise exc
+                return e
+            return None
+        if isinstance(step, AwaitSuccessor):
+            self._await_successor(step.dead, step.wait)
+            return None
+        if isinstance(step, Sleep):
+            time.sleep(step.seconds)
+            return None
+        raise TypeError(f"unknown route step {step!r}")  # pragma: no cover
 
     def _send_in_session(self, body: dict, *, to_leader: bool, timeout: float | None) -> dict:
         with self._lock:
@@ -613,12 +537,6 @@ class Client:
         finally:
             with self._lock:
                 self._free_sessions.append(sess)
-
-    def _forget_if_seed_only(self, addr: str) -> None:
-        pass
-
-    def _pick_reader(self) -> str:
-        return self._rng.choice(self._live_candidates())
 
     # ---- public API ---------------------------------------------------------------------
     def request(self, statements: list, *, transaction: bool = False, level: str | None = None,
@@ -851,12 +769,16 @@ class AsyncClient:
     """asyncio client: the same operations, awaitable, many in flight on one socket per node."""
 
     def __init__(self, addresses: str | Iterable[str], *, cluster_id: str | None = None,
-                 timeout: float = 10.0, level: str = "weak", curve: dict | None = None,
-                 raise_on_error: bool = True, attempt_timeout: float = 2.0,
-                 probe_after: float = 0.1):
+                 timeout: float = 10.0, level: str = "weak", redirect: bool = False,
+                 curve: dict | None = None, raise_on_error: bool = True,
+                 attempt_timeout: float = 2.0, probe_after: float = 0.1):
         if isinstance(addresses, str):
             addresses = [a for a in addresses.split(",") if a.strip()]
         self.seeds = [_norm_addr(a) for a in addresses]
+        if not self.seeds:
+            raise ValueError("give at least one node address")
+        if level not in LEVELS:
+            raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
         self.attempt_timeout = attempt_timeout
         self.probe_after = probe_after        # as in Client
         self.cluster_id = cluster_id or ""
@@ -872,10 +794,16 @@ class AsyncClient:
         self._readers: list[asyncio.Task] = []
         self._waiters: dict[int, asyncio.Future] = {}
         self._inflight: dict[str, set[int]] = {}   # addr -> ids of requests waiting on it
-        self.members: dict[int, str] = {}
-        self.leader: int | None = None
-        self.term = 0                              # the highest term we know a leader of
+        self.view = ClusterView(self.seeds)         # as in Client
+        self.redirect = redirect
         self._rng = random.Random()
+        self._closed = False
+
+    members = property(lambda self: self.view.members,
+                       lambda self, v: setattr(self.view, "members", v))
+    _leader = property(lambda self: self.view.leader,
+                       lambda self, v: setattr(self.view, "leader", v))
+    _term = property(lambda self: self.view.term, lambda self, v: setattr(self.view, "term", v))
 
     async def __aenter__(self) -> "AsyncClient":
         return self
@@ -884,6 +812,9 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         for t in self._readers:
             t.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
@@ -943,7 +874,7 @@ class AsyncClient:
 
     async def _attempt(self, addr: str, body: dict, timeout: float, *, watch_leader: bool) -> dict:
         """As Client._attempt: with `watch_leader`, an answer `probe_after` late makes us ask
-        the other members for a successor, and _LeaderMoved ends the wait when one is named."""
+        the other members for a successor, and LeaderMoved ends the wait when one is named."""
         addr = _norm_addr(addr)
         link = self._link(addr)
         if link.up is False:
@@ -960,12 +891,12 @@ class AsyncClient:
                 done, _ = await asyncio.wait({fut}, timeout=min(self.probe_after, timeout))
                 if not done:
                     watcher = asyncio.ensure_future(
-                        self._successor(addr, self.term, max(0.05, deadline - time.monotonic())))
+                        self._successor(addr, self._term, max(0.05, deadline - time.monotonic())))
                     done, _ = await asyncio.wait({fut, watcher}, return_when=asyncio.FIRST_COMPLETED,
                                                  timeout=max(0.0, deadline - time.monotonic()))
                     if watcher in done and watcher.result() is not None and not fut.done():
                         self._learn(watcher.result())
-                        raise _LeaderMoved(f"node {self.leader} leads at term {self.term}")
+                        raise LeaderMoved(f"node {self._leader} leads at term {self._term}")
             return await asyncio.wait_for(fut, max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             raise ConnectionFailed(f"no answer from {addr} within {timeout:g}s") from None
@@ -976,8 +907,7 @@ class AsyncClient:
             self._inflight.get(addr, set()).discard(rid)
 
     def _learn(self, reply: dict) -> None:
-        self.members, self.leader = cluster_view(reply, self.members)
-        self.term = max(self.term, reply.get("term") or 0)
+        self.view.learn(*cluster_view(reply, self.members), reply.get("term"))
 
     async def _successor(self, avoid: str, term: int, wait: float) -> dict | None:
         """The first `nodes` answer from a member other than `avoid` that names a leader,
@@ -1010,7 +940,7 @@ class AsyncClient:
                     if members[lid] != avoid:
                         return r
                     # it names `avoid` at a newer term than we knew: ask about that term
-                    self.term = max(self.term, r["term"])
+                    self._term = max(self._term, r["term"])
                     if time.monotonic() < deadline:
                         ask(addr, r["term"])
             return None
@@ -1018,132 +948,218 @@ class AsyncClient:
             for t in asks:
                 t.cancel()
 
-    async def refresh(self, timeout: float = 2.0) -> dict:
-        """Ask every known node at once; believe the one naming a leader at the highest term."""
-        addrs = list(dict.fromkeys(list(self.members.values()) + self.seeds))
+    async def refresh(self, timeout: float | None = None, *, prefer: str | None = None,
+                      avoid: str | None = None) -> dict:
+        """As Client.refresh: ask every known node at once; believe the one naming a leader
+        at the highest term (`prefer` breaks ties; `avoid` is asked only if nothing else
+        answers)."""
+        timeout = timeout or min(self.timeout, 3.0)
 
         async def ask(a):
             try:
                 return a, await self.call_addr(a, {"op": "nodes"}, timeout)
             except ConnectionFailed:
                 return a, None
-        replies = {a: r for a, r in await asyncio.gather(*map(ask, addrs)) if r and r.get("ok")}
+
+        async def ask_all(addrs):
+            return {a: r for a, r in await asyncio.gather(*map(ask, addrs)) if r and r.get("ok")}
+        replies = await ask_all([a for a in self.view.candidates() if a != avoid])
+        if not replies and avoid:
+            replies = await ask_all([_norm_addr(avoid)])
         if not replies:
-            raise ConnectionFailed(f"no node reachable at {', '.join(addrs)}")
-        best = choose_nodes_reply(replies)
+            raise ConnectionFailed(f"no node reachable at {', '.join(self.view.candidates())}")
+        best = choose_nodes_reply(replies, prefer=_norm_addr(prefer) if prefer else None)
         self._learn(best)
         return best
 
-    async def call(self, body: dict, timeout: float | None = None) -> dict:
-        """Send to the known leader or any seed, following NotLeader hints.
-
-        Each attempt is short (`attempt_timeout`): a node cut off from the others must not eat
-        the whole deadline. Retrying is safe because writes carry a session."""
-        timeout = timeout or self.timeout
-        deadline = time.monotonic() + timeout
-        backoff = 0.05
-        last: Exception | None = None
-        tried_refresh = False
-        while time.monotonic() < deadline:
-            if not self.members and not tried_refresh:
-                tried_refresh = True    # learn the leader and its term: writes go straight there
-                try:
-                    await self.refresh(max(0.05, min(2.0, deadline - time.monotonic())))
-                except ConnectionFailed as e:
-                    last = e
-            addr = self.members.get(self.leader) if self.leader else None
-            if addr is not None and self._down(addr):
-                await self._await_successor(addr, deadline)
-                addr = self.members.get(self.leader) if self.leader else None
-            if addr is None:
-                addrs = list(self.members.values()) or self.seeds
-                addr = self._rng.choice([a for a in addrs if not self._down(a)] or addrs)
-            left = deadline - time.monotonic()
-            attempt = max(0.05, min(left, self.attempt_timeout))
+    async def call(self, body: dict, timeout: float | None = None, *,
+                   to_leader: bool = True) -> dict:
+        """Send through the shared route (routing.route: the same decisions as Client's):
+        the ok reply, or the error raised as Client raises it."""
+        if self._closed:
+            raise DdbError("the client is closed")
+        steps = route(self.view, body, to_leader=to_leader, timeout=timeout or self.timeout,
+                      attempt_timeout=self.attempt_timeout, now=time.monotonic,
+                      is_down=self._down, rng=self._rng, redirect=self.redirect)
+        outcome = None
+        while True:
             try:
-                reply = await self._attempt(addr, dict(body, timeout=attempt), attempt + 0.5,
-                                            watch_leader=True)
-            except _LeaderMoved as e:
-                last = e
-                continue
-            except NodeDown as e:
-                last = e
-                if addr == (self.members.get(self.leader) if self.leader else None):
-                    await self._await_successor(addr, deadline)
-                else:
-                    await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
-                    backoff = min(backoff * 2, 1.0)
-                continue
+                step = steps.send(outcome)
+            except StopIteration as done:
+                return done.value
+            outcome = await self._perform(step)
+
+    async def _perform(self, step):
+        if isinstance(step, Send):
+            try:
+                return await self._attempt(step.addr, step.body, step.timeout,
+                                           watch_leader=step.watch_leader)
+            except (LeaderMoved, NodeDown, ConnectionFailed) as e:
+                return e
+        if isinstance(step, Refresh):
+            try:
+                await self.refresh(step.timeout, prefer=step.prefer, avoid=step.avoid)
             except ConnectionFailed as e:
-                last = e
-                self.leader = None
-                await self._pause_and_refresh(backoff, deadline)
-                backoff = min(backoff * 2, 1.0)
-                continue
-            if reply.get("ok"):
-                if reply.get("node") in self.members and "session" in body:
-                    self.leader = reply["node"]       # a write (or strong read): it leads
-                    if "forwarded_by" not in reply:
-                        self.term = max(self.term, reply.get("term") or 0)
-                return reply
-            err = reply.get("error") or {}
-            if err.get("type") == "NotLeader" and err.get("leader"):
-                h = err["leader"]
-                self.members[int(h["id"])] = _norm_addr(h["client"])
-                self.leader = int(h["id"])
-                last = from_reply(err)
-                continue
-            if err.get("retry") or err.get("type") in ("NoLeader", "Unavailable", "Timeout"):
-                last = from_reply(err)
-                self.leader = None
-                await self._pause_and_refresh(backoff, deadline)
-                backoff = min(backoff * 2, 1.0)
-                continue
-            return reply
-        if isinstance(last, Timeout):
-            raise last
-        raise Timeout(f"no answer within {timeout:g}s; the outcome is unknown ({last})")
+                return e
+            return None
+        if isinstance(step, AwaitSuccessor):
+            self._leader = None
+            r = await self._successor(step.dead, self._term, step.wait)
+            if r is not None:
+                self._learn(r)
+            return None
+        if isinstance(step, Sleep):
+            await asyncio.sleep(step.seconds)
+            return None
+        raise TypeError(f"unknown route step {step!r}")  # pragma: no cover
 
-    async def _await_successor(self, dead: str, deadline: float) -> None:
-        """The leader at `dead` is gone: wait (bounded by the attempt timeout) until another
-        member names the leader elected after it."""
-        self.leader = None
-        wait = max(0.05, min(self.attempt_timeout, deadline - time.monotonic()))
-        r = await self._successor(dead, self.term, wait)
-        if r is not None:
-            self._learn(r)
-
-    async def _pause_and_refresh(self, backoff: float, deadline: float) -> None:
-        await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
-        try:
-            await self.refresh(min(1.0, max(0.05, deadline - time.monotonic())))
-        except ConnectionFailed:
-            pass
-
-    async def request(self, statements: list, *, transaction: bool = False,
-                      level: str | None = None, timeout: float | None = None) -> Response:
-        body = ClientRequest(_statement_list(statements), level=level or self.level,
-                             transaction=transaction).to_wire()
+    async def _call_in_session(self, body: dict, timeout: float | None) -> dict:
         sess = self._free_sessions.pop() if self._free_sessions else [uuid.uuid4().hex, 0]
         sess[1] += 1
         body["session"] = [sess[0], sess[1]]
         try:
-            reply = await self.call(body, timeout)
+            return await self.call(body, timeout)
         finally:
             self._free_sessions.append(sess)
-        if not reply.get("ok"):
-            raise from_reply(reply.get("error") or {})
+
+    async def request(self, statements: list, *, transaction: bool = False,
+                      level: str | None = None, timeout: float | None = None,
+                      freshness: float | None = None) -> Response:
+        """Mixed reads and writes in one request (rqlite's /db/request), as Client.request."""
+        level = level or self.level
+        body = ClientRequest(_statement_list(statements), level=level, transaction=transaction,
+                             freshness=freshness).to_wire()
+        if level == "none":
+            reply = await self.call(body, timeout, to_leader=False)
+        else:
+            reply = await self._call_in_session(body, timeout)
         resp = Response(reply)
         return _raise_statement_errors(resp) if self.raise_on_error else resp
 
     async def execute(self, sql: str, params=None, *, transaction: bool = False,
                       timeout: float | None = None) -> Response:
-        return await self.request([(sql, params)], transaction=transaction, level="weak", timeout=timeout)
+        body = ClientRequest(_statements(sql, params), transaction=transaction).to_wire()
+        resp = Response(await self._call_in_session(body, timeout))
+        return _raise_statement_errors(resp) if self.raise_on_error else resp
 
     async def query(self, sql: str, params=None, *, level: str | None = None,
-                    timeout: float | None = None) -> Response:
-        return await self.request([(sql, params)], level=level or self.level, timeout=timeout)
+                    timeout: float | None = None, freshness: float | None = None) -> Response:
+        """One read, as Client.query: a long result comes in chunks from one consistent state
+        on the node that answered, joined into one Result."""
+        level = level or self.level
+        if level not in LEVELS:
+            raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
+        body = ClientRequest([statement(sql, params)], level=level, freshness=freshness,
+                             chunk_rows=CHUNK_ROWS).to_wire()
+        if level == "strong":
+            reply = await self._call_in_session(body, timeout)
+        else:
+            reply = await self.call(body, timeout, to_leader=level != "none")
+        resp = Response(reply)
+        if reply.get("more") and resp.results and not resp.results[0].error:
+            from ddb_node.sql import Result
+            whole = resp.results[0]
+            addr = await self._member_addr(reply.get("node"))
+            finished = False
+            try:
+                more = reply
+                while more.get("more"):
+                    more = await self.call_addr(addr, {"op": "fetch", "cursor": reply["cursor"]},
+                                                timeout or self.timeout)
+                    if not more.get("ok"):
+                        raise from_reply(more.get("error") or {})
+                    chunk = Result.from_dict(more["results"][0])
+                    for col, extra in zip(whole.values, chunk.values):
+                        col.extend(extra)
+                finished = True
+            finally:
+                if not finished:
+                    try:
+                        await self.call_addr(addr, {"op": "close", "cursor": reply["cursor"]}, 2.0)
+                    except DdbError:
+                        pass
+        return _raise_statement_errors(resp) if self.raise_on_error else resp
 
-    async def status(self, timeout: float = 2.0) -> dict:
-        reply = await self.call({"op": "status"}, timeout)
-        return reply.get("status")
+    async def _member_addr(self, node_id: int) -> str:
+        if node_id not in self.members:
+            await self.refresh()     # e.g. a node that joined after our last refresh
+        addr = self.members.get(node_id)
+        if addr is None:
+            raise DdbError(f"node {node_id} is not a member")
+        return addr
+
+    async def _call_node(self, node_id: int, body: dict, timeout: float) -> dict:
+        reply = await self.call_addr(await self._member_addr(node_id), body, timeout + 0.5)
+        if not reply.get("ok"):
+            raise from_reply(reply.get("error") or {})
+        return reply
+
+    async def query_on(self, node_id: int, sql: str, params=None, *, level: str = "none",
+                       timeout: float | None = None) -> Response:
+        """Read from one chosen node, as Client.query_on."""
+        timeout = timeout or self.timeout
+        body = ClientRequest(_statements(sql, params), level=level, timeout=timeout).to_wire()
+        try:
+            reply = await self._call_node(node_id, body, timeout)
+        except NodeDown:
+            raise
+        except ConnectionFailed as e:
+            raise Timeout(str(e)) from None
+        resp = Response(reply)
+        return _raise_statement_errors(resp) if self.raise_on_error else resp
+
+    async def status(self, node_id: int | None = None, timeout: float = 2.0) -> dict:
+        """Status of one node, or of every member: {id: status or {"error": ...}}."""
+        if not self.members or (node_id is not None and node_id not in self.members):
+            await self.refresh()
+        ids = [node_id] if node_id is not None else sorted(self.members)
+
+        async def one(nid):
+            try:
+                reply = await self.call_addr(self.members[nid], {"op": "status"}, timeout)
+                return nid, (reply.get("status") if reply.get("ok")
+                             else {"error": reply.get("error")})
+            except ConnectionFailed as e:
+                return nid, {"error": {"type": "Unreachable", "message": str(e)}}
+        out = dict(await asyncio.gather(*map(one, ids)))
+        return out[node_id] if node_id is not None else out
+
+    async def leader(self) -> int | None:
+        """The current leader's node id (asks the cluster)."""
+        await self.refresh()
+        return self._leader
+
+    async def admin(self, node_id: int | None, body: dict, timeout: float | None = None) -> dict:
+        """An admin operation on one node (or on the leader when node_id is None)."""
+        timeout = timeout or self.timeout
+        if node_id is None:
+            return await self.call(body, timeout)
+        return await self._call_node(node_id, dict(body, timeout=timeout), timeout)
+
+    async def transfer_leader(self, to: int, timeout: float | None = None) -> int:
+        reply = await self.call({"op": "transfer", "to": to}, timeout)
+        self._leader = reply.get("leader")
+        return self._leader
+
+    async def remove_node(self, node_id: int, timeout: float | None = None) -> None:
+        await self.call({"op": "remove", "node_id": node_id}, timeout)
+        self.members.pop(node_id, None)
+
+    async def map_reduce(self, map_sql: str, reduce: str | Callable | None = None, params=None,
+                         *, timeout: float | None = None):
+        """As Client.map_reduce: the map step through the log, every share fetched at once."""
+        timeout = timeout or self.timeout
+        if params is not None and not isinstance(params, dict):
+            raise TypeError("map_reduce takes named parameters (a dict)")
+        step = await self.call({"op": "map", "sql": map_sql, "params": params or {}}, timeout)
+        index = step["index"]
+        await self.refresh()
+        parts = sorted(int(k) for k in step["parts"])
+        replies = await asyncio.gather(*(
+            self._call_node(nid, {"op": "map_result", "index": index, "timeout": timeout}, timeout)
+            for nid in parts))
+        results = [Response(r).results[0] for r in replies]
+        for r in results:
+            if r.error:
+                raise StatementError(f"map query: {r.error}", 0)
+        return reduce_results(results, reduce)

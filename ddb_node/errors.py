@@ -55,8 +55,10 @@ ERROR_TYPES = {"BadRequest": BadRequest, "NotLeader": NotLeader, "NoLeader": NoL
 
 
 def from_reply(err: dict) -> DdbError:
+    """The exception for a wire error; `.wire` keeps the error as the node sent it (its
+    `type` may name a kind with no class of its own, e.g. OtherCluster)."""
     cls = ERROR_TYPES.get(err.get("type"), DdbError)
     msg = err.get("message") or err.get("type") or "error"
-    if cls is NotLeader:
-        return NotLeader(msg, err.get("leader"))
-    return cls(msg)
+    exc = NotLeader(msg, err.get("leader")) if cls is NotLeader else cls(msg)
+    exc.wire = dict(err)
+    return exc

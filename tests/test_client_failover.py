@@ -112,7 +112,7 @@ def test_a_stopped_leader_is_left_when_the_others_name_its_successor(lc, c):
     old, attempts, r = _write_after_fault(lc, c, lc.pause)
     assert r.node != old
     assert attempts[-1] == (_addr_of(lc, r.node), "ok")
-    assert (_addr_of(lc, old), "_LeaderMoved") in attempts, attempts
+    assert (_addr_of(lc, old), "LeaderMoved") in attempts, attempts
     assert "ConnectionFailed" not in [kind for _, kind in attempts], attempts
 
 

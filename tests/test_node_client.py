@@ -151,6 +151,44 @@ def test_async_client(lc):
     assert asyncio.run(main()) == 21
 
 
+def test_the_async_client_offers_the_clients_operations_with_the_same_errors(lc):
+    """Issue 15: one routing engine (ddb_node/routing.py) behind both clients, so the
+    asyncio client has the same operations (all but the blocking iterator query_iter) and
+    raises what the blocking one raises."""
+    from ddb_node.errors import StatementError
+    sync_ops = {n for n in dir(Client) if not n.startswith("_")}
+    async_ops = {n for n in dir(AsyncClient) if not n.startswith("_")}
+    assert sync_ops - async_ops == {"query_iter"}
+
+    async def main():
+        async with AsyncClient(lc.client_addresses(), level="linearizable") as ac:
+            want = (await ac.query("SELECT count(*), sum(x) FROM nums"))[0].rows
+            leader = await ac.leader()
+            follower = next(i for i in sorted(ac.members) if i != leader)
+            st = await ac.status(follower)
+            assert st["node"] == follower
+            assert set(await ac.status()) == set(lc.node_ids())
+            on = await ac.query_on(follower, "SELECT count(*) FROM nums")
+            assert on.node == follower
+            none = await ac.query("SELECT count(*) FROM nums", level="none")
+            mixed = await ac.request([("INSERT INTO log(k) VALUES ('async-req')", None),
+                                      ("SELECT count(*) FROM log WHERE k = 'async-req'", None)])
+            mr = await ac.map_reduce("SELECT count(*) AS n FROM nums "
+                                     "WHERE id % :ddb_parts = :ddb_part", "SELECT sum(n) FROM map")
+            with pytest.raises(StatementError):
+                await ac.execute("INSERT INTO no_such_table VALUES (1)")
+            with pytest.raises(DdbError):
+                await ac.query_on(999, "SELECT 1")
+            return want, on[0].rows, none[0].rows, mixed[1].rows, mr.rows
+
+    want, on, none, mixed, mr = asyncio.run(main())
+    assert [tuple(r) for r in want] == [(500, sum(i * 7 % 101 for i in range(1, 501)))]
+    assert [tuple(r) for r in on] == [tuple(r) for r in none] == [(500,)]
+    assert [tuple(r) for r in mixed] == [(1,)] and [tuple(r) for r in mr] == [(500,)]
+    with lc.client() as c, pytest.raises(StatementError):
+        c.execute("INSERT INTO no_such_table VALUES (1)")
+
+
 def test_client_parallel_reads_at_every_level(lc):
     with lc.client() as c:
         wait_converged(lc, c)

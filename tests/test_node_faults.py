@@ -152,7 +152,7 @@ def test_partition_minority_cannot_write(lc, c):
 
     async def async_write():      # the asyncio client too: short attempts, then the majority
         async with AsyncClient(addrs, timeout=10.0) as ac:
-            ac.leader = leader
+            ac._leader = leader
             ac.members = {leader: lc.nodes[leader].client_addr}
             await ac.execute("INSERT INTO t(v) VALUES('majority-write-async')")
     asyncio.run(async_write())

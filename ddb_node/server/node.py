@@ -22,6 +22,7 @@ import zmq
 import zmq.asyncio
 
 from ddb_node.client import AsyncClient
+from ddb_node.errors import DdbError
 from ddb_node.net.codec import KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client, encode_client
 from ddb_node.net.endpoint import ClientEndpoint
 from ddb_node.net.sockets import connect_dealer
@@ -404,7 +405,12 @@ class NodeServer:
             try:
                 async with AsyncClient(self.opts.join, cluster_id=self.cluster_id,
                                        curve=self.opts.curve) as c:
-                    resp = await c.call(body, timeout=10.0)
+                    try:
+                        resp = await c.call(body, timeout=10.0)
+                    except DdbError as e:     # a refusal: its wire error, as the node sent it
+                        if getattr(e, "wire", None) is None:
+                            raise
+                        resp = {"ok": False, "error": e.wire}
                 if resp.get("ok"):
                     self.book.merge({int(k): v for k, v in (resp.get("members") or {}).items()})
                     for nid, a in self.book.members.items():
