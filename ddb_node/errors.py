@@ -41,6 +41,14 @@ class StatementError(DdbError):
         self.response = response
 
 
+class ReadOnly(BadRequest):
+    """A request sent as read-only (rqlite's /db/query) holds a statement that writes."""
+
+
+class Internal(DdbError):
+    """The node failed in a way that is not the request's fault (a bug: please report it)."""
+
+
 class ConnectionFailed(DdbError):
     """No node could be reached at the given addresses."""
 
@@ -50,8 +58,10 @@ class NodeDown(ConnectionFailed):
     late answer, waiting longer cannot help. For a write, the outcome is unknown."""
 
 
+# one class for each wire type (protocol.ERROR_TYPES; tests/test_routing.py checks both agree)
 ERROR_TYPES = {"BadRequest": BadRequest, "NotLeader": NotLeader, "NoLeader": NoLeader,
-               "Unavailable": Unavailable, "Stale": Stale, "Timeout": Timeout}
+               "Unavailable": Unavailable, "Stale": Stale, "Timeout": Timeout,
+               "ReadOnly": ReadOnly, "Internal": Internal}
 
 
 def from_reply(err: dict) -> DdbError:

@@ -181,3 +181,13 @@ def test_an_answer_from_a_leader_we_do_not_know_makes_us_learn_the_members():
     view = ClusterView([A], {1: A}, None, 1)
     steps, _ = drive(new_route(view), [ok(4)])
     assert isinstance(steps[-1], Refresh) and steps[-1].prefer == A
+
+
+def test_every_wire_error_type_has_its_client_exception():
+    """One vocabulary: what a node may answer (protocol.ERROR_TYPES) the client raises as
+    its own class, keeping the wire error it came from."""
+    from ddb_node import errors, protocol
+    assert set(errors.ERROR_TYPES) == set(protocol.ERROR_TYPES)
+    for kind in protocol.ERROR_TYPES:
+        exc = errors.from_reply({"type": kind, "message": "m"})
+        assert type(exc) is errors.ERROR_TYPES[kind] and exc.wire["type"] == kind
