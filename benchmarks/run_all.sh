@@ -16,6 +16,11 @@ $PY benchmarks/cluster.py --time-limit 30 --out "$OUT/ddb.jsonl" > /dev/null
 python3 "$PEERS/etcd_bench.py" --runs 1 --no-wrk --quiet-wait 0 --time-limit 30 > "$OUT/etcd.jsonl"
 python3 "$PEERS/dqlite_bench.py" --runs 1 --no-wrk --quiet-wait 0 --time-limit 30 > "$OUT/dqlite.jsonl"
 python3 "$PEERS/sqlite_bench.py" --runs 1 --quiet-wait 0 > "$OUT/sqlite.jsonl"
+# the HTTP path with wrk beside etcd's gateway, and failover (20 of each fault); SOAK=1 adds
+# the 10-minute no-fault soak (term changes under 64 clients)
+$PY benchmarks/http_wrk.py | tee "$OUT/http.txt" | grep '^{' > "$OUT/http.jsonl" || true
+$PY benchmarks/failover.py --rounds 20 --quiet --out "$OUT/failover.jsonl" > /dev/null
+if [ -n "${SOAK:-}" ]; then $PY benchmarks/soak.py --out "$OUT/soak.jsonl" > /dev/null; fi
 # issue 13: 10^4..10^6 rows (10^7: SCALE_ARGS=--huge, ~10 more minutes)
 $PY benchmarks/scale.py ${SCALE_ARGS:-} --out "$OUT/scale.jsonl" --chart "$OUT/scale.png" > /dev/null
 $PY benchmarks/compare.py "$OUT" --chart "$OUT/compare.png" | tee "$OUT/table.md"
