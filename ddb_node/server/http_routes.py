@@ -24,6 +24,7 @@ from abc import ABC, abstractmethod
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
+from ddb_node.node_ids import internal_id
 from ddb_node.protocol import RequestError
 from ddb_node.raft import NONE, Role
 from ddb_node.sql.split import split_sql
@@ -236,6 +237,7 @@ class StatusEndpoint(Endpoint):
             "db_applied_index": s.sm.applied_index,
             "sqlite3": {"path": s.sm.path, "durable_index": s.sm.durable_index},
             "dir": s.opts.data_dir or "",
+            "extensions": [os.path.basename(f) for f in getattr(s, "extension_files", ())],
         }
         q = service.queue
         out = {
@@ -385,7 +387,7 @@ class RemoveEndpoint(Endpoint):
         flags = flags_of(req)
         try:
             data = json.loads(req.body or b"null")
-            nid = int(data["id"])
+            nid = internal_id(data["id"])
         except (ValueError, TypeError, KeyError):
             return error_response(service, HttpError(400, 'body must be {"id": "<node id>"}'))
         body = {"op": "remove", "node_id": nid}
@@ -412,15 +414,15 @@ class JoinEndpoint(Endpoint):
                 data = json.loads(req.body or b"{}")
             except ValueError:
                 data = {}
-            perms = ("join-read-only",) if isinstance(data, dict) and data.get("voter") is False \
-                else ("join",)
+            read_only = isinstance(data, dict) and data.get("voter") is False
             user, pw = parse_basic(req.headers.get("authorization"))
-            if not (await service.creds.check(user, pw, perms)
-                    or await service.creds.check(user, pw, ("join",))):
+            if not (await service.creds.check(user, pw, ("join",)) or read_only and (
+                    await service.creds.check(user, pw, ("join-read-only",))
+                    or await service.creds.check(user, pw, ("join-read-replica",)))):
                 return error_response(service, HttpError(401))
         try:
             data = json.loads(req.body)
-            nid = int(data["id"])
+            nid = internal_id(data["id"])
             peer, client = data["addr"], data["client"]
             if not isinstance(peer, str) or not isinstance(client, str):
                 raise TypeError
@@ -429,6 +431,11 @@ class JoinEndpoint(Endpoint):
                                                           '"client" (client address), "api_addr", "voter"}'))
         body = {"op": "join", "node_id": nid, "peer": tcp(peer), "client": tcp(client),
                 "http": data.get("api_addr") or data.get("http"), "voter": data.get("voter", True) is not False}
+        if str(nid) != str(data["id"]):
+            body["name"] = str(data["id"])
+        user, pw = parse_basic(req.headers.get("authorization"))
+        if user is not None:
+            body["auth"] = {"username": user, "password": pw}   # the node checks it too
         try:
             resp = await service.call(body)
         except HttpError as e:
