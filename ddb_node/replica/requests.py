@@ -391,6 +391,11 @@ class Requests:
         if isinstance(body.get("name"), str):
             addrs["name"] = body["name"]
         member_of = body.get("member_of") or []
+        if not isinstance(member_of, list) or not all(
+                isinstance(m, int) and not isinstance(m, bool) for m in member_of):
+            raise bad_request("member_of must be a list of node ids")
+        if body.get("cluster") is not None and not isinstance(body.get("cluster"), str):
+            raise bad_request("cluster must be the cluster's identity (a string)")
         known = nid in r.raft.voters or nid in r.raft.learners
         theirs = body.get("cluster")
         if theirs and r.cluster_identity and theirs != r.cluster_identity:

@@ -202,8 +202,9 @@ async def bootstrap_expect(server, addresses: list[str], expect: int) -> None:
         if not missing and len(seen) == expect:
             try:
                 server.bootstrap(seen, founding_identity(server.cluster_id, seen))
-            except ValueError:
-                continue           # Raft state arrived meanwhile: go round and join
+            except ValueError:     # Raft state arrived meanwhile: go round and join
+                await asyncio.sleep(delay)
+                continue
             return
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
