@@ -529,8 +529,11 @@ class Replica:
         if self.id not in voters:
             raise ValueError(f"node {self.id} is not among the voters it bootstraps")
         cc = ConfChange(ConfChangeType.PROMOTE, self.id, b"", voters, ())
-        self.storage.save(HardState(1, NONE, 1), [Entry(1, 1, EntryType.CONF_CHANGE, cc.encode())],
-                          None, sync=True)
+        # a vote this node already cast (answering a founder that bootstrapped first) stays:
+        # the term never goes back and the vote is never forgotten
+        term, vote = self.raft.term, self.raft.vote
+        hs = HardState(term, vote, 1) if term >= 1 else HardState(1, NONE, 1)
+        self.storage.save(hs, [Entry(1, 1, EntryType.CONF_CHANGE, cc.encode())], None, sync=True)
         cfg = self.raft.cfg
         cfg.applied = self.app.applied_index
         self.raft = RaftNode(cfg, self.storage, random.Random(self.rng.getrandbits(64)))
