@@ -2,7 +2,7 @@
 
 rqlite docs, "SQLite Extensions" (rqlite.io/docs/guides/extensions/): `-extensions-path`
 takes an extension file, a directory of them or a zip archive, loads them on every node at
-start, and /status lists them. ddb adds a determinism check: a function an extension does
+start, and /status lists them (also from a gzipped tarball). ddb adds a determinism check: a function an extension does
 not declare SQLITE_DETERMINISTIC is refused in writes (every replica would compute its own
 value), and allowed in reads."""
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tarfile
 import zipfile
 
 import pytest
@@ -105,11 +106,15 @@ def test_a_non_deterministic_extension_function_is_refused_in_writes_allowed_in_
     assert r.json()["results"][0]["values"] == [[1]], r
 
 
-def test_extensions_load_from_a_zip_and_a_single_file(ext_dir, tmp_path):
+def test_extensions_load_from_a_zip_a_tarball_and_a_single_file(ext_dir, tmp_path):
+    so = os.path.join(ext_dir, "ddbtest.so")
     z = tmp_path / "ext.zip"
     with zipfile.ZipFile(z, "w") as f:
-        f.write(os.path.join(ext_dir, "ddbtest.so"), "ddbtest.so")
-    for path in (str(z), os.path.join(ext_dir, "ddbtest.so")):
+        f.write(so, "ddbtest.so")
+    tgz = tmp_path / "ext.tar.gz"
+    with tarfile.open(tgz, "w:gz") as t:
+        t.add(so, "ddbtest.so")
+    for path in (str(z), str(tgz), so):
         with LocalCluster(1, http=True, extra_args=("--extensions-path", path)) as lc:
             st = request("GET", f"http://{lc.nodes[1].http_addr}/status").json()
             assert st["store"]["extensions"] == ["ddbtest.so"]

@@ -10,6 +10,7 @@ says which functions an extension added and with which flags.
 from __future__ import annotations
 
 import os
+import tarfile
 import zipfile
 
 import apsw
@@ -34,7 +35,7 @@ def resolve(paths: str, unpack_dir: str) -> list[str]:
 
 def _resolve_one(path: str, unpack_dir: str) -> list[str]:
     """A loadable file; every file of a directory (sorted; rqlite loads them all); or every
-    file at the root of a zip archive (unpacked into `unpack_dir`)."""
+    file of a zip archive or a (gzipped) tarball, flattened into `unpack_dir`."""
     if os.path.isdir(path):
         files = sorted(os.path.join(path, f) for f in os.listdir(path)
                        if not f.startswith(".") and os.path.isfile(os.path.join(path, f)))
@@ -48,6 +49,19 @@ def _resolve_one(path: str, unpack_dir: str) -> list[str]:
                     continue
                 dest = os.path.join(unpack_dir, name)
                 with z.open(info) as src, open(dest, "wb") as out:
+                    out.write(src.read())
+                files.append(dest)
+        files.sort()
+    elif path.endswith((".tar.gz", ".tgz", ".tar")) and tarfile.is_tarfile(path):
+        os.makedirs(unpack_dir, exist_ok=True)
+        files = []
+        with tarfile.open(path) as t:
+            for m in t.getmembers():
+                name = os.path.basename(m.name)
+                if not m.isfile() or not name or name.startswith("."):
+                    continue
+                dest = os.path.join(unpack_dir, name)
+                with t.extractfile(m) as src, open(dest, "wb") as out:
                     out.write(src.read())
                 files.append(dest)
         files.sort()
