@@ -204,3 +204,25 @@ def test_bad_clustering_flags_are_refused_with_a_clear_error(procs, args, messag
     out = procs.run(p, *cmd_args)
     assert out.returncode == 2, out
     assert message in out.stderr, out.stderr
+
+
+def test_join_through_a_members_http_address_as_rqlite_nodes_do(procs):
+    """General guidelines: `-join http://host:4001` names a member's HTTP API address (any
+    member: a follower passes the join on to the leader). A node of another cluster that
+    does the same is refused: HTTP 409, and it does not start."""
+    with LocalCluster(3, http=True, cluster_id=procs.cluster_id) as lc:
+        leader = lc.wait_for_leader()
+        follower = next(i for i in lc.nodes if i != leader)
+        url = f"http://{lc.nodes[follower].http_addr}"
+        p = procs.start(procs.new("4"), "--join", url)
+        c = lc.client()
+        wait_until(lambda: 4 in c.status(lc.wait_for_leader())["voters"], 30,
+                   what="node 4 to join over HTTP and vote")
+        assert p.popen.poll() is None
+        with LocalCluster(1, cluster_id=procs.cluster_id) as other:
+            other.stop(1)
+            stray = procs.new("1")
+            stray.data_dir = other.nodes[1].data_dir
+            out = procs.run(stray, "--join", url)
+            assert out.returncode == 2, out
+            assert "HTTP 409" in out.stderr and "another cluster" in out.stderr, out.stderr

@@ -436,11 +436,14 @@ class JoinEndpoint(Endpoint):
         user, pw = parse_basic(req.headers.get("authorization"))
         if user is not None:
             body["auth"] = {"username": user, "password": pw}   # the node checks it too
+        for k in ("member_of", "cluster"):      # a rejoining node's: see replica/requests.py
+            if k in data:
+                body[k] = data[k]
         try:
             resp = await service.call(body)
         except HttpError as e:
             return await _answer_error(service, req, e, as_503=True)
-        return send_json({"members": resp.get("members", {})})
+        return send_json({"members": resp.get("members", {}), "cluster": resp.get("cluster")})
 
 
 # ---------------------------------------------------------------------- backup & load

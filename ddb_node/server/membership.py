@@ -14,6 +14,8 @@ import json
 import logging
 import os
 
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
 from ddb_node.client import AsyncClient
 from ddb_node.node_ids import internal_id
 
@@ -138,28 +140,65 @@ def join_body(server) -> dict:
     return body
 
 
+def is_http(addr: str) -> bool:
+    """rqlite's -join takes HTTP API addresses; ddb's --join takes client addresses too."""
+    return addr.startswith(("http://", "https://"))
+
+
+async def _join_zmq(server, addresses: list[str], body: dict) -> dict:
+    async with AsyncClient(addresses, cluster_id=server.cluster_id, curve=server.opts.curve) as c:
+        return await c.call(body, timeout=10.0)
+
+
+async def _join_http(addr: str, body: dict) -> dict:
+    """POST /join as rqlite's nodes do (Basic credentials of --join-as), answered like the
+    zmq join: {"ok", "members", "cluster"} or {"ok": False, "error": {type, message}}."""
+    payload = {"id": body.get("name") or str(body["node_id"]), "addr": body["peer"],
+               "client": body["client"], "api_addr": body.get("http"), "voter": body["voter"]}
+    for k in ("member_of", "cluster"):
+        if k in body:
+            payload[k] = body[k]
+    auth = body.get("auth") or {}
+    req = HTTPRequest(addr.rstrip("/") + "/join", method="POST", body=json.dumps(payload),
+                      headers={"Content-Type": "application/json"}, request_timeout=10.0,
+                      auth_username=auth.get("username"), auth_password=auth.get("password"),
+                      validate_cert=False)
+    try:
+        resp = await AsyncHTTPClient().fetch(req, raise_error=False)
+    except OSError as e:
+        raise ConnectionError(f"{addr}: {e}") from None
+    text = resp.body.decode("utf-8", "replace") if resp.body else ""
+    if resp.code == 200:
+        d = json.loads(text or "{}")
+        return {"ok": True, "members": d.get("members") or {}, "cluster": d.get("cluster")}
+    kind = {401: "Unauthorized", 409: "OtherCluster"}.get(resp.code, "HTTP")
+    return {"ok": False, "error": {"type": kind, "message": f"HTTP {resp.code}: {text.strip()}"}}
+
+
 async def join(server, addresses: list[str]) -> None:
     """Ask the members at `addresses` to add us, until one answers. A member that is already
     in the configuration sends its join anyway (a restart): the leader notes new addresses.
     Refusals that retrying cannot fix (another cluster, no permission) stop the node."""
+    zmq_addrs = [a for a in addresses if not is_http(a)]
+    http_addrs = [a for a in addresses if is_http(a)]
     delay = 0.2
     while True:
         body = join_body(server)
-        try:
-            async with AsyncClient(addresses, cluster_id=server.cluster_id,
-                                   curve=server.opts.curve) as c:
-                resp = await c.call(body, timeout=10.0)
+        for target in ([zmq_addrs] if zmq_addrs else []) + http_addrs:
+            try:
+                resp = await (_join_zmq(server, target, body) if isinstance(target, list)
+                              else _join_http(target, body))
+            except Exception as exc:  # noqa: BLE001  not up yet: try again
+                log.warning("node %d: join attempt failed: %s", server.id, exc)
+                continue
             if resp.get("ok"):
                 server.joined(resp.get("members") or {}, resp.get("cluster"))
                 return
             err = resp.get("error") or {}
             if err.get("type") in ("OtherCluster", "Unauthorized"):
-                raise StartupRefused(f"join refused by {', '.join(addresses)}: {err.get('message')}")
+                where = ", ".join(target) if isinstance(target, list) else target
+                raise StartupRefused(f"join refused by {where}: {err.get('message')}")
             log.warning("node %d: join refused: %s", server.id, err)
-        except StartupRefused:
-            raise
-        except Exception as exc:  # noqa: BLE001  not up yet: try again
-            log.warning("node %d: join attempt failed: %s", server.id, exc)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 2.0)
 
