@@ -31,11 +31,13 @@ def _leader_of(procs, nodes) -> dict:
     return sts if len(leaders) == 1 and 0 not in leaders and len(terms) == 1 else {}
 
 
-def test_bootstrap_expect_forms_exactly_one_cluster_of_the_expected_nodes(procs):
+@pytest.mark.parametrize("via", ["client", "http"])
+def test_bootstrap_expect_forms_exactly_one_cluster_of_the_expected_nodes(procs, via):
     """Automatic clustering, "-bootstrap-expect": the nodes wait until the expected number
-    are up, then form one cluster together; no node is designated to go first."""
+    are up, then form one cluster together; no node is designated to go first. The -join
+    addresses may be the nodes' HTTP API addresses, as rqlite's are."""
     nodes = [procs.new(n) for n in ("1", "2", "3")]
-    join = ",".join(p.client for p in nodes)
+    join = ",".join(p.client if via == "client" else f"http://{p.http}" for p in nodes)
     for p in nodes[:2]:
         procs.start(p, "--bootstrap-expect", "3", "--join", join)
     # two of three are up: they answer, but no configuration exists and nobody leads

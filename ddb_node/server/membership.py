@@ -204,6 +204,20 @@ async def join(server, addresses: list[str]) -> None:
 
 
 # ---------------------------------------------------------------------- bootstrap-expect
+async def _node_status(server, addr: str) -> tuple[int, dict]:
+    """(id, status) of the node at a client or HTTP address (its /status "ddb" part)."""
+    if not is_http(addr):
+        async with AsyncClient([addr], cluster_id=server.cluster_id, curve=server.opts.curve) as c:
+            resp = await c.call_addr(addr, {"op": "status"}, timeout=1.0)
+        return int(resp["node"]), resp["status"]
+    auth = _credentials(server) or {}
+    resp = await AsyncHTTPClient().fetch(HTTPRequest(
+        addr.rstrip("/") + "/status", request_timeout=1.0, validate_cert=False,
+        auth_username=auth.get("username"), auth_password=auth.get("password")))
+    st = json.loads(resp.body)["ddb"]
+    return int(st["node"]), st
+
+
 async def bootstrap_expect(server, addresses: list[str], expect: int) -> None:
     """rqlite's -bootstrap-expect: wait until every node named by `addresses` answers. Once
     they are exactly `expect` nodes, each of them bootstraps the same configuration (their
@@ -221,11 +235,7 @@ async def bootstrap_expect(server, addresses: list[str], expect: int) -> None:
         missing = []
         for addr in addresses:
             try:
-                async with AsyncClient([addr], cluster_id=server.cluster_id,
-                                       curve=server.opts.curve) as c:
-                    resp = await c.call_addr(addr, {"op": "status"}, timeout=1.0)
-                st = resp["status"]
-                nid = int(resp["node"])
+                nid, st = await _node_status(server, addr)
                 seen[nid] = st.get("advertised") or st["addresses"]
                 configs[addr] = tuple(st.get("voters") or ())
                 server.learn_address(nid, seen[nid])   # to answer its vote requests

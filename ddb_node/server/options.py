@@ -79,9 +79,6 @@ class NodeOptions:
         if self.bootstrap_expect and not self.join:
             raise ValueError("--bootstrap-expect needs --join with the addresses of the nodes "
                              "that form the cluster")
-        if self.bootstrap_expect and any(a.startswith(("http://", "https://")) for a in self.join):
-            raise ValueError("--bootstrap-expect finds the nodes at their client addresses: give "
-                             "--join tcp://host:port,... (not HTTP addresses)")
         if self.bootstrap_expect and self.peers:
             raise ValueError("--bootstrap-expect and --peers both say who the first members "
                              "are: give one of them")
