@@ -57,6 +57,26 @@ def test_bootstrap_expect_forms_exactly_one_cluster_of_the_expected_nodes(procs,
                    20, what=f"node {p.name} to apply the write")
 
 
+def test_bootstrap_expect_with_disagreeing_join_lists_still_forms_one_cluster(procs):
+    """A node given another -join list (1, 2, 4 where the others say 1, 2, 3) must not found
+    a second cluster with nodes 1 and 2: a node bootstraps only the configuration every
+    other member of it proposes too. Node 4 then joins the cluster that formed."""
+    n1, n2, n3, n4 = (procs.new(n) for n in ("1", "2", "3", "4"))
+    good = ",".join(p.client for p in (n1, n2, n3))
+    for p in (n1, n2):
+        procs.start(p, "--bootstrap-expect", "3", "--join", good)
+    procs.start(n4, "--bootstrap-expect", "3", "--join", ",".join(p.client for p in (n1, n2, n4)))
+    # 1, 2 and 4 are all up: node 4 sees its three, but nodes 1 and 2 propose another set
+    wait_until(lambda: procs.status(n4)["bootstrap_candidate"] == [1, 2, 4], 20,
+               what="node 4 to have its candidate")
+    assert all(procs.status(p)["voters"] == [] for p in (n1, n2, n4))
+    procs.start(n3, "--bootstrap-expect", "3", "--join", good)
+    sts = wait_until(lambda: (s := _leader_of(procs, [n1, n2, n3, n4]))
+                     and {tuple(x["voters"]) for x in s.values()} == {(1, 2, 3, 4)} and s,
+                     60, what="one cluster of four (node 4 joined it)")
+    assert len({s["leader"] for s in sts.values()}) == 1
+
+
 def test_bootstrap_expect_refuses_a_join_list_naming_more_nodes(procs):
     """-bootstrap-expect N with -join naming more than N nodes: a clear error, no cluster."""
     nodes = [procs.new(n) for n in ("1", "2", "3")]

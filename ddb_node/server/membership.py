@@ -219,11 +219,17 @@ async def _node_status(server, addr: str) -> tuple[int, dict]:
 
 
 async def bootstrap_expect(server, addresses: list[str], expect: int) -> None:
-    """rqlite's -bootstrap-expect: wait until every node named by `addresses` answers. Once
-    they are exactly `expect` nodes, each of them bootstraps the same configuration (their
-    sorted ids) with the same first entry, so one cluster forms without a designated first
-    node; a node that finds the others already formed it (with it) does the same. If one of
-    them belongs to some other configuration, a cluster exists already: join it."""
+    """rqlite's -bootstrap-expect, made safe: exactly one cluster forms, even when the
+    operators' --join lists disagree.
+
+    1. Wait until every node named by `addresses` answers; if they are exactly `expect`
+       nodes, their sorted ids are this node's *candidate* configuration (shown in its
+       status). A node's candidate never changes: it is a function of its --join list.
+    2. Bootstrap (the same committed first entry as every other founder) only once every
+       other member of the candidate shows the same candidate, or has bootstrapped it.
+    So any two nodes that bootstrap share a candidate: no two different first entries can
+    meet in one log. A listed node that already has another configuration means a cluster
+    exists: join it instead."""
     delay = 0.1
     while True:
         cs = server.raft.conf_state
@@ -231,13 +237,17 @@ async def bootstrap_expect(server, addresses: list[str], expect: int) -> None:
             # the configuration reached us by replication already
             return await join(server, addresses)
         seen: dict[int, dict] = {server.id: dict(server.opts.advertised)}
-        configs: dict[str, tuple] = {}
+        configs: dict[int, tuple] = {}
+        candidates: dict[int, tuple] = {}
         missing = []
+        by_addr: dict[str, int] = {}
         for addr in addresses:
             try:
                 nid, st = await _node_status(server, addr)
                 seen[nid] = st.get("advertised") or st["addresses"]
-                configs[addr] = tuple(st.get("voters") or ())
+                by_addr[addr] = nid
+                configs[nid] = tuple(st.get("voters") or ())
+                candidates[nid] = tuple(st.get("bootstrap_candidate") or ())
                 server.learn_address(nid, seen[nid])   # to answer its vote requests
             except Exception:  # noqa: BLE001  not up yet
                 missing.append(addr)
@@ -245,16 +255,19 @@ async def bootstrap_expect(server, addresses: list[str], expect: int) -> None:
             raise StartupRefused(f"--bootstrap-expect {expect}, but the --join addresses name "
                                  f"{len(seen)} nodes: list exactly the nodes that form the cluster")
         ours = tuple(sorted(seen))
-        other = [a for a, v in configs.items() if v and v != ours]
+        other = [a for a, nid in by_addr.items() if configs[nid] and configs[nid] != ours]
         if other:
             return await join(server, other)
         if not missing and len(seen) == expect:
-            try:
-                server.bootstrap(seen, founding_identity(server.cluster_id, seen))
-            except ValueError:     # Raft state arrived meanwhile: go round and join
-                await asyncio.sleep(delay)
-                continue
-            return
+            server.bootstrap_candidate = list(ours)
+            agreed = all(candidates.get(n) == ours or configs.get(n) == ours
+                         for n in ours if n != server.id)
+            if agreed:
+                try:
+                    server.bootstrap(seen, founding_identity(server.cluster_id, seen))
+                    return
+                except ValueError:     # Raft state arrived meanwhile: go round and join
+                    pass
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
 

@@ -121,6 +121,7 @@ class NodeServer:
         self.http = None
         self._startup: asyncio.Task | None = None     # joining / bootstrapping at start
         self.refused: StartupRefused | None = None     # why the node stopped by itself
+        self.bootstrap_candidate: list | None = None   # --bootstrap-expect (membership.py)
 
     # ---- what the HTTP layer and tests look at -------------------------------------
     @property
@@ -538,6 +539,7 @@ class NodeServer:
             "advertised": self.opts.advertised,
             "extensions": [os.path.basename(f) for f in self.extension_files],
             "non_voter": self.opts.non_voter,
+            "bootstrap_candidate": self.bootstrap_candidate,
             "pid": os.getpid(),
         })
         return st
