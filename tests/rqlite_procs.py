@@ -89,3 +89,20 @@ class Procs:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+class Clients:
+    """The Python clients a test opens on LocalClusters, all closed at its end."""
+
+    def __init__(self):
+        self.made: list[Client] = []
+
+    def __call__(self, lc) -> Client:
+        c = lc.client()
+        self.made.append(c)
+        return c
+
+    def close(self) -> None:
+        for c in self.made:
+            c.close()
+        self.made.clear()

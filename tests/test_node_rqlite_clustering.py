@@ -14,7 +14,14 @@ from ddb_node.node_ids import internal_id
 
 from .http_support import request
 from .nodehelpers import wait_until
-from .rqlite_procs import Procs
+from .rqlite_procs import Clients, Procs
+
+
+@pytest.fixture
+def clients():
+    made = Clients()
+    yield made
+    made.close()
 
 
 @pytest.fixture
@@ -88,11 +95,11 @@ def test_bootstrap_expect_refuses_a_join_list_naming_more_nodes(procs):
     assert "--bootstrap-expect 2, but the --join addresses name 3 nodes" in out.stderr
 
 
-def test_non_voter_replicates_never_votes_and_serves_auto_reads_locally(procs):
+def test_non_voter_replicates_never_votes_and_serves_auto_reads_locally(procs, clients):
     """Read-only nodes: "-raft-non-voter=true"; the node receives every change but never
     votes, and the `auto` read level is `none` on it."""
     with LocalCluster(3, http=True, cluster_id=procs.cluster_id) as lc:
-        c = lc.client()
+        c = clients(lc)
         c.execute("CREATE TABLE t(x)")
         ro = procs.new("4")
         procs.start(ro, "--non-voter", "--join", ",".join(lc.client_addresses()))
@@ -111,11 +118,11 @@ def test_non_voter_replicates_never_votes_and_serves_auto_reads_locally(procs):
         assert reply["results"][0]["values"] == [[1]]
 
 
-def test_restarted_node_rejoins_from_new_addresses(procs):
+def test_restarted_node_rejoins_from_new_addresses(procs, clients):
     """General guidelines, "Restarting a node": a node that restarts re-sends its join; a
     known id that comes back at a new address is accepted, and every member routes to it."""
     with LocalCluster(3, http=True, cluster_id=procs.cluster_id) as lc:
-        c = lc.client()
+        c = clients(lc)
         c.execute("CREATE TABLE t(x)")
         lc.stop(3)
         c.execute("INSERT INTO t VALUES (42)")
@@ -148,12 +155,12 @@ def test_node_of_one_cluster_refuses_to_join_another(procs):
         assert a.status()[1]["voters"] == [1, 2, 3]
 
 
-def test_remove_on_shutdown_leaves_the_cluster(procs):
+def test_remove_on_shutdown_leaves_the_cluster(procs, clients):
     """"-raft-cluster-remove-shutdown": a node stopped gracefully leaves the configuration,
     so the others keep a quorum of those still there."""
     with LocalCluster(3, cluster_id=procs.cluster_id,
                       extra_args=("--raft-cluster-remove-shutdown",)) as lc:
-        c = lc.client()
+        c = clients(lc)
         lc.stop(3)
         wait_until(lambda: c.status(lc.wait_for_leader())["voters"] == [1, 2], 20,
                    what="node 3 to leave the configuration")
@@ -166,14 +173,14 @@ def test_remove_on_shutdown_leaves_the_cluster(procs):
 
 
 @pytest.mark.parametrize("name", ["0", "node-a"])
-def test_string_node_ids_join_and_are_removed_by_name(procs, name):
+def test_string_node_ids_join_and_are_removed_by_name(procs, name, clients):
     """Node ids are strings in rqlite (`-node-id`), "0" included: a node joins with one and
     is removed by it (DELETE /remove {"id": ...})."""
     with LocalCluster(3, http=True, cluster_id=procs.cluster_id) as lc:
         p = procs.new(name)
         procs.start(p, "--join", ",".join(lc.client_addresses()))
         nid = internal_id(name)
-        c = lc.client()
+        c = clients(lc)
         wait_until(lambda: nid in c.status(lc.wait_for_leader())["voters"], 30,
                    what=f"node {name!r} to become a voter")
         st = c.status(lc.wait_for_leader())
@@ -185,7 +192,7 @@ def test_string_node_ids_join_and_are_removed_by_name(procs, name):
                    what=f"node {name!r} to be removed")
 
 
-def test_advertised_addresses_are_what_the_cluster_is_told(procs):
+def test_advertised_addresses_are_what_the_cluster_is_told(procs, clients):
     """"-http-adv-addr", "-raft-adv-addr": a node binds one address and advertises another;
     the members store and route to the advertised ones."""
     with LocalCluster(3, http=True, cluster_id=procs.cluster_id) as lc:
@@ -197,7 +204,7 @@ def test_advertised_addresses_are_what_the_cluster_is_told(procs):
         procs.start(adv, "--join", ",".join(lc.client_addresses()),
                     "--raft-adv-addr", adv.peer, "--client-adv-addr", adv.client,
                     "--http-adv-addr", adv.http.replace("127.0.0.1", "localhost"), bind=bound)
-        c = lc.client()
+        c = clients(lc)
         wait_until(lambda: 4 in c.status(lc.wait_for_leader())["voters"], 30,
                    what="node 4 to become a voter")
         book = c.status(lc.wait_for_leader())["members"]["4"]
@@ -228,7 +235,7 @@ def test_bad_clustering_flags_are_refused_with_a_clear_error(procs, args, messag
     assert message in out.stderr, out.stderr
 
 
-def test_join_through_a_members_http_address_as_rqlite_nodes_do(procs):
+def test_join_through_a_members_http_address_as_rqlite_nodes_do(procs, clients):
     """General guidelines: `-join http://host:4001` names a member's HTTP API address (any
     member: a follower passes the join on to the leader). A node of another cluster that
     does the same is refused: HTTP 409, and it does not start."""
@@ -237,7 +244,7 @@ def test_join_through_a_members_http_address_as_rqlite_nodes_do(procs):
         follower = next(i for i in lc.nodes if i != leader)
         url = f"http://{lc.nodes[follower].http_addr}"
         p = procs.start(procs.new("4"), "--join", url)
-        c = lc.client()
+        c = clients(lc)
         wait_until(lambda: 4 in c.status(lc.wait_for_leader())["voters"], 30,
                    what="node 4 to join over HTTP and vote")
         assert p.popen.poll() is None

@@ -15,7 +15,14 @@ from ddb_node.cluster import LocalCluster
 
 from .http_support import request
 from .nodehelpers import wait_until
-from .rqlite_procs import Procs
+from .rqlite_procs import Clients, Procs
+
+
+@pytest.fixture
+def clients():
+    made = Clients()
+    yield made
+    made.close()
 
 
 @pytest.fixture(scope="module")
@@ -49,27 +56,27 @@ JOIN = {"id": "77", "addr": "127.0.0.1:1", "client": "127.0.0.1:2", "api_addr": 
 
 @pytest.mark.parametrize("auth, voter", [(None, True), (None, False), (("querier", "q"), True),
                                          (("replica", "r3ad"), True), (("joiner", "wrong"), True)])
-def test_http_join_without_the_permission_is_401(cluster, auth, voter):
+def test_http_join_without_the_permission_is_401(cluster, auth, voter, clients):
     lc, _ = cluster
     resp = request("POST", _join_url(lc), dict(JOIN, voter=voter), auth=auth)
     assert resp.status == 401, resp
-    assert 77 not in lc.client().status(lc.wait_for_leader())["learners"]
+    assert 77 not in clients(lc).status(lc.wait_for_leader())["learners"]
 
 
-def test_node_with_join_permission_joins_as_a_voter(cluster, users_file):
+def test_node_with_join_permission_joins_as_a_voter(cluster, users_file, clients):
     lc, procs = cluster
     p = procs.start(procs.new("4"), "--join", ",".join(lc.client_addresses()),
                     "--auth", users_file, "--join-as", "joiner")
-    c = lc.client()
+    c = clients(lc)
     wait_until(lambda: 4 in c.status(lc.wait_for_leader())["voters"], 30, what="node 4 to vote")
     assert p.popen.poll() is None
 
 
-def test_join_read_only_permission_joins_only_as_a_non_voter(cluster, users_file):
+def test_join_read_only_permission_joins_only_as_a_non_voter(cluster, users_file, clients):
     lc, procs = cluster
     ro = procs.start(procs.new("5"), "--join", ",".join(lc.client_addresses()), "--non-voter",
                      "--auth", users_file, "--join-as", "replica")
-    c = lc.client()
+    c = clients(lc)
     wait_until(lambda: 5 in c.status(lc.wait_for_leader())["learners"], 30,
                what="node 5 to join as a non-voter")
     assert ro.popen.poll() is None
@@ -81,11 +88,11 @@ def test_join_read_only_permission_joins_only_as_a_non_voter(cluster, users_file
     assert 6 not in c.status(lc.wait_for_leader())["learners"]
 
 
-def test_node_without_credentials_is_refused(cluster, users_file):
+def test_node_without_credentials_is_refused(cluster, users_file, clients):
     lc, procs = cluster
     out = procs.run(procs.new("8"), "--join", ",".join(lc.client_addresses()),
                     "--auth", users_file)
     assert out.returncode == 2, out
     assert "join refused" in out.stderr, out.stderr
-    st = lc.client().status(lc.wait_for_leader())
+    st = clients(lc).status(lc.wait_for_leader())
     assert 8 not in st["voters"] and 8 not in st["learners"]

@@ -8,10 +8,20 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from ddb_node.cluster import LocalCluster
 
 from .http_support import request
 from .nodehelpers import wait_until
+from .rqlite_procs import Clients
+
+
+@pytest.fixture
+def clients():
+    made = Clients()
+    yield made
+    made.close()
 
 
 def _values(lc, i, sql):
@@ -20,9 +30,9 @@ def _values(lc, i, sql):
     return r["results"][0].get("values")
 
 
-def test_peers_json_recovers_a_three_node_cluster_that_lost_two_nodes_forever():
+def test_peers_json_recovers_a_three_node_cluster_that_lost_two_nodes_forever(clients):
     with LocalCluster(3, http=True) as lc:
-        c = lc.client()
+        c = clients(lc)
         c.execute("CREATE TABLE t(x)")
         for i in range(20):
             c.execute("INSERT INTO t VALUES (?)", [i])
@@ -74,7 +84,7 @@ def _values_zmq(c, nid):
     return c.query_on(nid, "SELECT count(*) FROM t").results[0].values
 
 
-def test_a_bad_peers_json_is_refused_with_a_clear_error(tmp_path):
+def test_a_bad_peers_json_is_refused_with_a_clear_error(tmp_path, clients):
     """A peers.json that is not the documented shape stops the node with a clear message
     (and changes nothing): the operator fixes the file and starts again."""
     with LocalCluster(1) as lc:
@@ -93,4 +103,5 @@ def test_a_bad_peers_json_is_refused_with_a_clear_error(tmp_path):
                 assert message in f.read()
         os.remove(os.path.join(d, "raft", "peers.json"))
         lc.restart(1)
-        wait_until(lambda: lc.client().status(1)["role"] == "leader", 30, what="the node to start")
+        c = clients(lc)
+        wait_until(lambda: c.status(1)["role"] == "leader", 30, what="the node to start")
