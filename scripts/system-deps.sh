@@ -7,6 +7,7 @@
 #   openssl                          TLS test certificates
 #   procps (pgrep)                   "no process left behind" checks
 #   gcc, libc6-dev                   the fsync shim of the power-loss tests
+#   libsqlite3-dev (sqlite3ext.h)    the SQLite extension compiled by the extension tests
 #   python3-venv                     when python3 cannot create a venv with pip
 # Never fails the caller: a test whose tool is still missing skips and says why.
 set -uo pipefail
@@ -23,6 +24,7 @@ want openssl openssl
 want pgrep procps
 want cc gcc
 [ -e /usr/include/dlfcn.h ] || need+=(libc6-dev)
+[ -e /usr/include/sqlite3ext.h ] || need+=(libsqlite3-dev)
 "$PY" -c "import ensurepip, venv" >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system-deps: nothing to install (all present)"

@@ -210,8 +210,9 @@ def test_node_command_runs_one_node(tmp_path):
         node.send_signal(signal.SIGTERM)
         rc = node.wait(15)
     assert rc == 0, node.stderr.read().decode()
-    bad = ddb("node", "--id", "0", "--storage", "memory", "--listen", peer, "--client", client)
-    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    # ids are strings as in rqlite ("0" is one); an empty one is refused with a clear error
+    bad = ddb("node", "--id", "", "--storage", "memory", "--listen", peer, "--client", client)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "bad node id" in bad.stderr
 
 
 def test_cluster_up_status_down(tmp_path):

@@ -268,3 +268,15 @@ def test_valid_frames_of_the_wrong_shape_get_typed_errors(lc, c):
                for s in lc.status().values())
     c.execute("INSERT INTO t(v) VALUES('after-wrong-shapes')")
     assert_replicas_identical(lc, c)
+
+
+def test_join_with_malformed_membership_fields_is_a_clear_bad_request():
+    """The fields a rejoining node adds (member_of, cluster) are checked like the others."""
+    with LocalCluster(1, storage="memory") as lc:
+        c = lc.client()
+        for extra in ({"member_of": 5}, {"member_of": ["a"]}, {"cluster": 7}):
+            body = {"op": "join", "node_id": 9, "peer": "tcp://127.0.0.1:1",
+                    "client": "tcp://127.0.0.1:2", **extra}
+            reply = c.call(lc.nodes[1].client_addr, body, 5.0)
+            assert reply["ok"] is False and reply["error"]["type"] == "BadRequest", reply
+        assert c.status(1)["voters"] == [1] and c.status(1)["learners"] == []

@@ -12,8 +12,12 @@ import os
 import msgpack
 
 
-def encode_addresses(peer: str, client: str, http: str | None = None) -> bytes:
-    return msgpack.packb({"peer": peer, "client": client, "http": http}, use_bin_type=True)
+def encode_addresses(peer: str, client: str, http: str | None = None,
+                     name: str | None = None) -> bytes:
+    d = {"peer": peer, "client": client, "http": http}
+    if name is not None:
+        d["name"] = name          # the id as the operator wrote it (node_ids.py)
+    return msgpack.packb(d, use_bin_type=True)
 
 
 def decode_addresses(ctx: bytes) -> dict | None:
@@ -24,7 +28,10 @@ def decode_addresses(ctx: bytes) -> dict | None:
     if not isinstance(d, dict) or not isinstance(d.get("peer"), str) \
             or not isinstance(d.get("client"), str):
         return None
-    return {"peer": d["peer"], "client": d["client"], "http": d.get("http")}
+    out = {"peer": d["peer"], "client": d["client"], "http": d.get("http")}
+    if isinstance(d.get("name"), str):
+        out["name"] = d["name"]
+    return out
 
 
 class AddressBook:
@@ -58,6 +65,12 @@ class AddressBook:
 
     def get(self, node_id: int) -> dict | None:
         return self.members.get(node_id)
+
+    def keep_only(self, ids) -> None:
+        """Forget every member not in `ids` (a forced configuration, see recovery.py)."""
+        ids = set(ids)
+        self.members = {k: v for k, v in self.members.items() if k in ids}
+        self.save()
 
     def save(self) -> None:
         if not self.path:
@@ -105,6 +118,8 @@ def split_members(tail: bytes, total: int) -> tuple[dict, int]:
             if isinstance(v, dict) and isinstance(v.get("peer"), str) \
                     and isinstance(v.get("client"), str):
                 members[int(k)] = {"peer": v["peer"], "client": v["client"], "http": v.get("http")}
+                if isinstance(v.get("name"), str):
+                    members[int(k)]["name"] = v["name"]
     except Exception:  # a damaged book only costs the addresses, never the data
         members = {}
     return members, total - n - _TAIL

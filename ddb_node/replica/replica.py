@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ddb_node.protocol import RequestError, timeout_error
-from ddb_node.raft import (NONE, Config, ConfChange, ConfChangeType, EntryType, MsgType,
+from ddb_node.raft import (NONE, Config, ConfChange, ConfChangeType, Entry, EntryType, HardState, MsgType,
                            NotLeader, ProposalDropped, RaftNode, Role, SnapshotMeta,
                            SnapshotTemporarilyUnavailable)
 from ddb_node.sql.errors import SnapshotError
 from ddb_node.storage.snapshot_sources import BytesSource, ConcatSource, SharedSource
 
-from .entries import FAIL, INFO, OK, is_map_step
+from .entries import FAIL, INFO, OK, decode_address_update, is_address_update, is_map_step
 from .members import (AddressBook, decode_addresses, members_trailer, read_members,
                       split_members)
 from .requests import Requests
@@ -110,6 +110,7 @@ class Replica:
         self.read_seq = 0
         self.last_leader_contact: float | None = None
         self.auto_promote: set[int] = set()
+        self.cluster_identity: str | None = None    # which cluster this is (the shell's)
         self.map_results: dict[int, dict] = {}
         self.outbox: list[tuple] = []
         self.counters = {"requests": 0, "proposals": 0, "applied_entries": 0, "readies": 0,
@@ -425,6 +426,9 @@ class Replica:
                 self._conf_changed_at = e.index
                 self._on_conf_change(ConfChange.decode(e.data))
                 batch.append((e.index, e.term, b""))
+            elif is_address_update(e.data):
+                self._on_address_update(e.data)
+                batch.append((e.index, e.term, b""))
             elif is_map_step(e.data):
                 # a map step: everything before it is applied first, so every replica
                 # computes its share at exactly this log position
@@ -473,6 +477,19 @@ class Replica:
             self.outbox.append(("peer", cc.node_id, addrs["peer"]))
         self.event("conf_change", change=ConfChangeType(cc.type).name.lower(), node=cc.node_id)
 
+    def _on_address_update(self, data: bytes) -> None:
+        upd = decode_address_update(data)
+        if upd is None:
+            return
+        nid, addrs = upd
+        cs = self.raft.conf_state
+        if nid not in cs.voters and nid not in cs.learners:
+            return                      # removed meanwhile: nothing to route to
+        self.book.set(nid, addrs)
+        if nid != self.id:
+            self.outbox.append(("peer", nid, addrs["peer"]))
+        self.event("address", node=nid, peer=addrs["peer"])
+
     def _sync_peers_with_config(self) -> None:
         cs = self.raft.conf_state
         for nid in sorted(set(cs.voters) | set(cs.learners)):
@@ -502,6 +519,29 @@ class Replica:
             self.applied_waits = [w for w in self.applied_waits if w[0] > applied]
             for fn in ready:
                 fn()
+
+    # ================================================================ bootstrap
+    def bootstrap(self, voters) -> None:
+        """Form a new cluster of `voters` (`--bootstrap-expect`): every one of them writes the
+        same first entry, (1, 1, configuration = sorted voters), already committed, so their
+        logs agree wherever they overlap and no node needs a leader to learn the members.
+        Only for a node that belongs to no configuration and has an empty log."""
+        cs = self.raft.conf_state
+        if cs.voters or cs.learners or self.storage.last_index() != 0:
+            raise ValueError("this node already has Raft state: it cannot bootstrap a cluster")
+        voters = tuple(sorted(set(voters)))
+        if self.id not in voters:
+            raise ValueError(f"node {self.id} is not among the voters it bootstraps")
+        cc = ConfChange(ConfChangeType.PROMOTE, self.id, b"", voters, ())
+        # a vote this node already cast (answering a founder that bootstrapped first) stays:
+        # the term never goes back and the vote is never forgotten
+        term, vote = self.raft.term, self.raft.vote
+        hs = HardState(term, vote, 1) if term >= 1 else HardState(1, NONE, 1)
+        self.storage.save(hs, [Entry(1, 1, EntryType.CONF_CHANGE, cc.encode())], None, sync=True)
+        cfg = self.raft.cfg
+        cfg.applied = self.app.applied_index
+        self.raft = RaftNode(cfg, self.storage, random.Random(self.rng.getrandbits(64)))
+        self.event("bootstrap", voters=list(voters))
 
     # ================================================================ housekeeping
     def _housekeeping(self) -> None:

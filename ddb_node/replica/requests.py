@@ -21,7 +21,7 @@ from ddb_node.raft import ConfChange, ConfChangeType, NotLeader, ProposalDropped
 from ddb_node.sql import Request, SqlError, Statement, encode_entry
 from ddb_node.sql.query import OverBudget
 
-from .entries import FAIL, OK, decode_map_step, encode_map_step
+from .entries import FAIL, OK, decode_map_step, encode_address_update, encode_map_step
 from .members import encode_addresses
 
 
@@ -74,7 +74,8 @@ class Requests:
         t0 = r.clock()
         req = ClientRequest.from_wire(body)
         self._deadline(token, body, "request")
-        level = WEAK if req.level == AUTO else req.level
+        # rqlite's auto: none on a read-only node (a learner), weak elsewhere
+        level = (NONE if r.id in r.raft.learners else WEAK) if req.level == AUTO else req.level
         # rqlite: a follower asked to redirect answers with the leader before it prepares
         # anything: every level but none needs the leader, and so does a statement that
         # writes or does not prepare (it may fail here and not there), except on the
@@ -391,7 +392,8 @@ class Requests:
 
         def done(status, _res, _entry):
             if status == OK:
-                r.reply(token, {"members": r.book.to_dict()} if with_members else {})
+                r.reply(token, {"members": r.book.to_dict(), "cluster": r.cluster_identity}
+                        if with_members else {})
             else:
                 r.fail(token, unavailable("the configuration change did not commit; retry"))
         try:
@@ -405,6 +407,10 @@ class Requests:
         r.waiting_for(token, "configuration change")
 
     def join(self, token, body: dict) -> None:
+        """Add a node (rqlite's /join): a learner, promoted once caught up unless it joins as
+        a non-voter. A known id that joins again (a restart) is a no-op, or, when it comes
+        back with other addresses, a logged address update, so every replica routes to it
+        anew. A node that already belongs to another configuration is refused."""
         if self._leader_or_forward(token, body):
             return
         r = self.r
@@ -412,11 +418,49 @@ class Requests:
         peer, client = body.get("peer"), body.get("client")
         if not isinstance(peer, str) or not isinstance(client, str):
             raise bad_request("join needs the new node's peer and client addresses")
-        if nid in r.raft.voters or nid in r.raft.learners:
-            r.book.set(nid, {"peer": peer, "client": client, "http": body.get("http")})
-            r.outbox.append(("peer", nid, peer))
-            return r.reply(token, {"members": r.book.to_dict(), "already": True})
-        ctx = encode_addresses(peer, client, body.get("http"))
+        addrs = {"peer": peer, "client": client, "http": body.get("http")}
+        if isinstance(body.get("name"), str):
+            addrs["name"] = body["name"]
+        member_of = body.get("member_of") or []
+        if not isinstance(member_of, list) or not all(
+                isinstance(m, int) and not isinstance(m, bool) for m in member_of):
+            raise bad_request("member_of must be a list of node ids")
+        if body.get("cluster") is not None and not isinstance(body.get("cluster"), str):
+            raise bad_request("cluster must be the cluster's identity (a string)")
+        known = nid in r.raft.voters or nid in r.raft.learners
+        theirs = body.get("cluster")
+        if theirs and r.cluster_identity and theirs != r.cluster_identity:
+            raise RequestError("OtherCluster", (
+                f"node {body.get('name') or nid} already belongs to another cluster (identity "
+                f"{theirs}, this one is {r.cluster_identity}): it cannot join this cluster "
+                "with that data directory; start it with an empty one"))
+        if member_of and not known:
+            raise RequestError("OtherCluster", (
+                f"node {body.get('name') or nid} already belongs to a cluster (members "
+                f"{sorted(member_of)}) and this cluster (members "
+                f"{sorted(set(r.raft.voters) | set(r.raft.learners))}) does not have it: "
+                "it cannot join another cluster with that data directory"))
+        if known:
+            if nid in r.raft.learners and body.get("voter", True) is not False:
+                r.auto_promote.add(nid)
+            old = r.book.get(nid) or {}
+            if all(old.get(k) == v for k, v in addrs.items()):
+                return r.reply(token, {"members": r.book.to_dict(), "already": True,
+                                       "cluster": r.cluster_identity})
+
+            def done(status, _res, _entry):
+                if status == OK:
+                    r.reply(token, {"members": r.book.to_dict(), "already": True,
+                                    "cluster": r.cluster_identity})
+                else:
+                    r.fail(token, unavailable("the address change did not commit; retry"))
+            try:
+                r.propose(encode_address_update(nid, addrs), done)
+            except (NotLeader, ProposalDropped) as e:
+                raise unavailable(str(e)) from None
+            r.waiting_for(token, "address change")
+            return
+        ctx = encode_addresses(peer, client, body.get("http"), addrs.get("name"))
         if body.get("voter", True):
             r.auto_promote.add(nid)
         self._change(token, ConfChange(ConfChangeType.ADD_LEARNER, nid, ctx), with_members=True)

@@ -13,8 +13,9 @@ checks run in a worker thread (scrypt releases the GIL) and successful checks ar
 so a verification never holds up the node's event loop.
 
 Permissions (rqlite's): all, execute, query, load, backup, status, ready, join,
-join-read-only, remove, leader-ops, snapshot, ui; ddb adds ``faults`` (fault injection and
-process control from the dashboard).
+join-read-only (join as a non-voter only; ``join-read-replica`` is accepted as another name),
+remove, leader-ops, snapshot, ui; ddb adds ``faults`` (fault injection and process control
+from the dashboard).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import os
 import threading
 
 PERMS = {"all", "execute", "query", "load", "backup", "status", "ready", "join", "join-read-only",
+         "join-read-replica",
          "remove", "leader-ops", "snapshot", "ui", "faults"}
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 14, 8, 1

@@ -63,6 +63,10 @@ def from_error(err: dict) -> HttpError:
         return e
     if typ == "NoLeader":
         return HttpError(503, "leader not found")
+    if typ == "OtherCluster":
+        return HttpError(409, msg)      # a join from another cluster's node
+    if typ == "Unauthorized":
+        return HttpError(401, msg)
     if typ in ("Unavailable",):
         return HttpError(503, msg)
     if typ == "Timeout" and msg.startswith("leader election"):

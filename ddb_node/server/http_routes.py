@@ -22,6 +22,7 @@ import time
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
+from ddb_node.node_ids import internal_id
 from ddb_node.protocol import RequestError
 from ddb_node.raft import NONE, Role
 
@@ -173,6 +174,7 @@ class StatusEndpoint(Endpoint):
                         **await sqlite3_status(s)},
             "snapshot_store": snapshot_store(s),
             "dir": s.opts.data_dir or "",
+            "extensions": [os.path.basename(f) for f in getattr(s, "extension_files", ())],
         }
         q = service.queue
         out = {
@@ -324,7 +326,7 @@ class RemoveEndpoint(Endpoint):
         flags = flags_of(req)
         try:
             data = json.loads(req.body or b"null")
-            nid = int(data["id"])
+            nid = internal_id(data["id"])
         except (ValueError, TypeError, KeyError):
             return error_response(service, HttpError(400, 'body must be {"id": "<node id>"}'))
         body = {"op": "remove", "node_id": nid}
@@ -351,15 +353,15 @@ class JoinEndpoint(Endpoint):
                 data = json.loads(req.body or b"{}")
             except ValueError:
                 data = {}
-            perms = ("join-read-only",) if isinstance(data, dict) and data.get("voter") is False \
-                else ("join",)
+            read_only = isinstance(data, dict) and data.get("voter") is False
             user, pw = parse_basic(req.headers.get("authorization"))
-            if not (await service.creds.check(user, pw, perms)
-                    or await service.creds.check(user, pw, ("join",))):
+            if not (await service.creds.check(user, pw, ("join",)) or read_only and (
+                    await service.creds.check(user, pw, ("join-read-only",))
+                    or await service.creds.check(user, pw, ("join-read-replica",)))):
                 return error_response(service, HttpError(401))
         try:
             data = json.loads(req.body)
-            nid = int(data["id"])
+            nid = internal_id(data["id"])
             peer, client = data["addr"], data["client"]
             if not isinstance(peer, str) or not isinstance(client, str):
                 raise TypeError
@@ -368,11 +370,19 @@ class JoinEndpoint(Endpoint):
                                                           '"client" (client address), "api_addr", "voter"}'))
         body = {"op": "join", "node_id": nid, "peer": tcp(peer), "client": tcp(client),
                 "http": data.get("api_addr") or data.get("http"), "voter": data.get("voter", True) is not False}
+        if str(nid) != str(data["id"]):
+            body["name"] = str(data["id"])
+        user, pw = parse_basic(req.headers.get("authorization"))
+        if user is not None:
+            body["auth"] = {"username": user, "password": pw}   # the node checks it too
+        for k in ("member_of", "cluster"):      # a rejoining node's: see replica/requests.py
+            if k in data:
+                body[k] = data[k]
         try:
             resp = await service.call(body)
         except HttpError as e:
             return await answer_error(service, req, e, as_503=True)
-        return send_json({"members": resp.get("members", {})})
+        return send_json({"members": resp.get("members", {}), "cluster": resp.get("cluster")})
 
 
 # ---------------------------------------------------------------------- backup & load

@@ -7,8 +7,10 @@ import logging
 import re
 import sys
 
+from ddb_node.node_ids import internal_id
+
 from .http_format import FlagError, parse_duration
-from .node import run_node
+from .node import StartupRefused, run_node
 from .options import ELECTION_TICK, HEARTBEAT_TICK, TICK_MS, NodeOptions, tcp
 
 
@@ -18,15 +20,16 @@ def parse_peers(text: str | None) -> dict:
         return {}
     text = text.strip()
     if text.startswith("{"):
-        return {int(k): v for k, v in json.loads(text).items()}
+        return {internal_id(k): dict(v, name=None if str(internal_id(k)) == str(k) else str(k))
+                for k, v in json.loads(text).items()}
     out = {}
     for item in text.split(","):
         nid, _, addrs = item.partition("=")
         parts = re.split(r"(?<![:/])/(?!/)", addrs, maxsplit=1)
         peer, client = parts[0], (parts[1] if len(parts) > 1 else "")
-        if not nid.strip().isdigit() or not peer:
+        if not nid.strip() or not peer:
             raise ValueError(f"bad peer {item!r}: use ID=PEER_ADDR/CLIENT_ADDR")
-        out[int(nid)] = {"peer": tcp(peer), "client": tcp(client) if client.strip() else None,
+        out[internal_id(nid.strip())] = {"peer": tcp(peer), "client": tcp(client) if client.strip() else None,
                          "http": None}
     return out
 
@@ -40,7 +43,8 @@ def duration(text: str) -> float:
 
 
 def add_node_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--id", type=int, required=True, help="this node's id (positive integer)")
+    p.add_argument("--id", required=True,
+                   help="this node's id: a string, as rqlite's (\"1\", \"0\", \"node-a\")")
     p.add_argument("--data-dir", help="directory for raft.db and data.db")
     p.add_argument("--storage", choices=("disk", "memory"), default="disk")
     p.add_argument("--listen", required=True, help="peer address, e.g. tcp://127.0.0.1:7001")
@@ -64,6 +68,20 @@ def add_node_args(p: argparse.ArgumentParser) -> None:
                    metavar="DURATION", help="the same for a non-voting node (0: never)")
     p.add_argument("--curve-keys", default=None, help="JSON file with CURVE keys (ddb keygen)")
     p.add_argument("--log-level", default="WARNING")
+    # rqlite's clustering, security and extension options (README "Clustering")
+    p.add_argument("--non-voter", "--raft-non-voter", dest="non_voter", action="store_true",
+                   help="join as a read-only replica that never votes (needs --join)")
+    p.add_argument("--bootstrap-expect", type=int, default=0, metavar="N",
+                   help="wait until the N nodes named by --join are up, then form the cluster")
+    p.add_argument("--raft-adv-addr", default=None, help="peer address the other nodes use")
+    p.add_argument("--client-adv-addr", default=None, help="client address the others use")
+    p.add_argument("--http-adv-addr", default=None, help="HTTP address clients are told about")
+    p.add_argument("--raft-cluster-remove-shutdown", dest="remove_on_shutdown",
+                   action="store_true", help="leave the cluster on a graceful shutdown")
+    p.add_argument("--auth", default=None, help="users file (rqlite's); also guards joins")
+    p.add_argument("--join-as", default=None, help="the users-file user this node joins as")
+    p.add_argument("--extensions-path", default=None,
+                   help="SQLite loadable extensions to load: a directory, a .so file or a .zip")
 
 
 def options_from_args(args: argparse.Namespace) -> NodeOptions:
@@ -76,15 +94,28 @@ def options_from_args(args: argparse.Namespace) -> NodeOptions:
                  if key in ("public", "secret")}
         curve["server"] = curve["public"]      # every node serves with the cluster key pair
         curve["authorized"] = [a.encode() for a in k.get("authorized", [])]
+    name = str(args.id)
     return NodeOptions(
-        node_id=args.id, peer_addr=tcp(args.listen), client_addr=tcp(args.client), peers=peers,
+        node_id=internal_id(name), node_name=name if str(internal_id(name)) != name else None, peer_addr=tcp(args.listen), client_addr=tcp(args.client), peers=peers,
         data_dir=args.data_dir, storage=args.storage, cluster_id=args.cluster_id,
         join=[a for a in (args.join or "").split(",") if a], http_addr=args.http,
         tick_ms=args.tick_ms, election_tick=args.election_tick, heartbeat_tick=args.heartbeat_tick,
         snapshot_entries=args.snapshot_entries, snapshot_trailing=args.snapshot_trailing,
         snapshot_chunk=args.snapshot_chunk, curve=curve,
         reap_node_timeout=args.raft_reap_node_timeout,
-        reap_read_only_node_timeout=args.raft_reap_read_only_node_timeout)
+        reap_read_only_node_timeout=args.raft_reap_read_only_node_timeout,
+        non_voter=getattr(args, "non_voter", False),
+        bootstrap_expect=getattr(args, "bootstrap_expect", 0) or 0,
+        peer_adv_addr=_adv(getattr(args, "raft_adv_addr", None)),
+        client_adv_addr=_adv(getattr(args, "client_adv_addr", None)),
+        http_adv_addr=getattr(args, "http_adv_addr", None),
+        remove_on_shutdown=getattr(args, "remove_on_shutdown", False),
+        http_auth=getattr(args, "auth", None), join_as=getattr(args, "join_as", None),
+        extensions_path=getattr(args, "extensions_path", None))
+
+
+def _adv(addr: str | None) -> str | None:
+    return tcp(addr) if addr else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,7 +127,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as e:
         print(f"ddb node: {e}", file=sys.stderr)
         return 2
-    run_node(opts)
+    try:
+        run_node(opts)
+    except StartupRefused as e:
+        print(f"ddb node: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

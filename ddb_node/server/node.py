@@ -15,14 +15,13 @@ import logging
 import os
 import random
 import signal
+import tempfile
 import time
 from collections import deque
 
 import zmq
 import zmq.asyncio
 
-from ddb_node.client import AsyncClient
-from ddb_node.errors import DdbError
 from ddb_node.net.codec import KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client, encode_client
 from ddb_node.net.endpoint import ClientEndpoint
 from ddb_node.net.sockets import connect_dealer
@@ -30,14 +29,22 @@ from ddb_node.net.transport import PeerTransport
 from ddb_node.protocol import RequestError, bad_request, no_leader
 from ddb_node.raft import Config, ConfState, Message
 from ddb_node.replica import AddressBook, Replica
+from ddb_node.replica.members import encode_addresses
+from ddb_node.replica.recovery import force_configuration
 from ddb_node.sql import StateMachine
+from ddb_node.sql.extensions import ExtensionError, resolve as resolve_extensions
 from ddb_node.storage import MemoryStorage, SqliteLogStorage
 
+from . import membership
 from .http_api import start_http
+from .http_auth import CredentialStore, UsersFileError
 from .loop import run as run_loop
+from .membership import StartupRefused
 from .options import NodeOptions
 from .reads import ReadService
 from .reaper import Reaper
+
+__all__ = ["NodeServer", "StartupRefused", "run_node"]
 
 log = logging.getLogger("ddb.node")
 
@@ -56,14 +63,36 @@ class NodeServer:
         disk = opts.storage == "disk"
         if disk:
             os.makedirs(opts.data_dir, exist_ok=True)
+        auth = opts.http_auth or os.environ.get("DDB_HTTP_AUTH") or None
+        try:
+            self.creds = CredentialStore.load(auth) if auth else None   # guards joins too
+        except (OSError, UsersFileError) as e:
+            raise StartupRefused(f"users file: {e}") from None
         self.book = AddressBook(opts.path("members.json") if disk else None, opts.peers)
-        self.book.set(self.id, {"peer": opts.peer_addr, "client": opts.client_addr,
-                                "http": opts.http_addr})
-        bootstrap = ConfState() if opts.join else \
+        self.book.set(self.id, {k: v for k, v in opts.advertised.items() if v or k != "name"})
+        # a joining, bootstrapping or non-voting node starts in no configuration: a member
+        # gives it one (or, with --bootstrap-expect, all of them write the same one)
+        bootstrap = ConfState() if (opts.join or opts.bootstrap_expect) else \
             ConfState(tuple(sorted(int(k) for k in opts.peers)) or (self.id,))
         storage = SqliteLogStorage(opts.path("raft.db"), conf_state=bootstrap) if disk \
             else MemoryStorage(conf_state=bootstrap)
-        sm = StateMachine(opts.path("data.db") if disk else ":memory:", sync=opts.user_db_sync)
+        self.recovered = self._recover(storage) if disk else None
+        self.identity_path = opts.path(membership.IDENTITY_FILE) if disk else None
+        identity = membership.load_identity(self.identity_path)
+        if identity is None and not (opts.join or opts.bootstrap_expect):
+            identity = membership.founding_identity(self.cluster_id, self.book.members
+                                                    if opts.peers else {self.id: opts.advertised})
+            membership.save_identity(self.identity_path, identity)
+        try:
+            self.extension_files = resolve_extensions(opts.extensions_path, opts.path("extensions")
+                                                      if disk else os.path.join(
+                                                          tempfile.mkdtemp(prefix="ddb-ext-"), "x")) \
+                if opts.extensions_path else []
+            sm = StateMachine(opts.path("data.db") if disk else ":memory:", sync=opts.user_db_sync,
+                              extension_files=tuple(self.extension_files))
+        except ExtensionError as e:
+            storage.close()
+            raise StartupRefused(str(e)) from None
         cfg = Config(id=self.id, election_tick=opts.election_tick, heartbeat_tick=opts.heartbeat_tick,
                      max_snapshot_chunk=opts.snapshot_chunk)
         self.replica = Replica(
@@ -71,9 +100,11 @@ class NodeServer:
             clock=time.monotonic, wall_ms=lambda: int(time.time() * 1000), book=self.book,
             snapshot_entries=opts.snapshot_entries, snapshot_trailing=opts.snapshot_trailing,
             request_timeout=opts.request_timeout, durable=disk, offload_reads=disk)
+        self.replica.cluster_identity = identity
         # reads run on worker threads with their own connections (a memory database has
         # none to share: it is read inline, on the loop)
-        self.reads = ReadService(opts.path("data.db"), self.id) if disk else None
+        self.reads = ReadService(opts.path("data.db"), self.id,
+                                 extension_files=tuple(self.extension_files)) if disk else None
         self.shell_counters = {k: 0 for k in SHELL_COUNTERS}
         self.events: deque = deque(maxlen=500)
         self.observers: list = []          # callables(event: dict) for the event stream
@@ -90,6 +121,9 @@ class NodeServer:
         self.forwarders: dict[str, zmq.asyncio.Socket] = {}
         self.http = None
         self.reaper = Reaper(opts.reap_node_timeout, opts.reap_read_only_node_timeout)
+        self._startup: asyncio.Task | None = None     # joining / bootstrapping at start
+        self.refused: StartupRefused | None = None     # why the node stopped by itself
+        self.bootstrap_candidate: list | None = None   # --bootstrap-expect (membership.py)
 
     # ---- what the HTTP layer and tests look at -------------------------------------
     @property
@@ -139,17 +173,93 @@ class NodeServer:
         tasks = [asyncio.ensure_future(self._ticker())]
         if self.reaper.enabled:
             tasks.append(asyncio.ensure_future(self._reap_nodes()))
-        if self.opts.join:
-            tasks.append(asyncio.ensure_future(self._join()))
+        if self.opts.bootstrap_expect:
+            self._startup = asyncio.ensure_future(membership.bootstrap_expect(
+                self, self.opts.join, self.opts.bootstrap_expect))
+        elif self.opts.join:
+            self._startup = asyncio.ensure_future(membership.join(self, self.opts.join))
+        if self._startup is not None:
+            self._startup.add_done_callback(self._startup_done)
+            tasks.append(self._startup)
         self.replica.event("started")
         self._flush()
         try:
             await self._stopping.wait()
+            if self.opts.remove_on_shutdown and self.refused is None:
+                await membership.leave(self)
         finally:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self.close()
+        if self.refused is not None:
+            raise self.refused
+
+    def _startup_done(self, task: asyncio.Task) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, StartupRefused):
+            log.error("node %d: %s", self.id, exc)
+            self.refused = exc
+            self.stop()
+        elif exc is not None:
+            log.error("node %d: joining failed: %r", self.id, exc)
+
+    def _recover(self, storage) -> int | None:
+        """rqlite's peers.json (README "Recovery"): force the configuration it lists, as a
+        committed entry of this node's log (replica/recovery.py), then remove the file."""
+        path = self.opts.path(membership.PEERS_JSON)
+        if not os.path.exists(path):
+            return None
+        try:
+            voters, learners, addrs = membership.read_peers_json(path, self.book)
+            own = addrs.get(self.id) or self.book.get(self.id)
+            ctx = encode_addresses(own["peer"], own["client"], own.get("http"), own.get("name"))
+            index = force_configuration(storage, self.id, voters, learners, ctx)
+        except (StartupRefused, ValueError) as e:
+            storage.close()
+            raise StartupRefused(str(e)) from None
+        for nid, a in addrs.items():
+            if nid != self.id:
+                self.book.set(nid, a)
+        self.book.keep_only(set(voters) | set(learners))
+        os.replace(path, path + ".recovered")
+        log.warning("node %d: recovered the cluster from %s: voters %s, learners %s (entry %d)",
+                    self.id, path, voters, learners, index)
+        return index
+
+    # ---- what the membership module asks of the node ------------------------------------
+    def joined(self, members: dict, identity: str | None = None) -> None:
+        """A member accepted our join: learn where everyone listens, and which cluster this
+        data directory now belongs to."""
+        if identity and identity != self.replica.cluster_identity:
+            self.replica.cluster_identity = identity
+            membership.save_identity(self.identity_path, identity)
+        self.book.merge({int(k): v for k, v in members.items() if int(k) != self.id})
+        for nid, a in self.book.members.items():
+            if nid != self.id:
+                self.transport.set_peer(nid, a["peer"])
+        self.replica.event("joined")
+        self._flush()
+
+    def learn_address(self, nid: int, a: dict) -> None:
+        """Where a node we are about to form a cluster with listens."""
+        if nid != self.id and isinstance(a.get("peer"), str) and isinstance(a.get("client"), str):
+            new = {k: a.get(k) for k in ("peer", "client", "http", "name") if a.get(k) or k != "name"}
+            if self.book.get(nid) != new:
+                self.book.set(nid, new)
+                self.transport.set_peer(nid, a["peer"])
+
+    def bootstrap(self, seen: dict, identity: str) -> None:
+        """--bootstrap-expect: every expected node is up; form the cluster of them all."""
+        for nid, a in seen.items():
+            self.learn_address(nid, a)
+        self.replica.bootstrap(sorted(seen))
+        self.replica.cluster_identity = identity
+        membership.save_identity(self.identity_path, identity)
+        self._flush()
+        self._kick()
 
     def _start_curve_auth(self):
         """With CURVE on, only keys in the allow-list (plus the cluster's own key, which the
@@ -282,6 +392,11 @@ class NodeServer:
             return self._faults(body)
         if op == "status":
             return {"ok": True, "status": self.status(), "node": self.id, "term": self.raft.term}
+        if op == "join" and self.creds is not None and not await self._may_join(body):
+            return {"ok": False, "node": self.id, "error": {
+                "type": "Unauthorized",
+                "message": "joining needs the credentials of a users-file user with the "
+                           "'join' permission ('join-read-only' to join as a non-voter)"}}
         if op in ("fetch", "close"):
             if self.reads is None:
                 return {"ok": False, "node": self.id, "error": bad_request(
@@ -295,6 +410,20 @@ class NodeServer:
         self._flush()
         self._kick()
         return await fut
+
+    async def _may_join(self, body: dict) -> bool:
+        """rqlite's join permissions: `join` for any node, `join-read-only` (also spelled
+        `join-read-replica`) for a non-voter only. No credentials, no join."""
+        auth = body.get("auth") if isinstance(body.get("auth"), dict) else {}
+        user, pw = auth.get("username"), auth.get("password")
+        if not isinstance(user, str) or not isinstance(pw, str):
+            user = pw = None          # anonymous: only what the users file gives "*"
+        if await self.creds.check(user, pw, ("join",)):
+            return True
+        if body.get("voter", True) is not False:
+            return False
+        return (await self.creds.check(user, pw, ("join-read-only",))
+                or await self.creds.check(user, pw, ("join-read-replica",)))
 
     def _faults(self, body: dict) -> dict:
         cmd = body.get("cmd")
@@ -392,39 +521,6 @@ class NodeServer:
             self.replica.forward_done(token, body)
             self._flush()
 
-    # ---- join --------------------------------------------------------------------
-    async def _join(self) -> None:
-        """Ask the members to add us as a learner (the leader promotes us once caught up)."""
-        cs = self.raft.conf_state
-        if cs.voters or cs.learners:
-            return  # already part of a configuration (restart after joining)
-        body = {"op": "join", "node_id": self.id, "peer": self.opts.peer_addr,
-                "client": self.opts.client_addr, "http": self.opts.http_addr}
-        delay = 0.2
-        while True:
-            try:
-                async with AsyncClient(self.opts.join, cluster_id=self.cluster_id,
-                                       curve=self.opts.curve) as c:
-                    try:
-                        resp = await c.call(body, timeout=10.0)
-                    except DdbError as e:     # a refusal: its wire error, as the node sent it
-                        if getattr(e, "wire", None) is None:
-                            raise
-                        resp = {"ok": False, "error": e.wire}
-                if resp.get("ok"):
-                    self.book.merge({int(k): v for k, v in (resp.get("members") or {}).items()})
-                    for nid, a in self.book.members.items():
-                        if nid != self.id:
-                            self.transport.set_peer(nid, a["peer"])
-                    self.replica.event("joined")
-                    self._flush()
-                    return
-                log.warning("node %d: join refused: %s", self.id, resp.get("error"))
-            except Exception as exc:
-                log.warning("node %d: join attempt failed: %s", self.id, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
     # ---- reaping failed nodes -------------------------------------------------------
     async def _reap_nodes(self) -> None:
         """While leading, remove the members silent for longer than the reap timeouts."""
@@ -464,6 +560,10 @@ class NodeServer:
             "storage": self.opts.storage, "data_dir": self.opts.data_dir,
             "addresses": {"peer": self.opts.peer_addr, "client": self.opts.client_addr,
                           "http": self.opts.http_addr},
+            "advertised": self.opts.advertised,
+            "extensions": [os.path.basename(f) for f in self.extension_files],
+            "non_voter": self.opts.non_voter,
+            "bootstrap_candidate": self.bootstrap_candidate,
             "pid": os.getpid(),
         })
         return st

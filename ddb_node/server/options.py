@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 # Raft timing, the one definition (the command line and LocalCluster default to these).
@@ -13,6 +14,9 @@ from dataclasses import dataclass, field
 TICK_MS = 10
 ELECTION_TICK = 15
 HEARTBEAT_TICK = 3
+
+
+_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})$")
 
 
 def tcp(addr: str) -> str:
@@ -44,6 +48,24 @@ class NodeOptions:
     user_db_sync: str = "normal"         # the Raft log is durable; the user db may sync less
     reap_node_timeout: float = 0.0       # seconds; the leader removes a voter silent this long (0: never)
     reap_read_only_node_timeout: float = 0.0   # the same for a non-voter (learner)
+    # rqlite's clustering options (README "Clustering")
+    node_name: str | None = None         # the id as the operator wrote it (node_ids.py)
+    non_voter: bool = False              # join as a read-only replica that never votes
+    bootstrap_expect: int = 0            # form the cluster once this many --join nodes are up
+    peer_adv_addr: str | None = None     # addresses the others use, when not the bound ones
+    client_adv_addr: str | None = None
+    http_adv_addr: str | None = None
+    remove_on_shutdown: bool = False     # leave the configuration on a graceful shutdown
+    http_auth: str | None = None         # users file (also DDB_HTTP_AUTH); guards /join too
+    join_as: str | None = None           # the users-file user this node joins as
+    extensions_path: str | None = None   # SQLite loadable extensions: a dir, a .so or a .zip
+
+    @property
+    def advertised(self) -> dict:
+        """Where the other nodes and clients reach this node."""
+        return {"peer": self.peer_adv_addr or self.peer_addr,
+                "client": self.client_adv_addr or self.client_addr,
+                "http": self.http_adv_addr or self.http_addr, "name": self.node_name}
 
     def validate(self) -> None:
         if self.node_id <= 0:
@@ -58,6 +80,30 @@ class NodeOptions:
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-').replace('reap', 'raft-reap', 1)} "
                                  "must not be negative")
+        if self.bootstrap_expect < 0:
+            raise ValueError("--bootstrap-expect must be a positive number of nodes")
+        if self.bootstrap_expect and not self.join:
+            raise ValueError("--bootstrap-expect needs --join with the addresses of the nodes "
+                             "that form the cluster")
+        if self.bootstrap_expect and self.peers:
+            raise ValueError("--bootstrap-expect and --peers both say who the first members "
+                             "are: give one of them")
+        if self.non_voter and self.bootstrap_expect:
+            raise ValueError("a non-voter never forms a cluster: drop --bootstrap-expect")
+        if self.non_voter and not self.join:
+            raise ValueError("a non-voter joins an existing cluster: give --join")
+        if self.join_as is not None and not self.http_auth:
+            raise ValueError("--join-as names a user of the users file: give --auth FILE")
+        for flag, addr in (("--raft-adv-addr", self.peer_adv_addr),
+                           ("--client-adv-addr", self.client_adv_addr),
+                           ("--http-adv-addr", self.http_adv_addr)):
+            if addr is not None and not _HOST_PORT.match(addr.split("://", 1)[-1]):
+                raise ValueError(f"{flag} {addr!r} is not host:port")
+        if self.http_adv_addr and not self.http_addr:
+            raise ValueError("--http-adv-addr needs --http (the address the API binds)")
+        for ext in (self.extensions_path or "").split(","):
+            if ext.strip() and not os.path.exists(os.path.expanduser(ext.strip())):
+                raise ValueError(f"--extensions-path {ext.strip()}: no such file or directory")
 
     def path(self, name: str) -> str:
         assert self.data_dir

@@ -35,9 +35,10 @@ def _error(e: Exception) -> dict:
 
 
 class ReadService:
-    def __init__(self, path: str, node_id: int, threads: int = 4):
+    def __init__(self, path: str, node_id: int, threads: int = 4, extension_files: tuple = ()):
         self.path = path
         self.node_id = node_id
+        self.extension_files = tuple(extension_files)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ddb-read")
         self._local = threading.local()
         self._readers: list[Reader] = []
@@ -49,7 +50,7 @@ class ReadService:
     def _reader(self) -> Reader:
         r = getattr(self._local, "reader", None)
         if r is None:
-            r = self._local.reader = Reader(self.path)
+            r = self._local.reader = Reader(self.path, extension_files=self.extension_files)
             with self._lock:
                 self._readers.append(r)
         return r
@@ -89,7 +90,7 @@ class ReadService:
         loop = asyncio.get_running_loop()
 
         def open_and_fetch():
-            reader = Reader(self.path)
+            reader = Reader(self.path, extension_files=self.extension_files)
             try:
                 cur = Cursor(reader, request, meta["chunk_rows"])
                 chunk, more = cur.fetch()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import apsw
 
-from . import policy
+from . import extensions, policy
 from .commands import Request, validate
 from .errors import BadRequest
 from .limits import DEFAULT_LIMITS, Limits
@@ -100,7 +100,7 @@ def _is_vacuum(conn: apsw.Connection, sql: str) -> bool:
 
 
 def classify(request: Request, schema_conn: apsw.Connection | None = None,
-             limits: Limits = DEFAULT_LIMITS) -> Classification:
+             limits: Limits = DEFAULT_LIMITS, nondeterministic=frozenset()) -> Classification:
     validate(request, limits)
     conn = schema_conn if schema_conn is not None else _scratch()
     out = Classification("read", level=request.level)
@@ -122,6 +122,9 @@ def classify(request: Request, schema_conn: apsw.Connection | None = None,
                 raise BadRequest(f"statement {i}: {e}", i, str(e)) from None
             for act in actions:
                 reason = policy.refusal(*act)
+                if not reason and act[0] == apsw.SQLITE_FUNCTION and \
+                        (not readonly or request.level == "strong"):   # logged: applied everywhere
+                    reason = extensions.refusal(act[2], nondeterministic)
                 if reason:
                     raise BadRequest(f"statement {i}: {reason}", i, reason)
             if not actions and not readonly and _is_vacuum(conn, piece):

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import apsw
 
-from . import determinism, snapshot as snap
+from . import determinism, extensions, snapshot as snap
 from .image import BytesImage, FileImage
 from .checkpointer import Checkpointer
 from .codec import EntryDecodeError, decode_fast
@@ -41,7 +41,8 @@ class StateMachine(QueryEngine):
     def __init__(self, path: str, *, sync: str = "normal", limits: Limits = DEFAULT_LIMITS,
                  foreign_keys: bool = False, max_sessions: int = 10_000,
                  session_ttl_entries: int = 1_000_000, session_expire_every: int = 1_000,
-                 checkpoint_pages: int = 1024, statement_cache: int = 256):
+                 checkpoint_pages: int = 1024, statement_cache: int = 256,
+                 extension_files: tuple = ()):
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {sorted(SYNC_MODES)}")
         self.path = path
@@ -51,6 +52,8 @@ class StateMachine(QueryEngine):
         self.checkpoint_pages = checkpoint_pages
         self._simple_results = limits.max_result_rows is None and limits.max_result_bytes is None
         self.statement_cache = statement_cache
+        self.extension_files = tuple(extension_files)   # loaded into every connection
+        self.nondeterministic: set[str] = set()          # their functions refused in writes
         self.memory = path == ":memory:" or path == "" or str(path).startswith("file::memory:")
         self._nonce = secrets.token_hex(8)     # keeps internal SQL out of users' cache entries
         self.sessions = Sessions(self._internal_rows, max_sessions=max_sessions,
@@ -94,6 +97,7 @@ class StateMachine(QueryEngine):
         conn.execute("PRAGMA cache_spill=OFF")       # no WAL writes (salt randomness) mid-entry
         conn.execute(f"PRAGMA foreign_keys={'ON' if self.foreign_keys else 'OFF'}")
         determinism.register_functions(conn)
+        self.nondeterministic = extensions.load(conn, list(self.extension_files))
         conn.create_scalar_function("changes", self._changes_fn, 0)
         conn.create_scalar_function("total_changes", self._total_changes_fn, 0)
         with conn:
@@ -120,6 +124,17 @@ class StateMachine(QueryEngine):
             self._durable_index = self._applied_index if self.sync_mode != "off" else 0
             if self.sync_mode == "off":
                 self.sync()
+
+    def _authorize(self, code, a3, a4, db, trig):
+        # an entry being applied may not call a non-deterministic extension function: the
+        # leader's classification refuses it, and a replica refuses it identically
+        if code == apsw.SQLITE_FUNCTION and self.nondeterministic and not self._internal \
+                and determinism.context.active:
+            reason = extensions.refusal(a4, self.nondeterministic)
+            if reason:
+                self._denied = reason
+                return apsw.SQLITE_DENY
+        return super()._authorize(code, a3, a4, db, trig)
 
     def _wal_hook(self, conn, dbname, pages):
         self._wal_pages = pages
@@ -328,7 +343,7 @@ class StateMachine(QueryEngine):
     def classify(self, request: Request):
         """Classify against this database's current schema."""
         from .classify import classify
-        return classify(request, self._conn, self.limits)
+        return classify(request, self._conn, self.limits, self.nondeterministic)
 
     # ------------------------------------------------------------------ snapshots
     def _tmp_dir(self) -> str:

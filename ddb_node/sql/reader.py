@@ -19,7 +19,7 @@ import time
 
 import apsw
 
-from . import determinism
+from . import determinism, extensions
 from .commands import Request, validate
 from .errors import BadRequest, SqlError
 from .limits import DEFAULT_LIMITS, Limits
@@ -31,13 +31,15 @@ _perf = time.perf_counter
 
 
 class Reader(QueryEngine):
-    def __init__(self, path: str, *, limits: Limits = DEFAULT_LIMITS, statement_cache: int = 64):
+    def __init__(self, path: str, *, limits: Limits = DEFAULT_LIMITS, statement_cache: int = 64,
+                 extension_files: tuple = ()):
         determinism.install()
         conn = apsw.Connection(path, vfs=determinism.VFS_NAME, statementcachesize=statement_cache,
                                flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
         conn.set_busy_timeout(2000)
         conn.execute("PRAGMA temp_store=MEMORY")    # no temp file names from SQLite's PRNG
         determinism.register_functions(conn)
+        extensions.load(conn, list(extension_files))
         self._conn = conn
         self._cur = None
         self.limits = limits

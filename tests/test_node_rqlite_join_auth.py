@@ -1,0 +1,98 @@
+"""Join authorization with a users file (issue 14, item 7), on real node processes.
+
+rqlite docs, "Security" > "User-level permissions" (rqlite.io/docs/guides/security/):
+`join` lets a node join the cluster, `join-read-only` only as a read-only (non-voting) node;
+with a users file a join without credentials is refused. `-join-as` names the user a joining
+node authenticates as."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ddb_node.cluster import LocalCluster
+
+from .http_support import request
+from .nodehelpers import wait_until
+from .rqlite_procs import Clients, Procs
+
+
+@pytest.fixture
+def clients():
+    made = Clients()
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="module")
+def users_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("join-auth") / "users.json"
+    path.write_text(json.dumps([
+        {"username": "joiner", "password": "j0in", "perms": ["join", "status"]},
+        {"username": "replica", "password": "r3ad", "perms": ["join-read-only"]},
+        {"username": "querier", "password": "q", "perms": ["query"]},
+        {"username": "*", "perms": ["status", "ready"]},
+    ]))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def cluster(users_file, tmp_path_factory):
+    with LocalCluster(3, http=True, extra_args=("--auth", users_file)) as lc:
+        procs = Procs(str(tmp_path_factory.mktemp("joiners")), lc.cluster_id)
+        try:
+            yield lc, procs
+        finally:
+            procs.close()
+
+
+def _join_url(lc) -> str:
+    return f"http://{lc.nodes[lc.wait_for_leader()].http_addr}/join"
+
+
+JOIN = {"id": "77", "addr": "127.0.0.1:1", "client": "127.0.0.1:2", "api_addr": "127.0.0.1:3"}
+
+
+@pytest.mark.parametrize("auth, voter", [(None, True), (None, False), (("querier", "q"), True),
+                                         (("replica", "r3ad"), True), (("joiner", "wrong"), True)])
+def test_http_join_without_the_permission_is_401(cluster, auth, voter, clients):
+    lc, _ = cluster
+    resp = request("POST", _join_url(lc), dict(JOIN, voter=voter), auth=auth)
+    assert resp.status == 401, resp
+    assert 77 not in clients(lc).status(lc.wait_for_leader())["learners"]
+
+
+def test_node_with_join_permission_joins_as_a_voter(cluster, users_file, clients):
+    lc, procs = cluster
+    p = procs.start(procs.new("4"), "--join", ",".join(lc.client_addresses()),
+                    "--auth", users_file, "--join-as", "joiner")
+    c = clients(lc)
+    wait_until(lambda: 4 in c.status(lc.wait_for_leader())["voters"], 30, what="node 4 to vote")
+    assert p.popen.poll() is None
+
+
+def test_join_read_only_permission_joins_only_as_a_non_voter(cluster, users_file, clients):
+    lc, procs = cluster
+    ro = procs.start(procs.new("5"), "--join", ",".join(lc.client_addresses()), "--non-voter",
+                     "--auth", users_file, "--join-as", "replica")
+    c = clients(lc)
+    wait_until(lambda: 5 in c.status(lc.wait_for_leader())["learners"], 30,
+               what="node 5 to join as a non-voter")
+    assert ro.popen.poll() is None
+    # the same user may not bring in a voter: the node refuses to start
+    out = procs.run(procs.new("6"), "--join", ",".join(lc.client_addresses()),
+                    "--auth", users_file, "--join-as", "replica")
+    assert out.returncode == 2, out
+    assert "join refused" in out.stderr and "'join' permission" in out.stderr, out.stderr
+    assert 6 not in c.status(lc.wait_for_leader())["learners"]
+
+
+def test_node_without_credentials_is_refused(cluster, users_file, clients):
+    lc, procs = cluster
+    out = procs.run(procs.new("8"), "--join", ",".join(lc.client_addresses()),
+                    "--auth", users_file)
+    assert out.returncode == 2, out
+    assert "join refused" in out.stderr, out.stderr
+    st = clients(lc).status(lc.wait_for_leader())
+    assert 8 not in st["voters"] and 8 not in st["learners"]
