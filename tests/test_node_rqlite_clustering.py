@@ -74,7 +74,7 @@ def test_bootstrap_expect_with_disagreeing_join_lists_still_forms_one_cluster(pr
         procs.start(p, "--bootstrap-expect", "3", "--join", good)
     procs.start(n4, "--bootstrap-expect", "3", "--join", ",".join(p.client for p in (n1, n2, n4)))
     # 1, 2 and 4 are all up: node 4 sees its three, but nodes 1 and 2 propose another set
-    wait_until(lambda: procs.status(n4)["bootstrap_candidate"] == [1, 2, 4], 20,
+    wait_until(lambda: procs.status(n4)["bootstrap_candidate"] == [1, 2, 4], 60,
                what="node 4 to have its candidate")
     assert all(procs.status(p)["voters"] == [] for p in (n1, n2, n4))
     procs.start(n3, "--bootstrap-expect", "3", "--join", good)
