@@ -10,8 +10,9 @@ What differs, and why:
   clients use. It is derived from the Raft address: same host, Raft port + 1000
   (`CLIENT_PORT_OFFSET`), unless `-client-addr` (ddb's own flag) gives it. `-join` takes
   Raft addresses, as rqlited 8 does, and reaches each through the same rule.
-- ddb node ids are positive integers; rqlited's default id (the Raft address) is refused
-  with a message that says so.
+- Node ids are strings as in rqlite (ddb_node/node_ids.py maps them onto the core's
+  integers); the default id is the Raft address, as rqlited's.
+- `-raft-adv-addr` also advertises the client address derived from it (port + 1000).
 - A flag of rqlited's that ddb does not implement is refused by name, never silently
   ignored; ``IGNORED`` lists the few whose job ddb does its own way.
 """
@@ -39,6 +40,10 @@ FLAGS = {
     "write-queue-capacity": ("int", 1024), "write-queue-batch-size": ("int", 128),
     "write-queue-timeout": ("duration", 0.05),
     "client-addr": ("str", ""),          # ddb's own: the zmq client address
+    "http-adv-addr": ("str", ""), "raft-adv-addr": ("str", ""),
+    "bootstrap-expect": ("int", 0), "bootstrap-expect-timeout": ("duration", None),
+    "raft-non-voter": ("bool", False), "raft-cluster-remove-shutdown": ("bool", False),
+    "extensions-path": ("str", ""), "join-as": ("str", ""),
 }
 
 # accepted, and done ddb's way (said once on stderr)
@@ -48,18 +53,11 @@ IGNORED = {
     "write-queue-capacity": "ddb's write queue has fixed bounds (1024, 128, 50 ms)",
     "write-queue-batch-size": "ddb's write queue has fixed bounds (1024, 128, 50 ms)",
     "write-queue-timeout": "ddb's write queue has fixed bounds (1024, 128, 50 ms)",
+    "bootstrap-expect-timeout": "ddb waits for the expected nodes until they are up",
 }
 
 # rqlited's flags that ddb refuses, with the reason given to the user
 UNSUPPORTED = {
-    "http-adv-addr": "advertised addresses are not supported yet (issue 14, clustering)",
-    "raft-adv-addr": "advertised addresses are not supported yet (issue 14, clustering)",
-    "bootstrap-expect": "bootstrap by expected size is not supported yet (issue 14, clustering)",
-    "bootstrap-expect-timeout": "bootstrap by expected size is not supported yet (issue 14)",
-    "raft-non-voter": "non-voting nodes are not supported yet (issue 14, clustering)",
-    "raft-cluster-remove-shutdown": "leaving on shutdown is not supported yet (issue 14)",
-    "extensions-path": "SQLite extensions are not supported yet (issue 14)",
-    "join-as": "joins go over ddb's client protocol, which has no users",
     "disco-mode": "ddb has no discovery service", "disco-key": "ddb has no discovery service",
     "disco-config": "ddb has no discovery service",
     "node-cert": "peer links use CurveZMQ: ddb node --curve-keys",
@@ -180,12 +178,7 @@ def translate(argv: list[str]) -> tuple[list[str], dict[str, str], list[str]]:
         raise UsageError("data directory path is required")
     if len(rest) > 1:
         raise UsageError(f"arguments after data directory ({rest[0]}) are not accepted ({rest[1:]})")
-    node_id = v["node-id"].strip()
-    if not node_id.isdigit() or int(node_id) <= 0:
-        raise UsageError(f"-node-id {node_id!r}: ddb node ids are positive integers "
-                         "(give -node-id N)" if node_id else
-                         "-node-id is required: ddb node ids are positive integers, not the "
-                         "Raft address rqlited defaults to")
+    node_id = v["node-id"].strip() or v["raft-addr"].strip()   # rqlited's default id
     for name in ("raft-reap-node-timeout", "raft-reap-read-only-node-timeout"):
         if name in v["_given"] and not v[name] > 0:
             raise UsageError(f"-{name} must be greater than 0")
@@ -202,13 +195,33 @@ def translate(argv: list[str]) -> tuple[list[str], dict[str, str], list[str]]:
         client = client_of(v["raft-addr"])
     out = ["--id", node_id, "--data-dir", rest[0], "--listen", f"tcp://{raft_host}:{raft_port}",
            "--client", client, "--http", v["http-addr"], "--log-level", level]
-    joins = [a for a in v["join"].split(",") if a.strip()]
-    for a in joins:
-        if "://" in a:
-            raise UsageError(f"-join {a!r}: give the node's Raft address, host:port (rqlited 8's "
-                             "form); ddb does not join through HTTP addresses")
-    if joins:
-        out += ["--join", ",".join(client_of(a, "join") for a in joins)]
+    joins = [a.strip() for a in v["join"].split(",") if a.strip()]
+    if joins:     # Raft addresses (rqlited 8) reach the client port by the same rule; an
+        #           http:// address joins through that member's HTTP API (rqlited 7)
+        out += ["--join", ",".join(a if "://" in a else client_of(a, "join") for a in joins)]
+    if v["raft-adv-addr"]:
+        h, p = _host_port(v["raft-adv-addr"], "raft-adv-addr")
+        out += ["--raft-adv-addr", f"tcp://{h}:{p}",
+                "--client-adv-addr", client_of(v["raft-adv-addr"], "raft-adv-addr")]
+    if v["http-adv-addr"]:
+        _host_port(v["http-adv-addr"], "http-adv-addr")
+        out += ["--http-adv-addr", v["http-adv-addr"]]
+    if v["bootstrap-expect"]:
+        if v["bootstrap-expect"] < 0 or not joins:
+            raise UsageError("-bootstrap-expect N needs -join with the addresses of the N nodes")
+        out += ["--bootstrap-expect", str(v["bootstrap-expect"])]
+    for flag, opt in (("raft-non-voter", "--non-voter"),
+                      ("raft-cluster-remove-shutdown", "--raft-cluster-remove-shutdown")):
+        if v[flag]:
+            out.append(opt)
+    if v["extensions-path"]:
+        out += ["--extensions-path", v["extensions-path"]]
+    if v["auth"]:
+        out += ["--auth", v["auth"]]     # the users file also guards joins
+    if v["join-as"]:
+        if not v["auth"]:
+            raise UsageError("-join-as names a user of the users file: give -auth FILE")
+        out += ["--join-as", v["join-as"]]
     if v["raft-snap"] is not None:
         if v["raft-snap"] <= 0:
             raise UsageError("-raft-snap must be a positive number of entries")
