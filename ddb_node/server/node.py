@@ -34,6 +34,7 @@ from ddb_node.storage import MemoryStorage, SqliteLogStorage
 
 from .http_api import start_http
 from .loop import run as run_loop
+from .metrics import LatencyHistogram
 from .options import NodeOptions
 from .reads import ReadService
 
@@ -75,6 +76,7 @@ class NodeServer:
         self.shell_counters = {k: 0 for k in SHELL_COUNTERS}
         self.events: deque = deque(maxlen=500)
         self.observers: list = []          # callables(event: dict) for the event stream
+        self.latency = LatencyHistogram()  # SQL requests as their askers see them (metrics.py)
         self.waiters: dict[int, asyncio.Future] = {}
         self.token_seq = 0
         self.forwards: dict[int, int] = {}        # forward frame id -> request token
@@ -284,12 +286,18 @@ class NodeServer:
             return await self.reads.fetch(body) if op == "fetch" else self.reads.close_cursor(body)
         self.token_seq += 1
         token = self.token_seq
-        fut = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self.waiters[token] = fut
+        t0 = loop.time()
         self.replica.handle(token, body)
         self._flush()
         self._kick()
-        return await fut
+        resp = await fut
+        if op == "request" and not body.get("forwarded"):
+            # where the asker is: a forwarded request is timed by the node that forwarded it
+            self.latency.record(loop.time() - t0)
+        return resp
 
     def _faults(self, body: dict) -> dict:
         cmd = body.get("cmd")
