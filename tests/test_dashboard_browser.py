@@ -136,6 +136,8 @@ def test_the_console_runs_statements_at_a_level_and_keeps_a_history(browser, clu
         meta = page.locator("[data-testid=console-meta]")
         assert "linearizable" in meta.inner_text() and meta.get_attribute("data-node")
         assert int(meta.get_attribute("data-index")) >= 3
+        page.locator("[data-testid=console-out]").scroll_into_view_if_needed()
+        _screenshot(page, "dashboard-console.png")
 
         sql.fill("SELECT * FROM no_such_table")
         sql.press("Enter")
@@ -151,8 +153,6 @@ def test_the_console_runs_statements_at_a_level_and_keeps_a_history(browser, clu
         sql.press("ArrowDown")
         sql.press("ArrowDown")
         assert sql.input_value() == ""
-        page.locator("[data-testid=console-out]").scroll_into_view_if_needed()
-        _screenshot(page, "dashboard-console.png")
         assert not errors, errors
     finally:
         page.close()

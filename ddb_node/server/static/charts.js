@@ -1,4 +1,4 @@
-// ddb dashboard charts: the last few minutes of every node's status frames (from /ws), drawn
+// ddb dashboard charts: the last three minutes of every node's status frames (from /ws), drawn
 // on plain canvases (no library, no CDN). Fed by DdbCharts.status(frame) and
 // DdbCharts.election(term, leader); draws at most once a second and on resize.
 // Each canvas carries data-* attributes with its newest values (what a test or a screen
@@ -12,6 +12,7 @@ const DdbCharts = (() => {
   const lat = [];          // [{t (whole second), buckets: [[lo, hi, n]]}] merged per second
   const elections = [];    // [{t, term, leader}]
   const seenTerms = new Set();
+  let firstSeen = null;    // the span grows from the page's first frame to WINDOW_S
   let dirty = false;
 
   const now = () => Date.now() / 1000;
@@ -21,6 +22,7 @@ const DdbCharts = (() => {
 
   function status(f) {
     const t = now();
+    if (firstSeen === null) firstSeen = t;
     const n = nodes[f.node] || (nodes[f.node] = { points: [], rates: [], last: null });
     n.points.push({ t: t, commit: f.commit, applied: f.applied });
     if (n.last && f.t > n.last.t && f.pid === n.last.pid) {
@@ -99,9 +101,9 @@ const DdbCharts = (() => {
   }
 
   function fmt(v) {
-    if (v >= 10000) return (v / 1000).toFixed(0) + "k";
-    if (v >= 1000) return (v / 1000).toFixed(1) + "k";
-    if (v >= 10 || v === 0) return v.toFixed(0);
+    if (v >= 100000) return (v / 1000).toFixed(0) + "k";
+    if (v >= 10000) return (v / 1000).toFixed(1) + "k";
+    if (v >= 10 || Number.isInteger(v)) return v.toFixed(0);
     return v.toFixed(v >= 1 ? 1 : 2);
   }
 
@@ -118,9 +120,10 @@ const DdbCharts = (() => {
       ctx.fillText(fmt(v), left - 4, y(v));
     }
     ctx.textAlign = "center"; ctx.textBaseline = "top";
-    for (let s = 0; s <= WINDOW_S; s += 60) {
-      const t = to - s;
-      ctx.fillText(s ? `-${s / 60}m` : "now", x(t), bottom + 3);
+    const span = to - from, step = span <= 60 ? 15 : span <= 120 ? 30 : 60;
+    for (let s = 0; s <= span + 0.5; s += step) {
+      ctx.textAlign = s === 0 ? "right" : s >= span - 0.5 ? "left" : "center";
+      ctx.fillText(s === 0 ? "now" : s % 60 ? `-${s}s` : `-${s / 60}m`, x(to - s), bottom + 3);
     }
     // elections: a dashed line and the new term at the top
     ctx.strokeStyle = "#c62828"; ctx.fillStyle = "#c62828"; ctx.setLineDash([3, 3]);
@@ -168,8 +171,8 @@ const DdbCharts = (() => {
     let lo = Infinity, hi = -Infinity, count = 0;
     const last = {};
     for (const [id, n] of Object.entries(nodes)) {
-      trim(n.points, from);
-      for (const p of n.points) { lo = Math.min(lo, p.applied, p.commit); hi = Math.max(hi, p.commit, p.applied); }
+      trim(n.points, to - WINDOW_S);
+      for (const p of n.points) if (p.t >= from) { lo = Math.min(lo, p.applied, p.commit); hi = Math.max(hi, p.commit, p.applied); }
       count += n.points.length;
       const l = n.points[n.points.length - 1];
       if (l) last[id] = { commit: l.commit, applied: l.applied };
@@ -190,7 +193,7 @@ const DdbCharts = (() => {
   function drawRate(to, from) {
     const c = document.getElementById("chart-rate");
     const g = setup(c);
-    for (const n of Object.values(nodes)) trim(n.rates, from);
+    for (const n of Object.values(nodes)) trim(n.rates, to - WINDOW_S);
     const pts = clusterRates(from, to);
     const hi = niceMax(Math.max(1, ...pts.map((p) => Math.max(p.reads, p.writes))));
     const xy = frame(g, from, to, 0, hi);
@@ -207,7 +210,7 @@ const DdbCharts = (() => {
   function drawLatency(to, from) {
     const c = document.getElementById("chart-latency");
     const g = setup(c);
-    trim(lat, from);
+    trim(lat, to - WINDOW_S);
     const pts = lat.map((s) => ({ t: s.t, p50: percentile(s.buckets, 0.5), p99: percentile(s.buckets, 0.99) }));
     const hi = niceMax(Math.max(1, ...pts.map((p) => p.p99 || 0)));
     const xy = frame(g, from, to, 0, hi);
@@ -222,8 +225,13 @@ const DdbCharts = (() => {
   }
 
   function draw() {
-    const to = now(), from = to - WINDOW_S;
-    trim(elections, from);
+    const to = now();
+    const span = firstSeen === null ? 30
+      : Math.min(WINDOW_S, Math.max(30, Math.ceil((to - firstSeen + 5) / 30) * 30));
+    const from = to - span;
+    trim(elections, to - WINDOW_S);
+    document.getElementById("chart-span").textContent =
+      `(last ${span < 60 ? span + " s" : span / 60 + " min"}, from /ws)`;
     drawIndex(to, from);
     drawRate(to, from);
     drawLatency(to, from);

@@ -310,15 +310,17 @@ function drawGraph(svg, nodes, opts) {
     });
   }
   svg.removeChild(measure);
-  const ring = n > 1 ? Math.max(95, (r + 14) / Math.sin(Math.PI / n)) : 0;
-  const W = 2 * (ring + r) + 40, H = 2 * (ring + r) + 20;
-  svg.setAttribute("viewBox", `0 0 ${W.toFixed(0)} ${H.toFixed(0)}`);
-  const cx = W / 2, cy = H / 2;
+  const ring = n > 1 ? Math.max(110, (r + 14) / Math.sin(Math.PI / n)) : 0;
   const pos = {};
   nodes.forEach((node, i) => {
     const a = (2 * Math.PI * i) / Math.max(n, 1) - Math.PI / 2;
-    pos[node.id] = [cx + ring * Math.cos(a), cy + ring * Math.sin(a)];
+    pos[node.id] = [ring * Math.cos(a), ring * Math.sin(a)];
   });
+  // the picture's box: the circles plus a margin (a triangle leaves no empty band below)
+  const xs = Object.values(pos).map((p) => p[0]), ys = Object.values(pos).map((p) => p[1]);
+  const m = 12, x0 = Math.min(0, ...xs) - r - m, y0 = Math.min(0, ...ys) - r - m;
+  const W = Math.max(...xs, 0) + r + m - x0, H = Math.max(...ys, 0) + r + m - y0;
+  svg.setAttribute("viewBox", `${x0.toFixed(0)} ${y0.toFixed(0)} ${Math.max(W, 3 * r).toFixed(0)} ${H.toFixed(0)}`);
   const blocked = new Set();
   let lossy = false;
   for (const node of nodes) {
@@ -344,8 +346,10 @@ function drawGraph(svg, nodes, opts) {
     line.dataset.link = `${a}-${b}`;
     svg.appendChild(line);
     const label = document.createElementNS(ns, "text");
-    label.setAttribute("x", (pos[a][0] + pos[b][0]) / 2 + 4);
-    label.setAttribute("y", (pos[a][1] + pos[b][1]) / 2 - 4);
+    label.setAttribute("x", (pos[a][0] + pos[b][0]) / 2);
+    label.setAttribute("y", (pos[a][1] + pos[b][1]) / 2 - 6);
+    label.setAttribute("text-anchor", "middle");
+    label.setAttribute("class", "link-label");
     label.textContent = rate ? `${Math.round(rate)} msg/s` : "";
     svg.appendChild(label);
   }
