@@ -275,6 +275,7 @@ class StateCluster(ClusterControl):
         if paused(n):
             raise CliError(f"node {nid} is paused already")
         _signal(n, signal.SIGSTOP)
+        _wait_paused(n, True)
 
     def resume(self, nid: int) -> None:
         n = self.node(nid)
@@ -283,11 +284,23 @@ class StateCluster(ClusterControl):
         if not paused(n):
             raise CliError(f"node {nid} is not paused")
         _signal(n, signal.SIGCONT)
+        _wait_paused(n, False)
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _wait_paused(node: dict, want: bool, timeout: float = 5.0) -> None:
+    """A signal is delivered asynchronously: poll /proc until the process shows it, so the
+    state a caller reads next is the new one."""
+    deadline = time.monotonic() + timeout
+    while paused(node) != want:
+        if time.monotonic() > deadline:
+            raise CliError(f"node {node['id']} is still {'running' if want else 'stopped'} "
+                           f"{timeout:g}s after the signal")
+        time.sleep(0.005)
 
 
 def _stop_all(nodes: list[dict], timeout: float) -> list[dict]:

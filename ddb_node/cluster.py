@@ -75,6 +75,22 @@ def _popen(*args, **kw) -> subprocess.Popen:
     return _SPAWNER.submit(subprocess.Popen, *args, **kw).result()
 
 
+def _wait_signalled(pid: int, stopped: bool, timeout: float = 5.0) -> None:
+    """SIGSTOP/SIGCONT are delivered asynchronously: poll /proc (where there is one) until
+    the process shows it, so whoever looks next sees the new state."""
+    path = f"/proc/{pid}/stat"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                letter = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return                       # no /proc, or the process is gone
+        if (letter in ("T", "t")) == stopped:
+            return
+        time.sleep(0.005)
+
+
 @dataclass
 class NodeProc:
     id: int
@@ -387,6 +403,7 @@ class LocalCluster(ClusterControl):
         if node.state != "running":
             raise DdbError(f"node {i} is {node.state}, not running")
         node.proc.send_signal(signal.SIGSTOP)
+        _wait_signalled(node.proc.pid, stopped=True)
         node.state = "paused"
         self._record_event("pause", {"node": i})
 
@@ -395,6 +412,7 @@ class LocalCluster(ClusterControl):
         if node.state != "paused":
             raise DdbError(f"node {i} is {node.state}, not paused")
         node.proc.send_signal(signal.SIGCONT)
+        _wait_signalled(node.proc.pid, stopped=False)
         node.state = "running"
         self._record_event("resume", {"node": i})
 

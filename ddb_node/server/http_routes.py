@@ -684,8 +684,9 @@ class FaultsEndpoint(Endpoint):
 
 class ControlEndpoint(Endpoint):
     """POST /ddb/control {"action": "crash"}: this node's process exits at once (a crash, as
-    kill -9 would do). Restart, pause and resume need the process that started the node; a
-    LocalCluster serves them with ``LocalCluster.serve_control`` (see http_control)."""
+    kill -9 would do). Restart, pause and resume need the process that started the node: its
+    launcher serves them on an authenticated control path of its own (http_control), whose
+    link ``LocalCluster.dashboard_url()`` and ``ddb cluster up --http`` give."""
     perms = ("faults",)
     methods = ("POST",)
 

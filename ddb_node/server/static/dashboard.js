@@ -350,7 +350,7 @@ function drawGraph(svg, nodes, opts) {
     label.setAttribute("y", (pos[a][1] + pos[b][1]) / 2 - 6);
     label.setAttribute("text-anchor", "middle");
     label.setAttribute("class", "link-label");
-    label.textContent = rate ? `${Math.round(rate)} msg/s` : "";
+    label.textContent = rate >= 0.5 ? `${Math.round(rate)} msg/s` : "";
     svg.appendChild(label);
   }
   for (const gr of groups) {
