@@ -1,8 +1,8 @@
 """The dashboard as a console, in a real browser (Debian's chromium, headless, driven by
 Playwright with the system binary).
 
-Opened from its launcher's link on a LocalCluster: pausing and restarting a node changes its
-state on the page, the SQL console answers with a typed table, the node, index and level,
+Opened from its launcher's link (a LocalCluster's, and the one `ddb cluster up --http`
+prints): pausing and restarting a node changes its state on the page, the SQL console answers with a typed table, the node, index and level,
 errors in one line and a history on the arrow keys, and the charts move while a small load
 runs and mark an election. Node labels fit their circles whatever the role; the page has no
 horizontal overflow at 1280x800 or in a narrow window; opened without the link, the page says
@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 
 import pytest
 
-from ddb_node.cluster import LocalCluster
+from ddb_node.cli_cluster import alive, stop_control
+from ddb_node.cluster import LocalCluster, free_ports
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "artifacts")
@@ -291,3 +296,48 @@ def test_every_control_is_reachable_from_the_keyboard(browser, cluster):
         assert not errors, errors
     finally:
         page.close()
+
+
+def test_the_link_of_ddb_cluster_up_makes_pause_and_restart_work(browser, tmp_path):
+    d = tmp_path / "c"
+    http = ",".join(f"127.0.0.1:{p}" for p in free_ports(3))
+
+    def ddb(*args):
+        p = subprocess.run([sys.executable, "-m", "ddb_node.cli", *map(str, args)],
+                           capture_output=True, text=True, timeout=90)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    try:
+        out = ddb("cluster", "up", "-n", "3", "--http", http, "--dir", d)
+        link = re.search(r"^dashboard: (\S+)$", out, re.M).group(1)
+        page, errors = _open(browser, link)
+        try:
+            page.wait_for_selector("#control-note.ok")
+            leader = int(page.locator("#summary").get_attribute("data-leader") or 0) or None
+            victim = next(i for i in (3, 2) if i != leader)
+            page.select_option("[data-testid=node-select]", str(victim))
+            _wait_row(page, victim, "r.dataset.state === 'running' && r.dataset.pid !== ''")
+            pid = _row(page, victim, "pid")
+            page.click("[data-testid=pause]")
+            _wait_row(page, victim, "r.dataset.state === 'paused'")
+            page.click("[data-testid=resume]")
+            _wait_row(page, victim, "r.dataset.state === 'running'")
+            page.click("[data-testid=restart]")
+            _wait_row(page, victim, f"r.dataset.pid !== '' && r.dataset.pid !== '{pid}'"
+                                    f" && r.dataset.state === 'running' && r.dataset.role === 'follower'",
+                      timeout=30_000)
+            state = json.loads((d / "cluster.json").read_text())
+            assert str(state["nodes"][victim - 1]["pid"]) == _row(page, victim, "pid")
+            assert not errors, errors
+        finally:
+            page.close()
+        ddb("cluster", "down", "--dir", d)
+    finally:
+        state_file = d / "cluster.json"
+        if state_file.exists():            # never leave processes behind, even on failure
+            for n in json.loads(state_file.read_text())["nodes"]:
+                if alive(n):
+                    os.kill(n["pid"], signal.SIGKILL)
+        if d.exists():
+            stop_control(str(d))           # only if it is still our control process
