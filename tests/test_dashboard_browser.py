@@ -104,9 +104,9 @@ def test_pause_and_restart_a_node_from_the_page(browser, cluster):
         page.click("[data-testid=resume]")
         _wait_row(page, victim, "r.dataset.state === 'running'")
 
-        page.click("[data-testid=restart]")
+        page.click("[data-testid=restart]")    # a new process, and it answers the page itself
         _wait_row(page, victim, f"r.dataset.pid !== '' && r.dataset.pid !== '{pid}'"
-                                f" && r.dataset.state === 'running' && r.dataset.role === 'follower'",
+                                f" && r.dataset.state === 'running' && r.dataset.nodePid === r.dataset.pid",
                   timeout=30_000)
         assert int(_row(page, victim, "pid")) == cluster.nodes[victim].pid != pid
         assert page.locator("#timeline li", has_text=f"restart node {victim}: running").count() == 1
@@ -314,8 +314,9 @@ def test_the_link_of_ddb_cluster_up_makes_pause_and_restart_work(browser, tmp_pa
         page, errors = _open(browser, link)
         try:
             page.wait_for_selector("#control-note.ok")
-            leader = int(page.locator("#summary").get_attribute("data-leader") or 0) or None
-            victim = next(i for i in (3, 2) if i != leader)
+            page.wait_for_function("document.getElementById('summary').dataset.leader")
+            leader = int(page.locator("#summary").get_attribute("data-leader"))
+            victim = next(i for i in (3, 2) if i != leader)      # node 1 serves the page
             page.select_option("[data-testid=node-select]", str(victim))
             _wait_row(page, victim, "r.dataset.state === 'running' && r.dataset.pid !== ''")
             pid = _row(page, victim, "pid")
@@ -325,7 +326,7 @@ def test_the_link_of_ddb_cluster_up_makes_pause_and_restart_work(browser, tmp_pa
             _wait_row(page, victim, "r.dataset.state === 'running'")
             page.click("[data-testid=restart]")
             _wait_row(page, victim, f"r.dataset.pid !== '' && r.dataset.pid !== '{pid}'"
-                                    f" && r.dataset.state === 'running' && r.dataset.role === 'follower'",
+                                    f" && r.dataset.state === 'running' && r.dataset.nodePid === r.dataset.pid",
                       timeout=30_000)
             state = json.loads((d / "cluster.json").read_text())
             assert str(state["nodes"][victim - 1]["pid"]) == _row(page, victim, "pid")

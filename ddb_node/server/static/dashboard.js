@@ -175,10 +175,22 @@ function updateButtons() {
   }
 }
 
+// one poll of each kind at a time: a paused node must not pile up requests that never end
+let controlBusy = false, clusterBusy = false;
+
+// a poll that gets no answer gives up (a paused or cut-off node never answers)
+function timed(ms) {
+  const c = new AbortController();
+  setTimeout(() => c.abort(), ms);
+  return c.signal;
+}
+
 async function refreshControl() {
   if (!control.url) { state.launcher = "none"; return; }
+  if (controlBusy) return;
+  controlBusy = true;
   try {
-    const r = await fetch(control.url + "/control/state", { cache: "no-store",
+    const r = await fetch(control.url + "/control/state", { cache: "no-store", signal: timed(5000),
       headers: { "Authorization": `Bearer ${control.token}` } });
     if (r.status === 401 || r.status === 403) { state.launcher = `refused the token (${r.status})`; state.procs = {}; return; }
     const body = await r.json();
@@ -186,11 +198,16 @@ async function refreshControl() {
     for (const [id, p] of Object.entries(body.nodes || {})) state.procs[Number(id)] = p;
     state.launcher = "ok";
   } catch (e) { state.launcher = "does not answer"; state.procs = {}; }
+  finally { controlBusy = false; }
+  // the launcher answers even when the page's own node is paused: show what it says
+  if (state.nodes.length) render();
 }
 
 async function refresh() {
+  if (clusterBusy) return;
+  clusterBusy = true;
   try {
-    const r = await fetch("/ddb/cluster", { cache: "no-store" });
+    const r = await fetch("/ddb/cluster", { cache: "no-store", signal: timed(5000) });
     if (!r.ok) throw new Error(r.status);
     const data = await r.json();
     state.served = data.node;
@@ -198,7 +215,7 @@ async function refresh() {
     render();
   } catch (e) {
     $("summary").textContent = "node unreachable: " + e.message;
-  }
+  } finally { clusterBusy = false; }
 }
 
 function render() {
@@ -236,6 +253,7 @@ function render() {
     tr.dataset.role = n.reachable ? (n.role || "") : "down";
     tr.dataset.state = proc;
     tr.dataset.pid = (p && p.pid) || n.pid || "";
+    tr.dataset.nodePid = n.reachable && n.pid ? n.pid : "";   // as the process itself says
     const cls = [];
     if (leader && n.id === leader.id) cls.push("leader");
     if (!n.reachable) cls.push("down");
