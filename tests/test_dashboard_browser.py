@@ -60,9 +60,18 @@ def _row(page, nid: int, attr: str) -> str:
 
 
 def _wait_row(page, nid: int, cond: str, timeout=20_000):
-    page.wait_for_function(
-        f"(() => {{ const r = document.querySelector(\"#nodes tbody tr[data-node='{nid}']\");"
-        f" return r && ({cond}); }})()", timeout=timeout)
+    try:
+        page.wait_for_function(
+            f"(() => {{ const r = document.querySelector(\"#nodes tbody tr[data-node='{nid}']\");"
+            f" return r && ({cond}); }})()", timeout=timeout)
+    except Exception as e:     # say what the page showed instead
+        rows = page.evaluate("[...document.querySelectorAll('#nodes tbody tr')].map((r) => "
+                             "JSON.stringify(Object.assign({}, r.dataset)))")
+        timeline = page.locator("#timeline").inner_text()[:1500]
+        _screenshot(page, "dashboard-failure.png")
+        raise AssertionError(f"node {nid}: {cond} not reached ({e}); rows {rows}; "
+                             f"summary {page.locator('#summary').inner_text()!r}; "
+                             f"timeline:\n{timeline}") from None
 
 
 def _screenshot(page, name):

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -145,10 +146,24 @@ def test_cluster_up_serves_the_control_path_until_down(tmp_path):
         assert r.status == 200 and r.json()["state"] == "paused" and _proc_stat(pid) in ("T", "t")
         r = request("POST", url + "/control", {"action": "resume", "node": 2}, headers=auth)
         assert r.status == 200 and r.json()["state"] == "running"
-        r = request("POST", url + "/control", {"action": "restart", "node": 2}, headers=auth)
+        # a restart while the page keeps looking (as the dashboard does): the new pid sticks
+        looking = threading.Event()
+
+        def look():
+            while not looking.is_set():
+                request("GET", url + "/control/state", headers=auth)
+        t = threading.Thread(target=look, daemon=True)
+        t.start()
+        try:
+            r = request("POST", url + "/control", {"action": "restart", "node": 2}, headers=auth)
+        finally:
+            looking.set()
+            t.join(10)
         assert r.status == 200 and r.json()["state"] == "running" and r.json()["pid"] != pid
         state = json.loads((d / "cluster.json").read_text())
         assert state["nodes"][1]["pid"] == r.json()["pid"]         # the CLI sees it too
+        nodes = request("GET", url + "/control/state", headers=auth).json()["nodes"]
+        assert nodes["2"] == {"state": "running", "pid": r.json()["pid"]}
         assert "dashboard: http://" in _ddb("cluster", "status", "--dir", d).stdout
 
         _ddb("cluster", "down", "--dir", d)

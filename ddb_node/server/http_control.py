@@ -11,8 +11,8 @@ Authenticated: every request but a CORS preflight carries ``Authorization: Beare
 the random token the launcher made and put in the dashboard link it prints (after ``#``, so
 it never reaches a server log); it is compared in constant time. No token: 401; a wrong one:
 403. Loopback only by default; bodies over 4 KiB: 413; a bad body: 400 that says what it
-must be; an unknown node: 404; an action the node's state refuses: 409. Actions run one at a
-time.
+must be; an unknown node: 404; an action the node's state refuses: 409. Actions and looks
+at the state run one at a time.
 
 ``GET /control/state`` -> {"nodes": {id: {"state", "pid"}}, "actions": [...]};
 ``POST /control {"action": "pause", "node": 2}`` -> {"node", "action", "state", "pid"}.
@@ -56,7 +56,10 @@ class ControlServer:
         return 200 if ok else 403
 
     def states(self) -> dict:
-        return {str(nid): p for nid, p in sorted(self.cluster.processes().items())}
+        # under the lock too: an action and a look share the cluster object (StateCluster
+        # reloads its state file on a look; mid-restart, that would drop the new pid)
+        with self.lock:
+            return {str(nid): p for nid, p in sorted(self.cluster.processes().items())}
 
     def act(self, action: str, node: int) -> tuple[int, dict]:
         """Carry out one action -> (HTTP status, answer)."""
