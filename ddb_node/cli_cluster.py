@@ -10,23 +10,31 @@ DIR is `--dir`, else `$DDB_HOME/cluster`, else `~/.ddb/cluster`. The node layout
 addresses, cluster id) is also kept in `DIR/layout.json`, which `down` leaves in place with
 the data, so a later `up` in the same DIR restarts the same cluster from its data. `down
 --purge` removes the data and the layout too.
+
+With `--http`, `up` also starts the dashboard's control server (`cluster_control.py`, a
+detached process like the nodes, stopped by `down`) and prints the dashboard link that
+carries its URL and token, so pause, resume and restart work from the page.
 """
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from urllib.parse import urlencode
 
 from ddb_node.cluster import ClusterControl, free_ports
 from ddb_node.errors import DdbError
 
 STATE = "cluster.json"
 LAYOUT = "layout.json"
+CONTROL = "control.json"      # the dashboard's control server: pid, url, token (mode 0600)
 
 
 class CliError(Exception):
@@ -208,6 +216,18 @@ class StateCluster(ClusterControl):
             return "killed" if n.get("state") == "killed" else "stopped"
         return "paused" if paused(n) else "running"
 
+    def processes(self) -> dict[int, dict]:
+        """What the state file and /proc say now (another command may have changed it)."""
+        try:
+            self.reload()
+        except CliError:
+            return {}
+        out = {}
+        for n in self.state["nodes"]:
+            st = self._proc_state(n["id"])
+            out[n["id"]] = {"state": st, "pid": n.get("pid") if st in ("running", "paused") else None}
+        return out
+
     def status(self) -> dict:
         out = super().status()
         for nid, s in out.items():
@@ -252,18 +272,35 @@ class StateCluster(ClusterControl):
         n = self.node(nid)
         if not alive(n):
             raise CliError(f"node {nid} is not running")
+        if paused(n):
+            raise CliError(f"node {nid} is paused already")
         _signal(n, signal.SIGSTOP)
+        _wait_paused(n, True)
 
     def resume(self, nid: int) -> None:
         n = self.node(nid)
         if not alive(n):
             raise CliError(f"node {nid} is not running")
+        if not paused(n):
+            raise CliError(f"node {nid} is not paused")
         _signal(n, signal.SIGCONT)
+        _wait_paused(n, False)
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _wait_paused(node: dict, want: bool, timeout: float = 5.0) -> None:
+    """A signal is delivered asynchronously: poll /proc until the process shows it, so the
+    state a caller reads next is the new one."""
+    deadline = time.monotonic() + timeout
+    while paused(node) != want:
+        if time.monotonic() > deadline:
+            raise CliError(f"node {node['id']} is still {'running' if want else 'stopped'} "
+                           f"{timeout:g}s after the signal")
+        time.sleep(0.005)
 
 
 def _stop_all(nodes: list[dict], timeout: float) -> list[dict]:
@@ -280,6 +317,87 @@ def _stop_all(nodes: list[dict], timeout: float) -> list[dict]:
     if left:
         raise CliError("could not stop node(s) " + ", ".join(f"{n['id']} (pid {n['pid']})" for n in left))
     return stubborn
+
+
+# ------------------------------------------------------------------------------- control
+def _control_ours(ctl: dict, d: str) -> bool:
+    pid = ctl.get("pid")
+    if not pid or _proc_stat(pid) in (None, "Z", "X"):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().split(b"\0")
+    except OSError:
+        return False
+    return b"ddb_node.cluster_control" in cmd and d.encode() in cmd
+
+
+def load_control(d: str) -> dict | None:
+    """The running control server of the cluster in `d` ({"pid", "url", "token"}), if any."""
+    ctl = _read_json(os.path.join(d, CONTROL))
+    return ctl if ctl is not None and _control_ours(ctl, d) else None
+
+
+def start_control(d: str, host: str, timeout: float = 10.0) -> dict:
+    """Start the dashboard's control server for the cluster in `d` (cluster_control.py),
+    detached like the nodes; its URL and token go to DIR/control.json (mode 0600)."""
+    stop_control(d)
+    port = free_ports(1, host)[0]
+    token = secrets.token_urlsafe(24)
+    cmd = [sys.executable, "-m", "ddb_node.cluster_control", "--dir", d, "--host", host,
+           "--port", str(port)]
+    with open(os.path.join(d, "control.log"), "ab") as logf:
+        p = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True, close_fds=True, cwd=d,
+                             env=dict(os.environ, DDB_CONTROL_TOKEN=token))
+    ctl = {"pid": p.pid, "url": f"http://{host}:{port}", "token": token}
+    path = os.path.join(d, CONTROL)
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(ctl, f)
+    os.replace(path + ".tmp", path)
+    deadline = time.monotonic() + timeout
+    while True:                                   # poll until it answers with our token
+        try:
+            req = urllib.request.Request(ctl["url"] + "/control/state",
+                                         headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req, timeout=1.0):
+                return ctl
+        except OSError as e:
+            if p.poll() is not None or time.monotonic() > deadline:
+                stop_control(d)
+                raise CliError(f"the dashboard's control server did not start: {e} "
+                               f"(log: {os.path.join(d, 'control.log')})") from None
+            time.sleep(0.05)
+
+
+def stop_control(d: str, timeout: float = 5.0) -> None:
+    path = os.path.join(d, CONTROL)
+    ctl = _read_json(path)
+    if ctl is None:
+        return
+    if _control_ours(ctl, d):
+        try:
+            os.kill(ctl["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while _control_ours(ctl, d) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if _control_ours(ctl, d):
+            os.kill(ctl["pid"], signal.SIGKILL)
+    os.unlink(path)
+
+
+def dashboard_url(state: dict, ctl: dict | None) -> str | None:
+    """The dashboard on the first node with HTTP, with the control URL and token after '#'."""
+    http = next((n["http"] for n in state["nodes"] if n.get("http")), None)
+    if not http:
+        return None
+    url = f"http://{http}/dashboard"
+    if ctl:
+        url += "#" + urlencode({"control": ctl["url"], "token": ctl["token"]})
+    return url
 
 
 # ------------------------------------------------------------------------------- up
@@ -371,6 +489,12 @@ def up(d: str | None, n: int | None, http: str | None, timeout: float = 30.0,
         raise
     finally:
         sc.close()
+    ctl = None
+    if any(x.get("http") for x in state["nodes"]):
+        try:
+            ctl = start_control(d, host)
+        except CliError as e:              # the cluster is up; only the launcher buttons are not
+            print(f"warning: {e}", file=sys.stderr)
     addrs = [x["client"] for x in state["nodes"]]
     opt = "" if d == default_dir() else f" --dir {d}"
     print(f"cluster {state['cluster_id']}: {n} node{'s' if n != 1 else ''} up in {d}, "
@@ -380,6 +504,9 @@ def up(d: str | None, n: int | None, http: str | None, timeout: float = 30.0,
         print(f"  node {x['id']}  client {x['client']}  peer {x['peer']}{extra}  pid {x['pid']}",
               file=out)
     print(f"clients: {','.join(addrs)}", file=out)
+    url = dashboard_url(state, ctl)
+    if url:
+        print(f"dashboard: {url}", file=out)
     print(f"next: ddb shell{opt}  |  ddb cluster status{opt}  |  ddb cluster down{opt}", file=out)
     return 0
 
@@ -444,6 +571,9 @@ def status(d: str | None, as_json: bool = False, out=sys.stdout) -> int:
         print(f"cluster {sc.state.get('cluster_id')} in {sc.dir}", file=out)
         print(format_table(STATUS_COLUMNS, status_rows(sc, st), style=box_style(out),
                            footer=False, null=""), file=out)
+        url = dashboard_url(sc.state, load_control(sc.dir))
+        if url:
+            print(f"dashboard: {url}", file=out)
     return 0
 
 
@@ -453,6 +583,7 @@ def down(d: str | None, purge: bool = False, timeout: float = 10.0, out=sys.stdo
     if state is None and not purge:
         raise CliError(f"no cluster in {d}")
     killed = []
+    stop_control(d)
     if state is not None:
         killed = _stop_all(state["nodes"], timeout)
         os.unlink(os.path.join(d, STATE))
@@ -467,8 +598,9 @@ def down(d: str | None, purge: bool = False, timeout: float = 10.0, out=sys.stdo
             for p in (n["log"],):
                 if os.path.exists(p):
                     os.unlink(p)
-        if os.path.exists(os.path.join(d, LAYOUT)):
-            os.unlink(os.path.join(d, LAYOUT))
+        for name in (LAYOUT, "control.log"):
+            if os.path.exists(os.path.join(d, name)):
+                os.unlink(os.path.join(d, name))
         try:
             os.rmdir(d)
         except OSError:

@@ -4,7 +4,8 @@ controls the notebook magics and the tour drive.
 Children get PR_SET_PDEATHSIG, so they die with the process that started them even when it
 is killed; `close()` (also at interpreter exit) stops them and removes temporary data.
 `Cluster.attach(addresses)` gives the same status and fault calls for a cluster started
-elsewhere (without process control).
+elsewhere (without process control). `dashboard_url()` serves the process control to the
+dashboard (server/http_control.py) and gives the link that carries its token.
 """
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from ddb_node.client import Client
 from ddb_node.errors import ConnectionFailed, DdbError
+from ddb_node.server.http_control import ControlServer
 from ddb_node.server.options import ELECTION_TICK, HEARTBEAT_TICK, TICK_MS
 
 _LIVE: "weakref.WeakSet[LocalCluster]" = weakref.WeakSet()
@@ -70,6 +73,22 @@ def _popen(*args, **kw) -> subprocess.Popen:
         from concurrent.futures import ThreadPoolExecutor
         _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ddb-spawner")
     return _SPAWNER.submit(subprocess.Popen, *args, **kw).result()
+
+
+def _wait_signalled(pid: int, stopped: bool, timeout: float = 5.0) -> None:
+    """SIGSTOP/SIGCONT are delivered asynchronously: poll /proc (where there is one) until
+    the process shows it, so whoever looks next sees the new state."""
+    path = f"/proc/{pid}/stat"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                letter = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return                       # no /proc, or the process is gone
+        if (letter in ("T", "t")) == stopped:
+            return
+        time.sleep(0.005)
 
 
 @dataclass
@@ -191,6 +210,11 @@ class ClusterControl(ABC):
     def _proc_state(self, nid: int) -> str | None:
         return None
 
+    def processes(self) -> dict[int, dict]:
+        """Per node: {"state", "pid"} of its process as the launcher knows it; empty for a
+        cluster started elsewhere (no process control: no pause, resume or restart)."""
+        return {}
+
     def leader(self) -> int | None:
         """The node that leads in the highest term right now (None while electing)."""
         leaders = [s for s in self.status().values() if s.get("role") == "leader"]
@@ -261,6 +285,7 @@ class LocalCluster(ClusterControl):
                           "server": k["public"].encode()}
         self.nodes: dict[int, NodeProc] = {}
         self.events: list[dict] = []
+        self._control: ControlServer | None = None
         self._closed = False
         self._client = None
         http_addrs = self._http_addresses(http, n)
@@ -378,6 +403,7 @@ class LocalCluster(ClusterControl):
         if node.state != "running":
             raise DdbError(f"node {i} is {node.state}, not running")
         node.proc.send_signal(signal.SIGSTOP)
+        _wait_signalled(node.proc.pid, stopped=True)
         node.state = "paused"
         self._record_event("pause", {"node": i})
 
@@ -386,6 +412,7 @@ class LocalCluster(ClusterControl):
         if node.state != "paused":
             raise DdbError(f"node {i} is {node.state}, not paused")
         node.proc.send_signal(signal.SIGCONT)
+        _wait_signalled(node.proc.pid, stopped=False)
         node.state = "running"
         self._record_event("resume", {"node": i})
 
@@ -448,6 +475,31 @@ class LocalCluster(ClusterControl):
             node.state = "killed"   # it died on its own: report it, never hide it
         return node.state
 
+    def processes(self) -> dict[int, dict]:
+        out = {}
+        for i in self.node_ids():
+            st = self._proc_state(i)
+            out[i] = {"state": st, "pid": self.nodes[i].pid if st in ("running", "paused") else None}
+        return out
+
+    # ---- the dashboard's control path ---------------------------------------------------
+    def serve_control(self) -> ControlServer:
+        """The authenticated control server (http_control) that lets the dashboard pause,
+        resume, restart, stop and kill these processes; started once, closed with us."""
+        if self._control is None:
+            self._control = ControlServer(self, host=self.host)
+        return self._control
+
+    def dashboard_url(self, node: int | None = None) -> str:
+        """The dashboard on `node` (default: the first with HTTP), with this launcher's
+        control URL and token after '#' so every fault button works."""
+        ids = [node] if node is not None else [i for i, n in self.nodes.items() if n.http_addr]
+        if not ids or not self.node(ids[0]).http_addr:
+            raise DdbError("no node serves HTTP: start the cluster with http=True")
+        cs = self.serve_control()
+        return f"http://{self.nodes[ids[0]].http_addr}/dashboard#" + urlencode(
+            {"control": cs.url, "token": cs.token})
+
     def _record_event(self, kind: str, detail) -> None:
         self.events.append({"t": time.time(), "kind": kind, "detail": detail})
 
@@ -464,6 +516,9 @@ class LocalCluster(ClusterControl):
         if self._closed:
             return
         self._closed = True
+        if self._control is not None:
+            self._control.close()
+            self._control = None
         if self._client is not None:
             self._client.close()
             self._client = None

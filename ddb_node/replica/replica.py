@@ -117,7 +117,10 @@ class Replica:
                          "fsyncs": 0, "unsynced_saves": 0, "snapshots_taken": 0,
                          "snapshots_installed": 0, "snapshot_images": 0,
                          "snapshot_bytes_staged": 0, "forwarded": 0, "errors": 0, "timeouts": 0,
-                         "leader_gap_max_ms": 0}
+                         "leader_gap_max_ms": 0,
+                         # SQL requests this replica answered itself (a forward is counted
+                         # where it is served): summed over nodes, each request once
+                         "reads_served": 0, "writes_applied": 0}
         self.requests = Requests(self)
 
     # ================================================================ lifecycle

@@ -116,7 +116,8 @@ class Requests:
         except SqlError as e:
             raise _sql_error(e) from None
         try:
-            r.propose(payload, lambda status, er, _e: self._written(token, status, er, level, t0))
+            kind = cls.kind
+            r.propose(payload, lambda status, er, _e: self._written(token, status, er, level, t0, kind))
         except NotLeader:
             return self._forward_or_redirect(token, body)
         except ProposalDropped as e:
@@ -149,6 +150,7 @@ class Requests:
             return
         if r.observer is not None:
             r.observer.served(r, level, index)
+        r.counters["reads_served"] += 1
         # Most reads take microseconds: run them here, within a budget. One that runs past
         # it, or a chunked read longer than a chunk, goes to the shell, which runs it off its
         # loop on a reader that sees a state at least this new (sql/reader.py) and answers.
@@ -172,7 +174,7 @@ class Requests:
         r.reply(token, {"results": [x.to_dict() for x in results], "index": index,
                         "level": level, "time": r.clock() - t0})
 
-    def _written(self, token, status, er, level, t0) -> None:
+    def _written(self, token, status, er, level, t0, kind) -> None:
         r = self.r
         if status == FAIL:
             return r.fail(token, RequestError(
@@ -182,6 +184,7 @@ class Requests:
             return r.fail(token, RequestError(
                 "Timeout", "a snapshot replaced the log before the write was seen to apply; "
                 "the outcome is unknown (retry with the same session to learn it)"))
+        r.counters["reads_served" if kind == "read" else "writes_applied"] += 1
         if er is None:
             return r.reply(token, {"results": [], "level": level, "time": r.clock() - t0})
         if er.error:

@@ -184,13 +184,14 @@ class HttpService:
     async def run_statements(self, stmts: list, flags: fmt.Flags, *, readonly: bool = False,
                              level: str | None = None) -> dict:
         """Run rqlite-style statements -> {"results": [per statement, list of ddb results],
-        "index": raft index or None}. A statement SQLite rejects when preparing (syntax, a
+        "index": raft index or None, "node": the answering node, "level": the level served}. A statement SQLite rejects when preparing (syntax, a
         forbidden statement) gets its own error result and, without ``transaction``, the other
         statements still run, as in rqlite."""
         n = len(stmts)
         out: list[list | None] = [None] * n
         pending = list(range(n))
         index = None
+        meta: dict = {}      # the node that answered and the level it served
         timeout = flags.timeout or flags.db_timeout or flags.linearizable_timeout
         base = ClientRequest([], level=level or flags.level or "weak",
                              transaction=bool(flags.transaction), timeout=timeout or None,
@@ -234,14 +235,14 @@ class HttpService:
                     results = [{} for _ in range(tf.position)] + [{"error": tf.message}]
                 return {"results": [[r] for r in results], "index": None}
             index = resp.get("index")
+            meta = {"node": resp.get("node"), "level": resp.get("level")}
             per: dict[int, list] = {}
             for r in resp.get("results") or []:
                 per.setdefault(r.get("statement", 0), []).append(r)
             for j, k in enumerate(pending):
                 out[k] = [self._capped(r) for r in per.get(j, [{}])]
             pending = []
-            self._last_meta = resp
-        return {"results": [r for r in out if r is not None], "index": index}
+        return {"results": [r for r in out if r is not None], "index": index, **meta}
 
     def _capped(self, r: dict) -> dict:
         """A result the node cut at the answer limit becomes an error that says how to page."""

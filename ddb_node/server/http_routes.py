@@ -46,6 +46,17 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 _STMTS_RX = {"execute": "execute_stmts_rx", "query": "query_stmts_rx", "request": "request_stmts_rx"}
 
 
+def answer_headers(ran: dict) -> list:
+    """Who answered and from which state, beside rqlite's body (the console shows them):
+    X-DDB-Node (the node that ran it: the leader for a forwarded write), X-DDB-Index (the
+    write's log index, or the applied index the read saw), X-DDB-Level (the level served)."""
+    out = []
+    for name, key in (("X-DDB-Node", "node"), ("X-DDB-Index", "index"), ("X-DDB-Level", "level")):
+        if ran.get(key) is not None:
+            out.append((name, str(ran[key])))
+    return out
+
+
 class SqlEndpoint(Endpoint):
     """/db/execute, /db/query, /db/request: rqlite's statements onto the node's ``handle``."""
 
@@ -90,7 +101,9 @@ class SqlEndpoint(Endpoint):
         out = {"results": results}
         if flags.raft_index and ran.get("index") and self.endpoint != "query":
             out["raft_index"] = ran["index"]
-        return send_json(self._top(out, flags, t0), flags)
+        resp = send_json(self._top(out, flags, t0), flags)
+        resp.headers = resp.headers + answer_headers(ran)
+        return resp
 
     @staticmethod
     def _top(out: dict, flags, t0) -> dict:
@@ -477,7 +490,9 @@ class ClusterEndpoint(Endpoint):
                         "leader": st.get("leader"), "commit": st.get("commit"),
                         "applied": st.get("applied"), "last_index": st.get("last_index"),
                         "voters": st.get("voters"), "learners": st.get("learners"),
-                        "faults": st.get("faults"), "reachable": True,
+                        "faults": st.get("faults"), "reachable": True, "pid": st.get("pid"),
+                        "reads": (st.get("counters") or {}).get("reads_served"),
+                        "writes": (st.get("counters") or {}).get("writes_applied"),
                         "http": (st.get("addresses") or {}).get("http")}
             except Exception as e:
                 return {"id": nid, "reachable": False, "error": type(e).__name__,
@@ -531,8 +546,9 @@ class FaultsEndpoint(Endpoint):
 
 class ControlEndpoint(Endpoint):
     """POST /ddb/control {"action": "crash"}: this node's process exits at once (a crash, as
-    kill -9 would do). Restart, pause and resume need the process that started the node; a
-    LocalCluster serves them with ``LocalCluster.serve_control`` (see http_control)."""
+    kill -9 would do). Restart, pause and resume need the process that started the node: its
+    launcher serves them on an authenticated control path of its own (http_control), whose
+    link ``LocalCluster.dashboard_url()`` and ``ddb cluster up --http`` give."""
     perms = ("faults",)
     methods = ("POST",)
 

@@ -12,7 +12,9 @@ server's connection; the cluster relay connects to the other members with tornad
 Frames (JSON objects, each with ``type`` and ``node``):
 ``hello`` (node, topics, status), ``event`` (kind, ...), ``messages`` (links, samples,
 interval), ``applied`` (index, count), ``status`` (role, term, leader, commit, applied,
-last_index, voters, learners, faults) once a second.
+last_index, voters, learners, faults, pid, started, and the cumulative ``reads`` / ``writes``
+this node served) once a second, with ``latency``: the SQL requests answered since the last
+status frame (n, p50_ms, p99_ms, buckets; see metrics.py).
 Clients choose topics with ``?topics=event,messages,applied,status`` or by sending
 ``{"subscribe": [...]}``. ``/ws?cluster=1`` relays the streams of every member through the
 node serving the page, so one socket shows the whole cluster.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 
 from urllib.parse import urlparse
@@ -35,6 +38,7 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 from ddb_node.raft import MsgType, Role
 
 from .http_server import Response
+from .metrics import LatencyWindow
 
 log = logging.getLogger("ddb.http.ws")
 
@@ -46,10 +50,13 @@ SAMPLES_PER_INTERVAL = 12
 def light_status(server) -> dict:
     r = server.raft
     tr = server.transport
+    c = server.replica.counters
     return {"id": server.id, "role": Role(r.role).name.lower(), "term": r.term, "leader": r.leader_id,
             "commit": r.commit_index, "applied": server.sm.applied_index, "last_index": r.last_index,
             "voters": sorted(r.voters), "learners": sorted(r.learners),
             "faults": tr.faults.state.describe() if tr else {},
+            "reads": c["reads_served"], "writes": c["writes_applied"],
+            "pid": os.getpid(), "started": server.started,
             "http": server.opts.http_addr, "t": time.time()}
 
 
@@ -73,6 +80,7 @@ class EventHub:
         self.applied_count = 0
         self.dropped_frames = 0
         self._task: asyncio.Task | None = None
+        self.latency: LatencyWindow | None = None
         self._registered = False
         self._ticks = 0
 
@@ -83,6 +91,7 @@ class EventHub:
             self.server.observers.append(self._on_event)
             if self.server.transport is not None:
                 self.server.transport.observers.append(self._on_msg)
+            self.latency = LatencyWindow(self.server.latency)   # windows start now
             self._registered = True
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._flush_loop())
@@ -174,7 +183,8 @@ class EventHub:
                                                "index": self.applied_last, "count": self.applied_count})
                     self.applied_count = 0
                 if self._ticks % max(1, int(round(1.0 / self.interval))) == 0:
-                    self.broadcast("status", dict(light_status(self.server), type="status", node=node))
+                    self.broadcast("status", dict(light_status(self.server), type="status", node=node,
+                                                  latency=self.latency.take()))
         except asyncio.CancelledError:
             pass
 

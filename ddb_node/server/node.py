@@ -40,6 +40,7 @@ from .http_api import start_http
 from .http_auth import CredentialStore, UsersFileError
 from .loop import run as run_loop
 from .membership import StartupRefused
+from .metrics import LatencyHistogram
 from .options import NodeOptions
 from .reads import ReadService
 from .reaper import Reaper
@@ -108,6 +109,7 @@ class NodeServer:
         self.shell_counters = {k: 0 for k in SHELL_COUNTERS}
         self.events: deque = deque(maxlen=500)
         self.observers: list = []          # callables(event: dict) for the event stream
+        self.latency = LatencyHistogram()  # SQL requests as their askers see them (metrics.py)
         self.waiters: dict[int, asyncio.Future] = {}
         self.token_seq = 0
         self.forwards: dict[int, int] = {}        # forward frame id -> request token
@@ -404,12 +406,18 @@ class NodeServer:
             return await self.reads.fetch(body) if op == "fetch" else self.reads.close_cursor(body)
         self.token_seq += 1
         token = self.token_seq
-        fut = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self.waiters[token] = fut
+        t0 = loop.time()
         self.replica.handle(token, body)
         self._flush()
         self._kick()
-        return await fut
+        resp = await fut
+        if op == "request" and not body.get("forwarded"):
+            # where the asker is: a forwarded request is timed by the node that forwarded it
+            self.latency.record(loop.time() - t0)
+        return resp
 
     async def _may_join(self, body: dict) -> bool:
         """rqlite's join permissions: `join` for any node, `join-read-only` (also spelled
