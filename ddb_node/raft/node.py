@@ -17,6 +17,7 @@ from collections import deque
 from .config import Config
 from .log import RaftLog
 from .progress import Progress, ProgressState
+from .quorum import VoteResult, majority, majority_index, vote_result
 from .storage import Storage
 from .types import (NONE, Compacted, ConfChange, ConfChangeType, ConfState, Entry, EntryType,
                     HardState, Message, MsgType, NotLeader, ProposalDropped, Ready, ReadState,
@@ -108,7 +109,7 @@ class RaftNode:
         return self.id in self.voters
 
     def quorum(self) -> int:
-        return len(self.voters) // 2 + 1
+        return majority(len(self.voters))
 
     def status(self) -> dict:
         st = {
@@ -466,8 +467,8 @@ class RaftNode:
         """Commit the largest index stored on a quorum, only in the leader's term (5.4.2)."""
         if not self.voters:
             return False
-        matches = sorted((self.prs[v].match if v in self.prs else 0) for v in self.voters)
-        idx = matches[len(matches) - self.quorum()]
+        prs = self.prs
+        idx = majority_index((prs[v].match if v in prs else 0) for v in self.voters)
         log = self.log
         if idx > log.committed and log.term_or_zero(idx) == self.term:
             first_in_term = log.term_or_zero(log.committed) != self.term
@@ -480,9 +481,10 @@ class RaftNode:
         return False
 
     def _quorum_active(self) -> bool:
-        active = sum(1 for v in self.voters
-                     if v == self.id or (v in self.prs and self.prs[v].recent_active))
-        return active >= self.quorum()
+        """Whether a quorum of voters was heard from since the last check (diss. 6.2)."""
+        active = {v: True for v in self.voters
+                  if v == self.id or (v in self.prs and self.prs[v].recent_active)}
+        return vote_result(self.voters, active) == VoteResult.WON
 
     # ----------------------------------------------------------- replication
     def _bcast_append(self) -> None:
@@ -648,9 +650,9 @@ class RaftNode:
 
     def _read_confirmed(self) -> int:
         """The highest read round a quorum of voters has answered."""
-        rounds = sorted((self.read_round if v == self.id else
-                         (self.prs[v].read_round if v in self.prs else 0)) for v in self.voters)
-        return rounds[len(rounds) - self.quorum()]
+        return majority_index((self.read_round if v == self.id else
+                               (self.prs[v].read_round if v in self.prs else 0))
+                              for v in self.voters)
 
     def _release_reads(self) -> None:
         q = self.read_queue
@@ -707,15 +709,14 @@ class RaftNode:
         elif (t == MsgType.VOTE_RESP and self.role == Role.CANDIDATE) or \
                 (t == MsgType.PRE_VOTE_RESP and self.role == Role.PRE_CANDIDATE):
             self.votes.setdefault(m.frm, not m.reject)
-            granted = sum(1 for v, g in self.votes.items() if g and v in self.voters)
-            rejected = sum(1 for v, g in self.votes.items() if not g and v in self.voters)
-            if granted >= self.quorum():
+            result = vote_result(self.voters, self.votes)
+            if result == VoteResult.WON:
                 if self.role == Role.PRE_CANDIDATE:
                     self._become_candidate()
                     self._request_votes(MsgType.VOTE, self.term, b"")
                 else:
                     self._become_leader()
-            elif rejected >= self.quorum():
+            elif result == VoteResult.LOST:
                 self._become_follower(self.term, NONE)
 
     def _handle_append(self, m: Message) -> None:
@@ -793,7 +794,7 @@ class RaftNode:
     def _request_votes(self, kind: MsgType, term: int, context: bytes) -> None:
         # our own vote
         self.votes[self.id] = True
-        if sum(1 for v, g in self.votes.items() if g and v in self.voters) >= self.quorum():
+        if vote_result(self.voters, self.votes) == VoteResult.WON:   # a single-voter cluster
             if kind == MsgType.PRE_VOTE:
                 self._become_candidate()
                 self._request_votes(MsgType.VOTE, self.term, context)
