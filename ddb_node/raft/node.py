@@ -14,12 +14,13 @@ from __future__ import annotations
 import random
 from collections import deque
 
+from . import confchange
 from .config import Config
 from .log import RaftLog
 from .progress import Progress, ProgressState
 from .quorum import VoteResult, majority, majority_index, vote_result
 from .storage import Storage
-from .types import (NONE, Compacted, ConfChange, ConfChangeType, ConfState, Entry, EntryType,
+from .types import (NONE, Compacted, ConfChange, ConfState, Entry, EntryType,
                     HardState, Message, MsgType, NotLeader, ProposalDropped, Ready, ReadState,
                     Role, Snapshot, SnapshotChunk, SnapshotTemporarilyUnavailable, SoftState,
                     Unavailable)
@@ -167,26 +168,11 @@ class RaftNode:
         self._check_can_propose()
         if self.pending_conf_index > self.log.applied:
             raise ProposalDropped("a configuration change is still pending")
-        t, nid = cc.type, cc.node_id
-        if t == ConfChangeType.ADD_LEARNER and (nid in self.voters or nid in self.learners):
-            raise ValueError(f"node {nid} is already a member")
-        if t == ConfChangeType.PROMOTE and nid not in self.learners:
-            raise ValueError(f"node {nid} is not a learner")
-        if t == ConfChangeType.REMOVE:
-            if nid not in self.voters and nid not in self.learners:
-                raise ValueError(f"node {nid} is not a member")
-            if self.voters == {nid}:
-                raise ValueError("cannot remove the last voter")
-        voters, learners = set(self.voters), set(self.learners)
-        if t == ConfChangeType.ADD_LEARNER:
-            learners.add(nid)
-        elif t == ConfChangeType.PROMOTE:
-            learners.discard(nid)
-            voters.add(nid)
-        else:
-            voters.discard(nid)
-            learners.discard(nid)
-        cc = ConfChange(t, nid, cc.context, tuple(sorted(voters)), tuple(sorted(learners)))
+        conf = self.conf_state
+        confchange.check(conf, cc)
+        nxt = confchange.next_conf(conf, cc)
+        # the entry records the whole result, so later joiners learn every member
+        cc = ConfChange(cc.type, cc.node_id, cc.context, nxt.voters, nxt.learners)
         idx = self.log.last_index() + 1
         self.log.append([Entry(self.term, idx, EntryType.CONF_CHANGE, cc.encode())])
         self.pending_conf_index = idx
@@ -819,20 +805,8 @@ class RaftNode:
 
     # =========================================================== membership
     def _apply_conf_change(self, cc: ConfChange) -> None:
-        nid = cc.node_id
-        if cc.voters is not None:
-            # the whole configuration as the leader computed it (see ConfChange)
-            self.voters = set(cc.voters)
-            self.learners = set(cc.learners or ())
-        elif cc.type == ConfChangeType.ADD_LEARNER:
-            if nid not in self.voters:
-                self.learners.add(nid)
-        elif cc.type == ConfChangeType.PROMOTE:
-            self.learners.discard(nid)
-            self.voters.add(nid)
-        elif cc.type == ConfChangeType.REMOVE:
-            self.voters.discard(nid)
-            self.learners.discard(nid)
+        conf = confchange.applied_conf(self.conf_state, cc)
+        self.voters, self.learners = set(conf.voters), set(conf.learners)
         if self.role != Role.LEADER:
             return
         members = self.voters | self.learners
