@@ -26,8 +26,6 @@ from .types import (NONE, Compacted, ConfChange, ConfState, Entry, EntryType,
                     Unavailable)
 
 CAMPAIGN_TRANSFER = b"transfer"   # vote context: a leadership transfer, ignore leader leases
-SNAPSHOT_WINDOW = 4              # chunks of a snapshot in flight per follower
-SNAPSHOT_RETRY_HEARTBEATS = 3    # resend unacknowledged chunks after this many heartbeats
 
 # Messages a leader may send before its own log write is durable (paper 10.2.1 of the
 # dissertation); everything else waits for persistence.
@@ -345,21 +343,15 @@ class RaftNode:
             self.heartbeat_elapsed = 0
             self._bcast_heartbeat()
             for pid, pr in self.prs.items():
-                if pr.state == ProgressState.SNAPSHOT and pid != self.id:
-                    pr.snap_idle += 1
-                    if pr.snap_idle >= SNAPSHOT_RETRY_HEARTBEATS and not pr.recent_active:
+                if pr.state == ProgressState.SNAPSHOT and pid != self.id \
+                        and pr.snapshot.on_heartbeat():
+                    if not pr.recent_active:
                         # silent for an election timeout: give the transfer up, so its source
                         # (an open database image) is released; a probe restarts it once the
                         # follower answers again
                         pr.abort_snapshot()
-                    elif pr.snap_idle >= SNAPSHOT_RETRY_HEARTBEATS:
-                        # no progress for a while: resend the window after the acked prefix
-                        # (or from less, if the follower said it holds less)
-                        pr.snap_idle = 0
-                        low = pr.snap_acked
-                        if 0 <= pr.snap_low < low:
-                            low = pr.snap_low
-                        self._rewind_snapshot(pr, low)
+                    else:
+                        pr.snapshot.retry()
                         self._send_snapshot_chunks(pid, pr)
 
     def _step_leader(self, m: Message) -> None:
@@ -384,14 +376,7 @@ class RaftNode:
                         pr.become_probe()
                     self._send_append(m.frm)
                 return
-            if pr.maybe_update(m.index):
-                if pr.state == ProgressState.PROBE:
-                    pr.become_replicate()
-                elif pr.state == ProgressState.SNAPSHOT and pr.match >= pr.pending_snapshot:
-                    pr.become_probe()
-                    pr.become_replicate()
-                elif pr.state == ProgressState.REPLICATE:
-                    pr.inflights.free_le(m.index)
+            if pr.acknowledged(m.index):
                 if self._maybe_commit():
                     self.bcast_pending = True
                 # fill the pipeline up to the in-flight window
@@ -401,9 +386,7 @@ class RaftNode:
                     self._send(Message(MsgType.TIMEOUT_NOW, m.frm, self.id, self.term))
         elif t == MsgType.HEARTBEAT_RESP:
             pr.recent_active = True
-            pr.probe_sent = False
-            if pr.state == ProgressState.REPLICATE and pr.inflights.full():
-                pr.inflights.q.popleft()  # free one slot so a lost append is retried
+            pr.heartbeat_answered()
             if pr.match < self.log.last_index() and pr.state != ProgressState.SNAPSHOT:
                 self._send_append(m.frm)
             if m.index > pr.read_round:
@@ -415,33 +398,8 @@ class RaftNode:
                 return
             # bytes the follower holds contiguously (a reject: none of this snapshot), and the
             # offset of a chunk it received past them (0: the chunk was new or a duplicate)
-            have = 0 if m.reject else m.reject_hint
-            gap = m.commit
-            if have < pr.snap_acked:
-                # an acknowledgement overtaken by a later one, or a follower that restarted
-                # holding less than it had acknowledged (its staged bytes were not all on
-                # disk): the two look alike, so only remember it; if the transfer then
-                # stalls, the retry resends from here
-                if pr.snap_low < 0 or have < pr.snap_low:
-                    pr.snap_low = have
-                return
-            progress = have > pr.snap_acked
-            if progress:
-                pr.snap_acked = have
-                pr.snap_sent = max(pr.snap_sent, have)
-                pr.snap_idle = 0
-                pr.snap_low = -1
-            if (gap > have and gap >= pr.snap_recover and pr.snap_sent > have
-                    and pr.snap_rewound != have):
-                # a chunk arrived past the follower's prefix, which drops it: the chunk at
-                # `have` was lost or overtaken. Resend the window from there -- once per
-                # offset, and only for a chunk first sent after the previous resend: the gaps
-                # and duplicates a resend itself causes must not cause more resends (a
-                # duplicate's acknowledgement, gap 0, never does)
-                self._rewind_snapshot(pr, have)
-            elif not progress:
-                return
-            self._send_snapshot_chunks(m.frm, pr)
+            if pr.snapshot.on_response(0 if m.reject else m.reject_hint, m.commit):
+                self._send_snapshot_chunks(m.frm, pr)
 
     def _backtrack_hint(self, m: Message) -> int:
         """Leader side of fast log backtracking (etcd-io/raft's findConflictByTerm)."""
@@ -495,12 +453,7 @@ class RaftNode:
         self.msgs.append(Message(MsgType.APP, to, self.id, self.term, prev_term, prev, ents,
                                  log.committed))
         if ents:
-            if pr.state == ProgressState.REPLICATE:
-                last = ents[-1].index
-                pr.next = last + 1
-                pr.inflights.add(last)
-            else:
-                pr.probe_sent = True
+            pr.sent_entries(ents[-1].index)
         return True
 
     def _bcast_heartbeat(self) -> None:
@@ -528,36 +481,16 @@ class RaftNode:
     def snapshot_sources_in_use(self) -> list:
         """The sources of the snapshots being streamed to followers: the driver may release
         any other it opened (a leader that stepped down uses none)."""
-        return [pr.snap for pr in self.prs.values() if pr.snap is not None]
-
-    @staticmethod
-    def _rewind_snapshot(pr: Progress, offset: int) -> None:
-        """Resend a transfer from `offset`; what was sent beyond it is in doubt."""
-        pr.snap_recover = max(pr.snap_recover, pr.snap_sent)
-        pr.snap_acked = min(pr.snap_acked, offset)
-        pr.snap_sent = offset
-        pr.snap_started = offset > 0
-        pr.snap_rewound = offset
-        pr.snap_low = -1
+        return [pr.snapshot.source for pr in self.prs.values() if pr.snapshot is not None]
 
     def _send_snapshot_chunks(self, to: int, pr: Progress) -> None:
-        src = pr.snap
-        if src is None:
+        """Send as many chunks as the transfer's window allows."""
+        sender = pr.snapshot
+        if sender is None:
             return
-        total = src.size
         size = max(1, self.cfg.max_snapshot_chunk)
-        while True:
-            if pr.snap_started and pr.snap_sent >= total:
-                return
-            if pr.snap_sent - pr.snap_acked >= SNAPSHOT_WINDOW * size:
-                return
-            off = pr.snap_sent
-            piece = src.read(off, min(size, total - off)) if off < total else b""
-            done = off + len(piece) >= total
-            self.msgs.append(Message(MsgType.SNAP, to, self.id, self.term,
-                                     snapshot=SnapshotChunk(src.meta, off, piece, done, total)))
-            pr.snap_sent = off + len(piece)
-            pr.snap_started = True
+        while (chunk := sender.next_chunk(size)) is not None:
+            self.msgs.append(Message(MsgType.SNAP, to, self.id, self.term, snapshot=chunk))
 
     def _handle_snapshot_chunk(self, m: Message) -> None:
         """Follower side of a chunked install. Chunks may arrive lost, duplicated or out of
