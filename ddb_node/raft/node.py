@@ -12,13 +12,13 @@ dissertation ("diss.").
 from __future__ import annotations
 
 import random
-from collections import deque
 
 from . import confchange
 from .config import Config
 from .log import RaftLog
 from .progress import Progress, ProgressState
 from .quorum import VoteResult, majority, majority_index, vote_result
+from .read_only import ReadOnly
 from .storage import Storage
 from .types import (NONE, Compacted, ConfChange, ConfState, Entry, EntryType,
                     HardState, Message, MsgType, NotLeader, ProposalDropped, Ready, ReadState,
@@ -55,11 +55,7 @@ class RaftNode:
         self.prs: dict[int, Progress] = {}
         self.lead_transferee = NONE
         self.pending_conf_index = 0
-        # ReadIndex (diss. 6.4)
-        self.read_round = 0
-        self.read_bcast_pending = False
-        self.reads_waiting_commit: list[tuple[bytes, int]] = []    # (ctx, requester)
-        self.read_queue: deque[tuple[int, int, bytes, int]] = deque()  # (round, index, ctx, requester)
+        self.read_only = ReadOnly()     # the leader's ReadIndex rounds (diss. 6.4)
         self.read_states: list[ReadState] = []
         # snapshot install in progress on a follower: [meta, epoch, bytes staged]; the bytes go
         # to storage through Ready.snapshot_chunks, never into this object. A restarted node
@@ -214,7 +210,7 @@ class RaftNode:
             return False
         log = self.log
         if (self.msgs or self.msgs_after or self.bcast_pending or self.read_states
-                or self.read_bcast_pending or self.snap_pieces or log.committed > log.applying or log.has_unstable()):
+                or self.read_only.bcast_pending or self.snap_pieces or log.committed > log.applying or log.has_unstable()):
             return True
         hs = self.prev_hs
         if hs.term != self.term or hs.vote != self.vote or hs.commit != log.committed:
@@ -228,9 +224,7 @@ class RaftNode:
         if self.bcast_pending:
             self.bcast_pending = False
             self._bcast_append()
-        if self.read_bcast_pending:
-            self.read_bcast_pending = False
-            self.read_round += 1
+        if self.read_only.start_round():
             self._bcast_heartbeat()
         log = self.log
         rd = Ready()
@@ -389,8 +383,7 @@ class RaftNode:
             pr.heartbeat_answered()
             if pr.match < self.log.last_index() and pr.state != ProgressState.SNAPSHOT:
                 self._send_append(m.frm)
-            if m.index > pr.read_round:
-                pr.read_round = m.index
+            if self.read_only.recv_ack(m.frm, m.index):
                 self._release_reads()
         elif t == MsgType.SNAP_RESP:
             pr.recent_active = True
@@ -417,9 +410,8 @@ class RaftNode:
         if idx > log.committed and log.term_or_zero(idx) == self.term:
             first_in_term = log.term_or_zero(log.committed) != self.term
             log.commit_to(idx)
-            if first_in_term and self.reads_waiting_commit:
-                waiting, self.reads_waiting_commit = self.reads_waiting_commit, []
-                for ctx, req in waiting:
+            if first_in_term:
+                for ctx, req in self.read_only.take_waiting():
                     self._leader_read(ctx, req)
             return True
         return False
@@ -461,7 +453,7 @@ class RaftNode:
             if pid != self.id:
                 # never let a heartbeat commit beyond what the follower is known to hold
                 self.msgs.append(Message(MsgType.HEARTBEAT, pid, self.id, self.term,
-                                         index=self.read_round,
+                                         index=self.read_only.round,
                                          commit=min(pr.match, self.log.committed)))
 
     # ----------------------------------------------------------- snapshots
@@ -554,35 +546,18 @@ class RaftNode:
         log = self.log
         if log.term_or_zero(log.committed) != self.term:
             # diss. 6.4 step 1: wait until this leader has committed an entry of its term
-            self.reads_waiting_commit.append((ctx, requester))
+            self.read_only.wait_for_commit(ctx, requester)
             return
         if self.voters == {self.id}:
             self._answer_read(log.committed, ctx, requester)
             return
-        self.read_queue.append((self.read_round + 1, log.committed, ctx, requester))
-        # one round in flight at a time (as etcd's server does): reads arriving meanwhile share
-        # the next round, which starts when this one is confirmed -- a round per read would
-        # cost 2 messages per follower per read under load. A lost round is confirmed by the
-        # next periodic heartbeat, which carries the current round number.
-        if self._read_confirmed() >= self.read_round:
-            self.read_bcast_pending = True
-
-    def _read_confirmed(self) -> int:
-        """The highest read round a quorum of voters has answered."""
-        return majority_index((self.read_round if v == self.id else
-                               (self.prs[v].read_round if v in self.prs else 0))
-                              for v in self.voters)
+        # one round in flight at a time (as etcd's server does): a round per read would
+        # cost 2 messages per follower per read under load
+        self.read_only.add_request(log.committed, ctx, requester, self.id, self.voters)
 
     def _release_reads(self) -> None:
-        q = self.read_queue
-        if not q:
-            return
-        confirmed = self._read_confirmed()
-        while q and q[0][0] <= confirmed:
-            _, index, ctx, req = q.popleft()
+        for index, ctx, req in self.read_only.release(self.id, self.voters):
             self._answer_read(index, ctx, req)
-        if q and confirmed >= self.read_round:
-            self.read_bcast_pending = True     # the reads that waited for the next round
 
     def _answer_read(self, index: int, ctx: bytes, requester: int) -> None:
         if requester == self.id:
@@ -663,9 +638,7 @@ class RaftNode:
         self._reset_timeout()
         self.votes = {}
         self._abort_transfer()
-        self.reads_waiting_commit = []
-        self.read_queue.clear()
-        self.read_bcast_pending = False
+        self.read_only.reset()
         self.bcast_pending = False
         self.prs = {}
 
@@ -694,7 +667,6 @@ class RaftNode:
         self._reset(self.term)
         self.role = Role.LEADER
         self.leader_id = self.id
-        self.read_round = 0       # rounds count from 0 each leadership, as the new progresses do
         log = self.log
         last = log.last_index()
         for pid in self.voters | self.learners:
@@ -746,6 +718,7 @@ class RaftNode:
         for pid in list(self.prs):
             if pid not in members:
                 del self.prs[pid]
+                self.read_only.forget(pid)
         added = []
         for pid in members:
             pr = self.prs.get(pid)

@@ -141,7 +141,7 @@ class SnapshotSender:
 
 class Progress:
     __slots__ = ("match", "next", "state", "probe_sent", "pending_snapshot", "recent_active",
-                 "inflights", "is_learner", "read_round", "snapshot")
+                 "inflights", "is_learner", "snapshot")
 
     def __init__(self, next_index: int, max_inflight: int, is_learner: bool = False):
         self.match = 0
@@ -152,7 +152,6 @@ class Progress:
         self.recent_active = False
         self.inflights = Inflights(max_inflight)
         self.is_learner = is_learner
-        self.read_round = 0       # highest ReadIndex round this follower acknowledged
         self.snapshot: SnapshotSender | None = None   # in state SNAPSHOT only
 
     def become_probe(self) -> None:
