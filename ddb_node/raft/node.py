@@ -12,20 +12,20 @@ dissertation ("diss.").
 from __future__ import annotations
 
 import random
-from collections import deque
 
+from . import confchange
 from .config import Config
 from .log import RaftLog
 from .progress import Progress, ProgressState
+from .quorum import VoteResult, majority, majority_index, vote_result
+from .read_only import ReadOnly
 from .storage import Storage
-from .types import (NONE, Compacted, ConfChange, ConfChangeType, ConfState, Entry, EntryType,
+from .types import (NONE, Compacted, ConfChange, ConfState, Entry, EntryType,
                     HardState, Message, MsgType, NotLeader, ProposalDropped, Ready, ReadState,
                     Role, Snapshot, SnapshotChunk, SnapshotTemporarilyUnavailable, SoftState,
                     Unavailable)
 
 CAMPAIGN_TRANSFER = b"transfer"   # vote context: a leadership transfer, ignore leader leases
-SNAPSHOT_WINDOW = 4              # chunks of a snapshot in flight per follower
-SNAPSHOT_RETRY_HEARTBEATS = 3    # resend unacknowledged chunks after this many heartbeats
 
 # Messages a leader may send before its own log write is durable (paper 10.2.1 of the
 # dissertation); everything else waits for persistence.
@@ -55,11 +55,7 @@ class RaftNode:
         self.prs: dict[int, Progress] = {}
         self.lead_transferee = NONE
         self.pending_conf_index = 0
-        # ReadIndex (diss. 6.4)
-        self.read_round = 0
-        self.read_bcast_pending = False
-        self.reads_waiting_commit: list[tuple[bytes, int]] = []    # (ctx, requester)
-        self.read_queue: deque[tuple[int, int, bytes, int]] = deque()  # (round, index, ctx, requester)
+        self.read_only = ReadOnly()     # the leader's ReadIndex rounds (diss. 6.4)
         self.read_states: list[ReadState] = []
         # snapshot install in progress on a follower: [meta, epoch, bytes staged]; the bytes go
         # to storage through Ready.snapshot_chunks, never into this object. A restarted node
@@ -108,7 +104,7 @@ class RaftNode:
         return self.id in self.voters
 
     def quorum(self) -> int:
-        return len(self.voters) // 2 + 1
+        return majority(len(self.voters))
 
     def status(self) -> dict:
         st = {
@@ -166,26 +162,11 @@ class RaftNode:
         self._check_can_propose()
         if self.pending_conf_index > self.log.applied:
             raise ProposalDropped("a configuration change is still pending")
-        t, nid = cc.type, cc.node_id
-        if t == ConfChangeType.ADD_LEARNER and (nid in self.voters or nid in self.learners):
-            raise ValueError(f"node {nid} is already a member")
-        if t == ConfChangeType.PROMOTE and nid not in self.learners:
-            raise ValueError(f"node {nid} is not a learner")
-        if t == ConfChangeType.REMOVE:
-            if nid not in self.voters and nid not in self.learners:
-                raise ValueError(f"node {nid} is not a member")
-            if self.voters == {nid}:
-                raise ValueError("cannot remove the last voter")
-        voters, learners = set(self.voters), set(self.learners)
-        if t == ConfChangeType.ADD_LEARNER:
-            learners.add(nid)
-        elif t == ConfChangeType.PROMOTE:
-            learners.discard(nid)
-            voters.add(nid)
-        else:
-            voters.discard(nid)
-            learners.discard(nid)
-        cc = ConfChange(t, nid, cc.context, tuple(sorted(voters)), tuple(sorted(learners)))
+        conf = self.conf_state
+        confchange.check(conf, cc)
+        nxt = confchange.next_conf(conf, cc)
+        # the entry records the whole result, so later joiners learn every member
+        cc = ConfChange(cc.type, cc.node_id, cc.context, nxt.voters, nxt.learners)
         idx = self.log.last_index() + 1
         self.log.append([Entry(self.term, idx, EntryType.CONF_CHANGE, cc.encode())])
         self.pending_conf_index = idx
@@ -229,7 +210,7 @@ class RaftNode:
             return False
         log = self.log
         if (self.msgs or self.msgs_after or self.bcast_pending or self.read_states
-                or self.read_bcast_pending or self.snap_pieces or log.committed > log.applying or log.has_unstable()):
+                or self.read_only.bcast_pending or self.snap_pieces or log.committed > log.applying or log.has_unstable()):
             return True
         hs = self.prev_hs
         if hs.term != self.term or hs.vote != self.vote or hs.commit != log.committed:
@@ -243,9 +224,7 @@ class RaftNode:
         if self.bcast_pending:
             self.bcast_pending = False
             self._bcast_append()
-        if self.read_bcast_pending:
-            self.read_bcast_pending = False
-            self.read_round += 1
+        if self.read_only.start_round():
             self._bcast_heartbeat()
         log = self.log
         rd = Ready()
@@ -358,21 +337,15 @@ class RaftNode:
             self.heartbeat_elapsed = 0
             self._bcast_heartbeat()
             for pid, pr in self.prs.items():
-                if pr.state == ProgressState.SNAPSHOT and pid != self.id:
-                    pr.snap_idle += 1
-                    if pr.snap_idle >= SNAPSHOT_RETRY_HEARTBEATS and not pr.recent_active:
+                if pr.state == ProgressState.SNAPSHOT and pid != self.id \
+                        and pr.snapshot.on_heartbeat():
+                    if not pr.recent_active:
                         # silent for an election timeout: give the transfer up, so its source
                         # (an open database image) is released; a probe restarts it once the
                         # follower answers again
                         pr.abort_snapshot()
-                    elif pr.snap_idle >= SNAPSHOT_RETRY_HEARTBEATS:
-                        # no progress for a while: resend the window after the acked prefix
-                        # (or from less, if the follower said it holds less)
-                        pr.snap_idle = 0
-                        low = pr.snap_acked
-                        if 0 <= pr.snap_low < low:
-                            low = pr.snap_low
-                        self._rewind_snapshot(pr, low)
+                    else:
+                        pr.snapshot.retry()
                         self._send_snapshot_chunks(pid, pr)
 
     def _step_leader(self, m: Message) -> None:
@@ -397,14 +370,7 @@ class RaftNode:
                         pr.become_probe()
                     self._send_append(m.frm)
                 return
-            if pr.maybe_update(m.index):
-                if pr.state == ProgressState.PROBE:
-                    pr.become_replicate()
-                elif pr.state == ProgressState.SNAPSHOT and pr.match >= pr.pending_snapshot:
-                    pr.become_probe()
-                    pr.become_replicate()
-                elif pr.state == ProgressState.REPLICATE:
-                    pr.inflights.free_le(m.index)
+            if pr.acknowledged(m.index):
                 if self._maybe_commit():
                     self.bcast_pending = True
                 # fill the pipeline up to the in-flight window
@@ -414,13 +380,10 @@ class RaftNode:
                     self._send(Message(MsgType.TIMEOUT_NOW, m.frm, self.id, self.term))
         elif t == MsgType.HEARTBEAT_RESP:
             pr.recent_active = True
-            pr.probe_sent = False
-            if pr.state == ProgressState.REPLICATE and pr.inflights.full():
-                pr.inflights.q.popleft()  # free one slot so a lost append is retried
+            pr.heartbeat_answered()
             if pr.match < self.log.last_index() and pr.state != ProgressState.SNAPSHOT:
                 self._send_append(m.frm)
-            if m.index > pr.read_round:
-                pr.read_round = m.index
+            if self.read_only.recv_ack(m.frm, m.index):
                 self._release_reads()
         elif t == MsgType.SNAP_RESP:
             pr.recent_active = True
@@ -428,33 +391,8 @@ class RaftNode:
                 return
             # bytes the follower holds contiguously (a reject: none of this snapshot), and the
             # offset of a chunk it received past them (0: the chunk was new or a duplicate)
-            have = 0 if m.reject else m.reject_hint
-            gap = m.commit
-            if have < pr.snap_acked:
-                # an acknowledgement overtaken by a later one, or a follower that restarted
-                # holding less than it had acknowledged (its staged bytes were not all on
-                # disk): the two look alike, so only remember it; if the transfer then
-                # stalls, the retry resends from here
-                if pr.snap_low < 0 or have < pr.snap_low:
-                    pr.snap_low = have
-                return
-            progress = have > pr.snap_acked
-            if progress:
-                pr.snap_acked = have
-                pr.snap_sent = max(pr.snap_sent, have)
-                pr.snap_idle = 0
-                pr.snap_low = -1
-            if (gap > have and gap >= pr.snap_recover and pr.snap_sent > have
-                    and pr.snap_rewound != have):
-                # a chunk arrived past the follower's prefix, which drops it: the chunk at
-                # `have` was lost or overtaken. Resend the window from there -- once per
-                # offset, and only for a chunk first sent after the previous resend: the gaps
-                # and duplicates a resend itself causes must not cause more resends (a
-                # duplicate's acknowledgement, gap 0, never does)
-                self._rewind_snapshot(pr, have)
-            elif not progress:
-                return
-            self._send_snapshot_chunks(m.frm, pr)
+            if pr.snapshot.on_response(0 if m.reject else m.reject_hint, m.commit):
+                self._send_snapshot_chunks(m.frm, pr)
 
     def _backtrack_hint(self, m: Message) -> int:
         """Leader side of fast log backtracking (etcd-io/raft's findConflictByTerm)."""
@@ -466,23 +404,23 @@ class RaftNode:
         """Commit the largest index stored on a quorum, only in the leader's term (5.4.2)."""
         if not self.voters:
             return False
-        matches = sorted((self.prs[v].match if v in self.prs else 0) for v in self.voters)
-        idx = matches[len(matches) - self.quorum()]
+        prs = self.prs
+        idx = majority_index((prs[v].match if v in prs else 0) for v in self.voters)
         log = self.log
         if idx > log.committed and log.term_or_zero(idx) == self.term:
             first_in_term = log.term_or_zero(log.committed) != self.term
             log.commit_to(idx)
-            if first_in_term and self.reads_waiting_commit:
-                waiting, self.reads_waiting_commit = self.reads_waiting_commit, []
-                for ctx, req in waiting:
+            if first_in_term:
+                for ctx, req in self.read_only.take_waiting():
                     self._leader_read(ctx, req)
             return True
         return False
 
     def _quorum_active(self) -> bool:
-        active = sum(1 for v in self.voters
-                     if v == self.id or (v in self.prs and self.prs[v].recent_active))
-        return active >= self.quorum()
+        """Whether a quorum of voters was heard from since the last check (diss. 6.2)."""
+        active = {v: True for v in self.voters
+                  if v == self.id or (v in self.prs and self.prs[v].recent_active)}
+        return vote_result(self.voters, active) == VoteResult.WON
 
     # ----------------------------------------------------------- replication
     def _bcast_append(self) -> None:
@@ -507,12 +445,7 @@ class RaftNode:
         self.msgs.append(Message(MsgType.APP, to, self.id, self.term, prev_term, prev, ents,
                                  log.committed))
         if ents:
-            if pr.state == ProgressState.REPLICATE:
-                last = ents[-1].index
-                pr.next = last + 1
-                pr.inflights.add(last)
-            else:
-                pr.probe_sent = True
+            pr.sent_entries(ents[-1].index)
         return True
 
     def _bcast_heartbeat(self) -> None:
@@ -520,7 +453,7 @@ class RaftNode:
             if pid != self.id:
                 # never let a heartbeat commit beyond what the follower is known to hold
                 self.msgs.append(Message(MsgType.HEARTBEAT, pid, self.id, self.term,
-                                         index=self.read_round,
+                                         index=self.read_only.round,
                                          commit=min(pr.match, self.log.committed)))
 
     # ----------------------------------------------------------- snapshots
@@ -540,36 +473,16 @@ class RaftNode:
     def snapshot_sources_in_use(self) -> list:
         """The sources of the snapshots being streamed to followers: the driver may release
         any other it opened (a leader that stepped down uses none)."""
-        return [pr.snap for pr in self.prs.values() if pr.snap is not None]
-
-    @staticmethod
-    def _rewind_snapshot(pr: Progress, offset: int) -> None:
-        """Resend a transfer from `offset`; what was sent beyond it is in doubt."""
-        pr.snap_recover = max(pr.snap_recover, pr.snap_sent)
-        pr.snap_acked = min(pr.snap_acked, offset)
-        pr.snap_sent = offset
-        pr.snap_started = offset > 0
-        pr.snap_rewound = offset
-        pr.snap_low = -1
+        return [pr.snapshot.source for pr in self.prs.values() if pr.snapshot is not None]
 
     def _send_snapshot_chunks(self, to: int, pr: Progress) -> None:
-        src = pr.snap
-        if src is None:
+        """Send as many chunks as the transfer's window allows."""
+        sender = pr.snapshot
+        if sender is None:
             return
-        total = src.size
         size = max(1, self.cfg.max_snapshot_chunk)
-        while True:
-            if pr.snap_started and pr.snap_sent >= total:
-                return
-            if pr.snap_sent - pr.snap_acked >= SNAPSHOT_WINDOW * size:
-                return
-            off = pr.snap_sent
-            piece = src.read(off, min(size, total - off)) if off < total else b""
-            done = off + len(piece) >= total
-            self.msgs.append(Message(MsgType.SNAP, to, self.id, self.term,
-                                     snapshot=SnapshotChunk(src.meta, off, piece, done, total)))
-            pr.snap_sent = off + len(piece)
-            pr.snap_started = True
+        while (chunk := sender.next_chunk(size)) is not None:
+            self.msgs.append(Message(MsgType.SNAP, to, self.id, self.term, snapshot=chunk))
 
     def _handle_snapshot_chunk(self, m: Message) -> None:
         """Follower side of a chunked install. Chunks may arrive lost, duplicated or out of
@@ -633,35 +546,18 @@ class RaftNode:
         log = self.log
         if log.term_or_zero(log.committed) != self.term:
             # diss. 6.4 step 1: wait until this leader has committed an entry of its term
-            self.reads_waiting_commit.append((ctx, requester))
+            self.read_only.wait_for_commit(ctx, requester)
             return
         if self.voters == {self.id}:
             self._answer_read(log.committed, ctx, requester)
             return
-        self.read_queue.append((self.read_round + 1, log.committed, ctx, requester))
-        # one round in flight at a time (as etcd's server does): reads arriving meanwhile share
-        # the next round, which starts when this one is confirmed -- a round per read would
-        # cost 2 messages per follower per read under load. A lost round is confirmed by the
-        # next periodic heartbeat, which carries the current round number.
-        if self._read_confirmed() >= self.read_round:
-            self.read_bcast_pending = True
-
-    def _read_confirmed(self) -> int:
-        """The highest read round a quorum of voters has answered."""
-        rounds = sorted((self.read_round if v == self.id else
-                         (self.prs[v].read_round if v in self.prs else 0)) for v in self.voters)
-        return rounds[len(rounds) - self.quorum()]
+        # one round in flight at a time (as etcd's server does): a round per read would
+        # cost 2 messages per follower per read under load
+        self.read_only.add_request(log.committed, ctx, requester, self.id, self.voters)
 
     def _release_reads(self) -> None:
-        q = self.read_queue
-        if not q:
-            return
-        confirmed = self._read_confirmed()
-        while q and q[0][0] <= confirmed:
-            _, index, ctx, req = q.popleft()
+        for index, ctx, req in self.read_only.release(self.id, self.voters):
             self._answer_read(index, ctx, req)
-        if q and confirmed >= self.read_round:
-            self.read_bcast_pending = True     # the reads that waited for the next round
 
     def _answer_read(self, index: int, ctx: bytes, requester: int) -> None:
         if requester == self.id:
@@ -707,15 +603,14 @@ class RaftNode:
         elif (t == MsgType.VOTE_RESP and self.role == Role.CANDIDATE) or \
                 (t == MsgType.PRE_VOTE_RESP and self.role == Role.PRE_CANDIDATE):
             self.votes.setdefault(m.frm, not m.reject)
-            granted = sum(1 for v, g in self.votes.items() if g and v in self.voters)
-            rejected = sum(1 for v, g in self.votes.items() if not g and v in self.voters)
-            if granted >= self.quorum():
+            result = vote_result(self.voters, self.votes)
+            if result == VoteResult.WON:
                 if self.role == Role.PRE_CANDIDATE:
                     self._become_candidate()
                     self._request_votes(MsgType.VOTE, self.term, b"")
                 else:
                     self._become_leader()
-            elif rejected >= self.quorum():
+            elif result == VoteResult.LOST:
                 self._become_follower(self.term, NONE)
 
     def _handle_append(self, m: Message) -> None:
@@ -743,9 +638,7 @@ class RaftNode:
         self._reset_timeout()
         self.votes = {}
         self._abort_transfer()
-        self.reads_waiting_commit = []
-        self.read_queue.clear()
-        self.read_bcast_pending = False
+        self.read_only.reset()
         self.bcast_pending = False
         self.prs = {}
 
@@ -774,7 +667,6 @@ class RaftNode:
         self._reset(self.term)
         self.role = Role.LEADER
         self.leader_id = self.id
-        self.read_round = 0       # rounds count from 0 each leadership, as the new progresses do
         log = self.log
         last = log.last_index()
         for pid in self.voters | self.learners:
@@ -793,7 +685,7 @@ class RaftNode:
     def _request_votes(self, kind: MsgType, term: int, context: bytes) -> None:
         # our own vote
         self.votes[self.id] = True
-        if sum(1 for v, g in self.votes.items() if g and v in self.voters) >= self.quorum():
+        if vote_result(self.voters, self.votes) == VoteResult.WON:   # a single-voter cluster
             if kind == MsgType.PRE_VOTE:
                 self._become_candidate()
                 self._request_votes(MsgType.VOTE, self.term, context)
@@ -818,26 +710,15 @@ class RaftNode:
 
     # =========================================================== membership
     def _apply_conf_change(self, cc: ConfChange) -> None:
-        nid = cc.node_id
-        if cc.voters is not None:
-            # the whole configuration as the leader computed it (see ConfChange)
-            self.voters = set(cc.voters)
-            self.learners = set(cc.learners or ())
-        elif cc.type == ConfChangeType.ADD_LEARNER:
-            if nid not in self.voters:
-                self.learners.add(nid)
-        elif cc.type == ConfChangeType.PROMOTE:
-            self.learners.discard(nid)
-            self.voters.add(nid)
-        elif cc.type == ConfChangeType.REMOVE:
-            self.voters.discard(nid)
-            self.learners.discard(nid)
+        conf = confchange.applied_conf(self.conf_state, cc)
+        self.voters, self.learners = set(conf.voters), set(conf.learners)
         if self.role != Role.LEADER:
             return
         members = self.voters | self.learners
         for pid in list(self.prs):
             if pid not in members:
                 del self.prs[pid]
+                self.read_only.forget(pid)
         added = []
         for pid in members:
             pr = self.prs.get(pid)
