@@ -16,6 +16,8 @@ import pytest
 from ddb_node.cli_cluster import alive
 from ddb_node.cluster import LocalCluster, free_ports
 
+from .nodehelpers import wait_until
+
 
 def ddb(*args, input=None, env=None, timeout=60, check=None):
     """Run `python -m ddb_node.cli ARGS`; -> CompletedProcess (text)."""
@@ -202,6 +204,10 @@ def test_node_command_runs_one_node(tmp_path):
                              "--peers", f"1={peer}/{client}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
+        # the node takes a moment to start (Python's imports): `ddb exec` fails fast and
+        # clearly on a node that is not up yet, so wait until it answers
+        wait_until(lambda: ddb("query", client, "SELECT 1").returncode == 0, 60,
+                   what="the node to answer")
         p = ddb("exec", client, "CREATE TABLE one(a); INSERT INTO one VALUES (42)", check=0)
         assert json.loads(p.stdout)["results"][1]["rows_affected"] == 1
         p = ddb("query", client, "SELECT a FROM one", "-f", "csv", check=0)
