@@ -302,6 +302,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="append the JSON lines to this file")
     ap.add_argument("--chart", default=None, help="draw the JSON lines of --out (or --chart-only) here")
     ap.add_argument("--chart-only", default=None, help="a JSON lines file to chart, nothing run")
+    ap.add_argument("--data-dir", default=None,
+                    help="keep the nodes' data and logs here (default: a temporary directory)")
     ap.add_argument("--table", default=None, help="print the markdown table of a JSON lines file")
     args = ap.parse_args(argv)
     if args.table:
@@ -315,7 +317,7 @@ def main(argv=None) -> int:
         sizes.append(10_000_000)
     meta = {"python": platform.python_version(), "cpus": os.cpu_count(),
             "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "snapshot_entries": args.snapshot_entries}
-    with LocalCluster(3, snapshot_entries=args.snapshot_entries) as lc:
+    with LocalCluster(3, data_dir=args.data_dir, snapshot_entries=args.snapshot_entries) as lc:
         c = lc.client(timeout=30.0)
         c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, k TEXT, v TEXT, n INTEGER)")
         c.execute("CREATE TABLE w(id INTEGER PRIMARY KEY, v TEXT)")
