@@ -332,8 +332,8 @@ class StateMachine(QueryEngine):
             self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
             self._wal_pages = 0
             self._durable_index = self._applied_index
-        except apsw.BusyError:
-            pass      # an open snapshot image holds the checkpoint back: durable stays
+        except (apsw.BusyError, apsw.LockedError):
+            pass      # an open snapshot image or the background checkpoint: durable stays
         finally:
             if self.sync_mode == "off":
                 self._internal_exec("PRAGMA synchronous=OFF")
