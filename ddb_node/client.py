@@ -138,6 +138,13 @@ def cluster_view(reply: dict, known: dict[int, str]) -> tuple[dict[int, str], in
     return members, (lid if lid in members else None)
 
 
+def _route(client, body: dict, to_leader: bool, timeout: float | None, is_down):
+    """The route of one request of either client (routing.route over its view)."""
+    return route(client.view, body, to_leader=to_leader, timeout=timeout or client.timeout,
+                 attempt_timeout=client.attempt_timeout, now=time.monotonic, is_down=is_down,
+                 rng=client._rng, redirect=client.redirect)
+
+
 class ResultChunks:
     """What `Client.query_iter` returns: an iterator of Results (chunks of one SELECT's rows,
     all from one consistent state on one node), closable, usable in a `with` block."""
@@ -495,9 +502,7 @@ class Client:
     def _send(self, body: dict, *, to_leader: bool, timeout: float | None = None) -> dict:
         if self._closed:
             raise DdbError("the client is closed")
-        steps = route(self.view, body, to_leader=to_leader, timeout=timeout or self.timeout,
-                      attempt_timeout=self.attempt_timeout, now=time.monotonic,
-                      is_down=self._is_down, rng=self._rng, redirect=self.redirect)
+        steps = _route(self, body, to_leader, timeout, self._is_down)
         outcome = None
         while True:
             try:
@@ -978,9 +983,7 @@ class AsyncClient:
         the ok reply, or the error raised as Client raises it."""
         if self._closed:
             raise DdbError("the client is closed")
-        steps = route(self.view, body, to_leader=to_leader, timeout=timeout or self.timeout,
-                      attempt_timeout=self.attempt_timeout, now=time.monotonic,
-                      is_down=self._down, rng=self._rng, redirect=self.redirect)
+        steps = _route(self, body, to_leader, timeout, self._down)
         outcome = None
         while True:
             try:
