@@ -81,14 +81,49 @@ def term(lc, c) -> int:
     return out
 
 
-def load(c, start: int, stop: int, time_limit: float) -> dict:
+STALL_S = 10.0     # a batch slower than this gets every node's status (and stack) on stderr
+
+
+def _report_stall(lc, row: int) -> None:
+    """What every node is doing while one write hangs (an intermittent 60 s stall was seen
+    near 10^7 rows): its status, and its Python stack when py-spy is installed."""
+    import subprocess
+    from ddb_node.client import Client
+    print(f"scale: a write at row {row} is taking over {STALL_S:g}s", file=sys.stderr, flush=True)
+    spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    with Client(lc.client_addresses(), timeout=5.0) as c2:
+        for nid, n in lc.nodes.items():
+            try:
+                st = c2.status(nid, timeout=3.0)
+                keep = ("role", "term", "leader", "commit", "applied", "durable_applied",
+                        "log_first_index", "snapshot_index", "counters")
+                print(f"scale: node {nid}", json.dumps({k: st.get(k) for k in keep}),
+                      file=sys.stderr, flush=True)
+            except Exception as e:  # noqa: BLE001  (a diagnosis must not fail the run)
+                print(f"scale: node {nid}: no status ({e})", file=sys.stderr, flush=True)
+            if n.pid and os.path.exists(spy):
+                out = subprocess.run([spy, "dump", "-p", str(n.pid)], capture_output=True,
+                                     text=True, timeout=30).stdout
+                print(out[-4000:], file=sys.stderr, flush=True)
+
+
+def load(c, start: int, stop: int, time_limit: float, lc=None) -> dict:
+    import threading
     t0 = time.perf_counter()
     i = start
     while i < stop and time.perf_counter() - t0 < time_limit:
         params = []
         for j in range(i, i + BATCH):
             params += [f"key-{j:010d}", VALUE, j]
-        c.execute(INSERT, params, timeout=60)
+        timer = threading.Timer(STALL_S, _report_stall, (lc, i)) if lc is not None else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            c.execute(INSERT, params, timeout=60)
+        finally:
+            if timer is not None:
+                timer.cancel()
         i += BATCH
     dt = time.perf_counter() - t0
     return {"rows_loaded": i - start, "load_s": round(dt, 2),
@@ -324,7 +359,7 @@ def main(argv=None) -> int:
         rows = 0
         for size in sorted(sizes):
             rec = {"system": "ddb", "measurement": "scale", **meta}
-            rec.update(load(c, rows, size, args.time_limit * 10))
+            rec.update(load(c, rows, size, args.time_limit * 10, lc))
             rows = rec["rows"]
             rec.update(measure(lc, c, rows, args))
             line = json.dumps(rec)
