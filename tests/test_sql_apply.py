@@ -296,6 +296,42 @@ def test_off_sync_is_durable_only_after_sync(tmp_path):
     assert sm.durable_index == 1
 
 
+def test_sync_waits_out_a_background_checkpoint_in_progress(tmp_path):
+    """sync() and a snapshot image's TRUNCATE checkpoint are not refused as busy by the
+    background PASSIVE checkpoint: they wait for it (CI once saw durable stay at 0)."""
+    import threading
+    sm = StateMachine(str(tmp_path / "db"), sync="off", checkpoint_pages=10 ** 9)
+    log = Log()
+    log.add("CREATE TABLE t(a)")
+    sm.apply_batch(log.entries)
+    cp = sm._checkpointer
+    done = threading.Event()
+    with cp.exclusive():                      # as if the thread's checkpoint were running
+        worker = threading.Thread(target=lambda: (sm.sync(), done.set()))
+        worker.start()
+        assert not done.wait(0.2)             # sync waits for it ...
+    worker.join(10)
+    assert done.is_set() and sm.durable_index == 1    # ... and then completes
+    sm.close()
+
+
+def test_sync_and_images_race_background_checkpoints_without_losing_durability(tmp_path):
+    sm = StateMachine(str(tmp_path / "db"), sync="normal", checkpoint_pages=1)
+    log = Log()
+    log.add("CREATE TABLE t(a)")
+    for i in range(200):
+        log.add(f"INSERT INTO t VALUES ({i})")
+    for start in range(0, len(log.entries), 5):
+        sm.apply_batch(log.entries[start:start + 5])   # each asks the thread to checkpoint
+        if start % 20 == 0:
+            assert sm.sync() == sm.applied_index
+        else:
+            img = sm.open_image()
+            assert img.index == sm.applied_index
+            img.close()
+    sm.close()
+
+
 def test_durable_index_survives_reopen(tmp_path):
     path = str(tmp_path / "db")
     sm = StateMachine(path, checkpoint_pages=10 ** 9)

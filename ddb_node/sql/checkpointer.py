@@ -27,6 +27,7 @@ class Checkpointer:
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
         self._durable_mode = durable
         self._cv = threading.Condition()
+        self._running = threading.Lock()   # held for the whole of one checkpoint
         self._wanted: int | None = None
         self._closed = False
         self.durable = 0
@@ -51,9 +52,10 @@ class Checkpointer:
                     return
                 index, self._wanted = self._wanted, None
             try:
-                nlog, nckpt = self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+                with self._running:
+                    nlog, nckpt = self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
             except apsw.Error:
-                self.incomplete += 1      # busy: another checkpoint runs (sync()); asked again
+                self.incomplete += 1      # busy: another checkpoint runs; asked again
                 continue
             if nlog == nckpt:
                 self.checkpoints += 1
@@ -61,6 +63,11 @@ class Checkpointer:
                     self.durable = index
             else:
                 self.incomplete += 1
+
+    def exclusive(self):
+        """Hold back the thread's checkpoints (waiting out the one in progress, 10-40 ms at
+        most) so that the caller's own TRUNCATE checkpoint is not refused as busy."""
+        return self._running
 
     def close(self) -> None:
         """Stop after the checkpoint in progress (if any); the connection is closed."""

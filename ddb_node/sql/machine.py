@@ -321,6 +321,17 @@ class StateMachine(QueryEngine):
         if self._checkpointer is not None:
             self._checkpointer.request(self._applied_index)
 
+    def _truncate_wal(self) -> None:
+        """Copy the whole WAL into the database file and empty it (the background checkpoint
+        waits meanwhile: two checkpoints at once would make this one busy)."""
+        cp = self._checkpointer
+        if cp is None:
+            self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
+        else:
+            with cp.exclusive():
+                self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
+        self._wal_pages = 0
+
     def sync(self) -> int:
         """Make everything applied durable in the user database; return the durable index
         (unchanged while a snapshot image is open: the checkpoint must wait for it)."""
@@ -329,11 +340,10 @@ class StateMachine(QueryEngine):
         if self.sync_mode == "off":
             self._internal_exec("PRAGMA synchronous=FULL")
         try:
-            self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
-            self._wal_pages = 0
+            self._truncate_wal()
             self._durable_index = self._applied_index
         except (apsw.BusyError, apsw.LockedError):
-            pass      # an open snapshot image or the background checkpoint: durable stays
+            pass      # an open snapshot image holds the WAL: durable stays
         finally:
             if self.sync_mode == "off":
                 self._internal_exec("PRAGMA synchronous=OFF")
@@ -358,8 +368,7 @@ class StateMachine(QueryEngine):
         if self.memory:
             img = BytesImage(self._applied_index, self._applied_term, self._conn.serialize("main"))
         else:
-            self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)   # the WAL's worth
-            self._wal_pages = 0
+            self._truncate_wal()                                             # the WAL's worth
             if self.sync_mode != "off":
                 self._durable_index = self._applied_index
             img = FileImage(self.path)
