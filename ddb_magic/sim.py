@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from html import escape
 
-from ddb_node.client import reduce_results
+from ddb_node.reduce import reduce_results
 from ddb_node.errors import DdbError, NoLeader, StatementError, Timeout, from_reply
 from ddb_node.protocol import AUTO, ClientRequest, statement
 from ddb_node.raft.types import Role
