@@ -77,7 +77,7 @@ def test_the_ddb_command_works_bare_and_the_interactive_shell_names_its_extra():
             main()
         except SystemExit as e:
             assert e.code in (0, None), e.code
-        from ddb_node.shell import Shell
+        from ddb_node.cli.shell import Shell
         import io
         err = io.StringIO()
         sh = Shell(["127.0.0.1:1"], err=err)

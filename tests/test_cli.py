@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from ddb_node.cli_cluster import alive
+from ddb_node.cli.cluster import alive
 from ddb_node.cluster import LocalCluster, free_ports
 
 from .nodehelpers import wait_until

@@ -21,7 +21,7 @@ import threading
 
 import pytest
 
-from ddb_node.cli_cluster import alive, stop_control
+from ddb_node.cli.cluster import alive, stop_control
 from ddb_node.cluster import LocalCluster, free_ports
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

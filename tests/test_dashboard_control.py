@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ddb_node.cli_cluster import _proc_stat, alive
+from ddb_node.cli.cluster import _proc_stat, alive
 from ddb_node.cluster import LocalCluster
 
 from .http_support import request, wait_until

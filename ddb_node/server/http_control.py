@@ -3,7 +3,7 @@
 A node can crash itself and cut its own links, but it cannot restart, pause or resume
 itself: only its launcher can. ``ControlServer`` is a small HTTP server in the launcher's
 hands (a thread of the process that owns a ``LocalCluster``; for ``ddb cluster up``, a
-detached process of its own, ``ddb_node.cluster_control``) that carries those actions out
+detached process of its own, ``ddb_node.cli.cluster_control``) that carries those actions out
 on a ``ClusterControl`` with process control (``processes()`` and ``pause``/``resume``/
 ``restart``/``stop``/``kill``).
 

@@ -10,8 +10,8 @@ import json
 import os
 import sys
 
-from ddb_node.cli_cluster import CliError, resolve_addresses
-from ddb_node.cli_output import box_style, dumps, format_csv, format_result, response_json
+from ddb_node.cli.cluster import CliError, resolve_addresses
+from ddb_node.cli.output import box_style, dumps, format_csv, format_result, response_json
 from ddb_node.client import Client
 
 

@@ -17,8 +17,8 @@ import sys
 import threading
 import time
 
-from ddb_node.cli_cluster import CliError, resolve_addresses
-from ddb_node.cli_output import error_line
+from ddb_node.cli.cluster import CliError, resolve_addresses
+from ddb_node.cli.output import error_line
 from ddb_node.client import LEVELS, Client
 from ddb_node.errors import DdbError
 

@@ -329,7 +329,7 @@ def _control_ours(ctl: dict, d: str) -> bool:
             cmd = f.read().split(b"\0")
     except OSError:
         return False
-    return b"ddb_node.cluster_control" in cmd and d.encode() in cmd
+    return b"ddb_node.cli.cluster_control" in cmd and d.encode() in cmd
 
 
 def load_control(d: str) -> dict | None:
@@ -344,7 +344,7 @@ def start_control(d: str, host: str, timeout: float = 10.0) -> dict:
     stop_control(d)
     port = free_ports(1, host)[0]
     token = secrets.token_urlsafe(24)
-    cmd = [sys.executable, "-m", "ddb_node.cluster_control", "--dir", d, "--host", host,
+    cmd = [sys.executable, "-m", "ddb_node.cli.cluster_control", "--dir", d, "--host", host,
            "--port", str(port)]
     with open(os.path.join(d, "control.log"), "ab") as logf:
         p = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -555,7 +555,7 @@ def status_rows(control, st: dict | None = None) -> list[list]:
 
 
 def status(d: str | None, as_json: bool = False, out=sys.stdout) -> int:
-    from ddb_node.cli_output import box_style, dumps, format_table
+    from ddb_node.cli.output import box_style, dumps, format_table
     sc = StateCluster(d)
     try:
         st = sc.status()

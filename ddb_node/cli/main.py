@@ -85,7 +85,7 @@ def _add_cluster(sub) -> None:
 
 
 def _run_cluster(args: argparse.Namespace) -> int:
-    from ddb_node import cli_cluster as cc
+    from ddb_node.cli import cluster as cc
     if args.action == "up":
         return cc.up(args.dir, args.nodes, args.http, timeout=args.timeout, host=args.host)
     if args.action == "status":
@@ -109,7 +109,7 @@ def _add_shell(sub) -> None:
 
 
 def _run_shell(args: argparse.Namespace) -> int:
-    from ddb_node import shell
+    from ddb_node.cli import shell
     return shell.main(args)
 
 
@@ -138,7 +138,7 @@ def _add_sql(sub, name: str) -> None:
 
 
 def _run_sql(args: argparse.Namespace) -> int:
-    from ddb_node import cli_sql
+    from ddb_node.cli import sql as cli_sql
     return cli_sql.execute(args) if args.command == "exec" else cli_sql.query(args)
 
 
@@ -160,7 +160,7 @@ def _add_bench(sub) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from ddb_node import bench
+    from ddb_node.cli import bench
     return bench.main(args)
 
 
@@ -172,7 +172,7 @@ def _add_keygen(sub) -> None:
 
 
 def _run_keygen(args: argparse.Namespace) -> int:
-    from ddb_node import cli_sql
+    from ddb_node.cli import sql as cli_sql
     return cli_sql.keygen(args)
 
 
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_tour(args: argparse.Namespace) -> int:
-    from ddb_node import tour
+    from ddb_node.cli import tour
     return tour.main(args)
 
 
@@ -210,8 +210,8 @@ def _run_chaos(args: argparse.Namespace) -> int:
 
 def _expected(e: BaseException) -> str | None:
     """The one-line message for an expected failure, or None for a bug (keep the traceback)."""
-    from ddb_node.cli_cluster import CliError
-    from ddb_node.cli_output import error_line
+    from ddb_node.cli.cluster import CliError
+    from ddb_node.cli.output import error_line
     from ddb_node.errors import DdbError
     if isinstance(e, CliError):
         return str(e)

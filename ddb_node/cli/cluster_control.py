@@ -2,12 +2,12 @@
 
 The nodes of `ddb cluster up` are detached and the command exits, so the dashboard's pause,
 resume, restart, stop and kill go to this small process, which acts on the cluster's state
-file exactly as the CLI does (`cli_cluster.StateCluster`) and serves it with
+file exactly as the CLI does (`cli.cluster.StateCluster`) and serves it with
 `server/http_control.ControlServer`. It takes its token from $DDB_CONTROL_TOKEN (never on
 its command line, and not passed on to the nodes it restarts) and exits on SIGTERM (`ddb
 cluster down`) or once the state file is gone.
 
-    DDB_CONTROL_TOKEN=... python -m ddb_node.cluster_control --dir DIR --port PORT
+    DDB_CONTROL_TOKEN=... python -m ddb_node.cli.cluster_control --dir DIR --port PORT
 """
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ import signal
 import sys
 import threading
 
-from ddb_node.cli_cluster import StateCluster
+from ddb_node.cli.cluster import StateCluster
 from ddb_node.server.http_control import ControlServer
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ddb_node.cluster_control")
+    ap = argparse.ArgumentParser(prog="python -m ddb_node.cli.cluster_control")
     ap.add_argument("--dir", required=True, help="the cluster's directory (its cluster.json)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)

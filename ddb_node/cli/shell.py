@@ -13,8 +13,8 @@ import time
 
 import apsw
 
-from ddb_node.cli_cluster import CliError, StateCluster, ddb_home, status_rows, STATUS_COLUMNS
-from ddb_node.cli_output import box_style, error_line, format_result, format_table, result_rows
+from ddb_node.cli.cluster import CliError, StateCluster, ddb_home, status_rows, STATUS_COLUMNS
+from ddb_node.cli.output import box_style, error_line, format_result, format_table, result_rows
 from ddb_node.client import LEVELS, Client
 from ddb_node.errors import DdbError
 
@@ -355,7 +355,7 @@ class Shell:
 
 
 def main(args) -> int:
-    from ddb_node.cli_cluster import resolve_addresses
+    from ddb_node.cli.cluster import resolve_addresses
     from_state = not args.addresses
     addrs = resolve_addresses(args.addresses, args.dir)
     if args.level not in LEVELS:
