@@ -14,9 +14,9 @@ import time
 import pytest
 
 from ddb_node.cli.cluster import alive
-from ddb_node.cluster import LocalCluster, free_ports
+from ddb_node.cluster import free_ports
 
-from .nodehelpers import wait_until
+from tests.nodehelpers import wait_until
 
 
 def ddb(*args, input=None, env=None, timeout=60, check=None):
@@ -35,12 +35,6 @@ def one_error_line(p) -> str:
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1, p.stderr
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def lc():
-    with LocalCluster(3) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

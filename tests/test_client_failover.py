@@ -10,10 +10,9 @@ import threading
 import pytest
 
 from ddb_node.client import AsyncClient, Client
-from ddb_node.cluster import LocalCluster
 from ddb_node.net.liveness import Link
 
-from .nodehelpers import restore_health, wait_until
+from tests.nodehelpers import restore_health, wait_until
 
 LONG = 30.0   # attempt timeout: a client that waits one out fails these tests' expectations
 
@@ -60,12 +59,10 @@ class RecordingAsyncClient(AsyncClient):
         return reply
 
 
-@pytest.fixture(scope="module")
-def lc():
-    with LocalCluster(3) as cluster:
-        with cluster.client() as c:
-            c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
-        yield cluster
+@pytest.fixture(scope="module", autouse=True)
+def schema(lc):
+    with lc.client() as c:
+        c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import threading
 import pytest
 
 from ddb_node.cli.cluster import alive, stop_control
-from ddb_node.cluster import LocalCluster, free_ports
+from ddb_node.cluster import free_ports
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "artifacts")
@@ -48,11 +48,6 @@ def browser():
             shutil.rmtree(profile, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    with LocalCluster(3, http=True) as c:
-        c.wait_for_leader()
-        yield c
 
 
 def _row(page, nid: int, attr: str) -> str:

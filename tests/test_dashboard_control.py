@@ -15,15 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from ddb_node.cli.cluster import _proc_stat, alive
-from ddb_node.cluster import LocalCluster
 
-from .http_support import request, wait_until
+from tests.http_support import request, wait_until
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    with LocalCluster(3, http=True) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,9 @@ import time
 import pytest
 from tornado.websocket import websocket_connect
 
-from ddb_node.cluster import LocalCluster
 from ddb_node.server.metrics import BOUNDS, LatencyHistogram, LatencyWindow, percentile
 
-from .http_support import request, wait_until
+from tests.http_support import request, wait_until
 
 
 def test_a_latency_window_holds_what_was_recorded_since_the_last_look():
@@ -52,10 +51,7 @@ def test_a_latency_past_the_last_bound_lands_in_the_open_bucket():
     assert got["p99_ms"] == round(BOUNDS[-2] * 1000, 4)
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    with LocalCluster(3, http=True, storage="memory") as c:
-        yield c
+CLUSTER_OPTIONS = {"storage": "memory"}   # see conftest.py
 
 
 def _urls(c):

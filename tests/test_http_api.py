@@ -15,13 +15,10 @@ import pytest
 from ddb_node.cluster import LocalCluster
 from ddb_node.server import http_format as fmt
 
-from .http_support import follower_url, leader_url, request, wait_until
+from tests.http_support import follower_url, leader_url, request, wait_until
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    with LocalCluster(3, http=True, storage="memory") as c:
-        yield c
+CLUSTER_OPTIONS = {"storage": "memory"}   # see conftest.py
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from ddb_node.cluster import LocalCluster
 from ddb_node.server.http_auth import CredentialStore, hash_password, parse_basic
 
-from .http_support import leader_url, request
+from tests.http_support import leader_url, request
 
 
 @pytest.fixture(scope="module")

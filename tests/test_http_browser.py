@@ -13,7 +13,7 @@ import pytest
 
 from ddb_node.cluster import LocalCluster
 
-from .http_support import request, wait_until
+from tests.http_support import request, wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "artifacts")

@@ -6,17 +6,13 @@ import datetime
 
 import pytest
 
-from ddb_node.cluster import LocalCluster
 
-from .http_support import follower_url, leader_url
+from tests.http_support import follower_url, leader_url
 
 pyrqlite = pytest.importorskip("pyrqlite.dbapi2")
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    with LocalCluster(3, http=True, storage="memory") as c:
-        yield c
+CLUSTER_OPTIONS = {"storage": "memory"}   # see conftest.py
 
 
 def _hostport(url):

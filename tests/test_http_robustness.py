@@ -12,7 +12,7 @@ import pytest
 
 from ddb_node.cluster import LocalCluster
 
-from .http_support import request
+from tests.http_support import request
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,10 @@ from ddb_node.cluster import LocalCluster, free_ports
 from ddb_node.server import http_format as fmt
 from ddb_node.server.reaper import Reaper
 
-from .http_support import follower_url, leader_url, request, wait_until
+from tests.http_support import follower_url, leader_url, request, wait_until
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    with LocalCluster(3, http=True) as c:       # on disk: snapshots, WALs and reader pragmas
-        yield c
+# `cluster` (conftest.py): on disk, for snapshots, WALs and reader pragmas
 
 
 def execute(url, stmts, **params):

@@ -9,7 +9,7 @@ import pytest
 from ddb_magic import magics_of
 from ddb_magic.picture import ClusterPicture
 
-from .magic_helpers import run, shell
+from tests.magic_helpers import run, shell
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 row count instead of fetching everything; --all fetches every row."""
 from __future__ import annotations
 
-from .magic_helpers import run, shell
+from tests.magic_helpers import run, shell
 
 
 def test_a_long_read_shows_its_first_rows_and_row_count_and_all_fetches_everything():

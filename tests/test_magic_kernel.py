@@ -12,7 +12,7 @@ pytest.importorskip("jupyter_client")
 from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402
 from jupyter_client.manager import KernelManager  # noqa: E402
 
-from .test_magic_lifecycle import _execute  # noqa: E402
+from tests.test_magic_lifecycle import _execute  # noqa: E402
 
 
 def test_install_and_run(tmp_path):

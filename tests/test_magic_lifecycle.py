@@ -15,7 +15,7 @@ import pytest
 jupyter_client = pytest.importorskip("jupyter_client")
 from jupyter_client.manager import start_new_kernel  # noqa: E402
 
-from .nodehelpers import pids_matching  # noqa: E402
+from tests.nodehelpers import pids_matching  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux process checks")
 

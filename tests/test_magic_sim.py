@@ -5,7 +5,7 @@ import re
 
 from ddb_magic import magics_of
 
-from .magic_helpers import run, shell
+from tests.magic_helpers import run, shell
 
 STORY = ["%ddb launch --sim -n 3 --seed 7 --name s",
          "%ddb_tick 5",

@@ -11,17 +11,10 @@ import time
 
 import pytest
 
-from ddb_node.cluster import LocalCluster
 from ddb_node.errors import BadRequest, NoLeader, NotLeader, Stale, StatementError, Timeout
 
-from .nodehelpers import (assert_replicas_identical, follower_of, node_status, raw_call,
+from tests.nodehelpers import (assert_replicas_identical, follower_of, node_status, raw_call,
                           wait_converged, wait_until, restore_health)
-
-
-@pytest.fixture(scope="module")
-def lc():
-    with LocalCluster(3) as cluster:
-        yield cluster
 
 
 @pytest.fixture(scope="module")

@@ -151,7 +151,7 @@ def test_apply_is_identical_with_and_without_a_concurrent_reader():
 
 
 def test_an_http_answer_over_the_cap_is_an_error_that_says_how_to_page(monkeypatch):
-    from .http_support import leader_url, request
+    from tests.http_support import leader_url, request
     monkeypatch.setenv("DDB_HTTP_MAX_RESULT", "50000")
     with LocalCluster(3, http=True) as lc:
         c = lc.client()

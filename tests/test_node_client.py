@@ -10,24 +10,21 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from ddb_node.client import AsyncClient, Client
-from ddb_node.cluster import LocalCluster
 from ddb_node.errors import DdbError
 
-from .nodehelpers import (Writers, assert_replicas_identical, check_no_loss_no_dup,
+from tests.nodehelpers import (Writers, assert_replicas_identical, check_no_loss_no_dup,
                           wait_converged, wait_until)
 
 
-@pytest.fixture(scope="module")
-def lc():
-    with LocalCluster(3) as cluster:
-        with cluster.client() as c:
-            c.execute("CREATE TABLE acked(k TEXT PRIMARY KEY, w INTEGER, i INTEGER)")
-            c.execute("CREATE TABLE log(id INTEGER PRIMARY KEY AUTOINCREMENT, k TEXT)")
-            c.execute("CREATE TABLE nums(id INTEGER PRIMARY KEY, g TEXT, x INTEGER, y REAL)")
-            c.request([("INSERT INTO nums(id, g, x, y) VALUES(?, ?, ?, ?)",
-                        [i, "abc"[i % 3], i * 7 % 101, i / 4]) for i in range(1, 501)],
-                      transaction=True)
-        yield cluster
+@pytest.fixture(scope="module", autouse=True)
+def schema(lc):
+    with lc.client() as c:
+        c.execute("CREATE TABLE acked(k TEXT PRIMARY KEY, w INTEGER, i INTEGER)")
+        c.execute("CREATE TABLE log(id INTEGER PRIMARY KEY AUTOINCREMENT, k TEXT)")
+        c.execute("CREATE TABLE nums(id INTEGER PRIMARY KEY, g TEXT, x INTEGER, y REAL)")
+        c.request([("INSERT INTO nums(id, g, x, y) VALUES(?, ?, ?, ?)",
+                    [i, "abc"[i % 3], i * 7 % 101, i / 4]) for i in range(1, 501)],
+                  transaction=True)
 
 
 def test_context_manager_closes(lc):

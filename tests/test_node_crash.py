@@ -16,17 +16,15 @@ import pytest
 
 from ddb_node.cluster import LocalCluster
 
-from .nodehelpers import (Writers, assert_replicas_identical, check_no_loss_no_dup, live_ids,
+from tests.nodehelpers import (Writers, assert_replicas_identical, check_no_loss_no_dup, live_ids,
                           node_status, wait_until)
 
 
-@pytest.fixture(scope="module")
-def lc():
-    with LocalCluster(3) as cluster:
-        with cluster.client() as c:
-            c.execute("CREATE TABLE acked(k TEXT PRIMARY KEY, w INTEGER, i INTEGER)")
-            c.execute("CREATE TABLE log(id INTEGER PRIMARY KEY AUTOINCREMENT, k TEXT)")
-        yield cluster
+@pytest.fixture(scope="module", autouse=True)
+def schema(lc):
+    with lc.client() as c:
+        c.execute("CREATE TABLE acked(k TEXT PRIMARY KEY, w INTEGER, i INTEGER)")
+        c.execute("CREATE TABLE log(id INTEGER PRIMARY KEY AUTOINCREMENT, k TEXT)")
 
 
 def test_kill9_leader_under_write_load(lc):

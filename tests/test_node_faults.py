@@ -9,17 +9,10 @@ import time
 import pytest
 
 from ddb_node.client import AsyncClient, Client
-from ddb_node.cluster import LocalCluster
 from ddb_node.errors import DdbError
 
-from .nodehelpers import (assert_replicas_identical, follower_of, node_status, wait_converged,
+from tests.nodehelpers import (assert_replicas_identical, follower_of, node_status, wait_converged,
                           wait_until, restore_health)
-
-
-@pytest.fixture(scope="module")
-def lc():
-    with LocalCluster(3) as cluster:
-        yield cluster
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,9 @@ from ddb_node.net.codec import (KIND_RAFT, KIND_REQUEST, KIND_RESPONSE, MAX_CLIE
 from ddb_node.net.transport import peer_identity
 from ddb_node.raft.types import Entry, Message, MsgType
 
-from .nodehelpers import assert_replicas_identical, node_status, wait_until
+from tests.nodehelpers import assert_replicas_identical, node_status, wait_until
 
 RNG = random.Random(20240611)
-
-
-@pytest.fixture(scope="module")
-def lc():
-    with LocalCluster(3) as cluster:
-        yield cluster
 
 
 @pytest.fixture(scope="module")

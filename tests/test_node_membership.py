@@ -7,7 +7,7 @@ import pytest
 
 from ddb_node.cluster import LocalCluster
 
-from .nodehelpers import (Writers, assert_replicas_identical, check_no_loss_no_dup,
+from tests.nodehelpers import (Writers, assert_replicas_identical, check_no_loss_no_dup,
                           follower_of, node_status, wait_until)
 
 

@@ -12,9 +12,9 @@ import pytest
 from ddb_node.cluster import LocalCluster
 from ddb_node.node_ids import internal_id
 
-from .http_support import request
-from .nodehelpers import wait_until
-from .rqlite_procs import Clients, Procs
+from tests.http_support import request
+from tests.nodehelpers import wait_until
+from tests.rqlite_procs import Clients, Procs
 
 
 @pytest.fixture

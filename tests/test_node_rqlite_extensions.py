@@ -17,8 +17,8 @@ import pytest
 
 from ddb_node.cluster import LocalCluster
 
-from .http_support import request
-from .nodehelpers import wait_until
+from tests.http_support import request
+from tests.nodehelpers import wait_until
 
 SOURCE = r"""
 #include <sqlite3ext.h>

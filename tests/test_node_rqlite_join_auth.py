@@ -13,9 +13,9 @@ import pytest
 
 from ddb_node.cluster import LocalCluster
 
-from .http_support import request
-from .nodehelpers import wait_until
-from .rqlite_procs import Clients, Procs
+from tests.http_support import request
+from tests.nodehelpers import wait_until
+from tests.rqlite_procs import Clients, Procs
 
 
 @pytest.fixture

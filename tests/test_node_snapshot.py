@@ -13,7 +13,7 @@ import pytest
 
 from ddb_node.cluster import LocalCluster
 
-from .nodehelpers import (assert_replicas_identical, follower_of, live_ids, node_status,
+from tests.nodehelpers import (assert_replicas_identical, follower_of, live_ids, node_status,
                           restore_health, wait_compacted, wait_converged, wait_until)
 
 

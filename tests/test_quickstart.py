@@ -3,7 +3,7 @@ DataFrame (the cities table), print no warning, and leave no cluster behind."""
 import subprocess
 import sys
 
-from .nodehelpers import pids_matching
+from tests.nodehelpers import pids_matching
 
 
 def test_quickstart_notebook_shows_a_dataframe(tmp_path):

@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from .sim_seeds import FIRST, chunks, run_many
+from tests.sim_seeds import FIRST, chunks, run_many
 
 from ddb_node.sim.runner import run_random
 from ddb_node.sim.simulator import Simulator

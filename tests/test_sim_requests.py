@@ -16,7 +16,7 @@ import os
 
 import pytest
 
-from .sim_seeds import FIRST, chunks, run_many
+from tests.sim_seeds import FIRST, chunks, run_many
 
 from ddb_node.protocol import ClientRequest, statement
 from ddb_node.sim.request_runner import _sql_state_machine, run_requests

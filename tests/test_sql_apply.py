@@ -8,7 +8,7 @@ import pytest
 
 from ddb_node.sql import Limits, Request, Statement, StateMachine, compaction_bound, encode_entry
 
-from .sqlhelpers import Log, apply_one, req, rows
+from tests.sqlhelpers import Log, apply_one, req, rows
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 from ddb_node.sql import BadRequest, Request, Statement, StateMachine, classify
 from ddb_node.sql.split import split_sql
 
-from .sqlhelpers import apply_one
+from tests.sqlhelpers import apply_one
 
 
 @pytest.fixture

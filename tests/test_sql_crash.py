@@ -7,8 +7,8 @@ from pathlib import Path
 
 from ddb_node.sql import StateMachine
 
-from .sql_crash_child import BATCH, CRASH_AT, ENTRIES, crash_log
-from .sqlhelpers import rows
+from tests.sql_crash_child import BATCH, CRASH_AT, ENTRIES, crash_log
+from tests.sqlhelpers import rows
 
 ROOT = Path(__file__).resolve().parents[1]
 

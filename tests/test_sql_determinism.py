@@ -11,7 +11,7 @@ import random
 
 from ddb_node.sql import StateMachine
 
-from .sqlhelpers import Log, req
+from tests.sqlhelpers import Log, req
 
 MAX_ROWID = 2 ** 63 - 1
 

@@ -2,7 +2,7 @@
 bounded and expires by log position, identically on every replica."""
 from ddb_node.sql import StateMachine
 
-from .sqlhelpers import Log, apply_one, rows
+from tests.sqlhelpers import Log, apply_one, rows
 
 
 def make(**kw):

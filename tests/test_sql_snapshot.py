@@ -9,7 +9,7 @@ from ddb_node.sql import SnapshotError, StateMachine
 
 from ddb_node.sql.snapshot import read_stream
 
-from .sqlhelpers import Log, apply_one, rows
+from tests.sqlhelpers import Log, apply_one, rows
 
 
 def filled(path):

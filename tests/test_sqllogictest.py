@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .slt import CORPUS, POLICY_TEMP, Counts, Runner, corpus_files
+from tests.slt import CORPUS, POLICY_TEMP, Counts, Runner, corpus_files
 
 FILES = corpus_files()
 needs_corpus = pytest.mark.skipif(not CORPUS.exists(), reason=f"sqllogictest corpus not found at {CORPUS}")

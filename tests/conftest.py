@@ -1,0 +1,27 @@
+"""Fixtures every layer's tests share (one definition each; helpers are imported as
+`from tests.X import ...`).
+
+- `lc`: a 3-node durable `LocalCluster` for the whole module (real processes on loopback).
+- `cluster`: the same with the rqlite-compatible HTTP API on every node.
+
+A module adjusts either one with a module-level dict, e.g. `CLUSTER_OPTIONS = {"storage":
+"memory"}` (faster, for tests that never restart a node) or `LC_OPTIONS = {...}`; a module
+that needs tables creates them in an autouse module fixture of its own (`schema`)."""
+from __future__ import annotations
+
+import pytest
+
+from ddb_node.cluster import LocalCluster
+
+
+@pytest.fixture(scope="module")
+def lc(request):
+    with LocalCluster(3, **getattr(request.module, "LC_OPTIONS", {})) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(request):
+    opts = {"http": True, **getattr(request.module, "CLUSTER_OPTIONS", {})}
+    with LocalCluster(3, **opts) as c:
+        yield c
