@@ -1,13 +1,28 @@
-"""Errors a ddb client raises. Each names what happened and what to do, in one line."""
+"""ddb's one error vocabulary: what a client raises, and what the SQL layer raises for a
+request it refuses (`BadRequest` is one class for both). Each names what happened and what
+to do, in one line. The wire names an error by its `type`; `protocol.ERROR_TYPES` lists them
+and `ERROR_TYPES` below maps each to its class (the Raft core keeps its own internal errors,
+`raft.types.RaftError`, which the Replica translates into these at one place).
+
+A leaf: it imports nothing of ddb but `protocol` (itself a leaf), so every layer may use it."""
 from __future__ import annotations
+
+from ddb_node.protocol import ERROR_TYPES as WIRE_TYPES
 
 
 class DdbError(Exception):
-    """Base of everything a ddb client raises."""
+    """Base of everything ddb raises to a caller."""
 
 
 class BadRequest(DdbError):
-    """The request itself is wrong (syntax error, forbidden statement, bad argument)."""
+    """The request itself is wrong (syntax error, forbidden statement, bad argument); nothing
+    was executed. `statement` is the 0-based position of the offending statement when one is
+    to blame, `detail` the reason without the "statement N: " prefix."""
+
+    def __init__(self, message: str, statement: int | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.statement = statement
+        self.detail = detail
 
 
 class NotLeader(DdbError):
@@ -58,10 +73,8 @@ class NodeDown(ConnectionFailed):
     late answer, waiting longer cannot help. For a write, the outcome is unknown."""
 
 
-# one class for each wire type (protocol.ERROR_TYPES; tests/test_routing.py checks both agree)
-ERROR_TYPES = {"BadRequest": BadRequest, "NotLeader": NotLeader, "NoLeader": NoLeader,
-               "Unavailable": Unavailable, "Stale": Stale, "Timeout": Timeout,
-               "ReadOnly": ReadOnly, "Internal": Internal}
+# the class of each wire type, from the one list of them (protocol.ERROR_TYPES)
+ERROR_TYPES = {name: globals()[name] for name in WIRE_TYPES}
 
 
 def from_reply(err: dict) -> DdbError:
@@ -69,6 +82,11 @@ def from_reply(err: dict) -> DdbError:
     `type` may name a kind with no class of its own, e.g. OtherCluster)."""
     cls = ERROR_TYPES.get(err.get("type"), DdbError)
     msg = err.get("message") or err.get("type") or "error"
-    exc = NotLeader(msg, err.get("leader")) if cls is NotLeader else cls(msg)
+    if cls is NotLeader:
+        exc = NotLeader(msg, err.get("leader"))
+    elif issubclass(cls, BadRequest):
+        exc = cls(msg, err.get("statement"), err.get("detail"))
+    else:
+        exc = cls(msg)
     exc.wire = dict(err)
     return exc

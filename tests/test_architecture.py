@@ -109,6 +109,12 @@ def test_layers_import_only_downwards(layer, forbidden):
             assert not d.startswith(forbidden), f"{m} imports {d}"
 
 
+def test_the_error_vocabulary_is_a_leaf_every_layer_may_import():
+    """errors.py imports nothing of ddb but protocol (the wire's list of error types)."""
+    deps = {d for d in _project_deps("ddb_node.errors", top_level_only=False) if d in MODULES}
+    assert deps <= {"ddb_node", "ddb_node.protocol"}, deps
+
+
 @pytest.mark.parametrize("layer", ["ddb_node.raft", "ddb_node.replica"])
 def test_deterministic_layers_use_no_clock_socket_thread_or_loop(layer):
     banned = {"asyncio", "socket", "threading", "time", "zmq", "select", "signal", "subprocess"}

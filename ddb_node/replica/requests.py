@@ -18,7 +18,7 @@ from __future__ import annotations
 from ddb_node.protocol import (AUTO, NONE, STRONG, WEAK, ClientRequest, RequestError, bad_request,
                                no_leader, not_leader, request_timeout, unavailable)
 from ddb_node.raft import ConfChange, ConfChangeType, NotLeader, ProposalDropped
-from ddb_node.sql import Request, SqlError, Statement, encode_entry
+from ddb_node.sql import SQL_FAILURES, Request, Statement, encode_entry
 from ddb_node.sql.query import OverBudget
 
 from .entries import FAIL, OK, decode_map_step, encode_address_update, encode_map_step
@@ -28,7 +28,7 @@ from .members import encode_addresses
 INLINE_READ_BUDGET_S = 0.002   # a read that takes longer leaves the loop (see _serve_read)
 
 
-def _sql_error(e: SqlError) -> RequestError:
+def _sql_error(e: Exception) -> RequestError:
     return bad_request(str(e), getattr(e, "statement", None), getattr(e, "detail", None))
 
 
@@ -87,7 +87,7 @@ class Requests:
             sreq = Request(statements=req.statements, transaction=req.transaction,
                            level=req.level, timeout=req.timeout)
             cls = r.app.classify(sreq)
-        except SqlError as e:
+        except SQL_FAILURES as e:
             if redirect_first and not req.read_only:
                 return self._forward_or_redirect(token, body)
             raise _sql_error(e) from None
@@ -113,7 +113,7 @@ class Requests:
         try:
             payload = encode_entry(sreq, timestamp_ms=r.wall_ms(), seed=r.rng.getrandbits(63),
                                    session=req.session, check=False)   # classify checked it
-        except SqlError as e:
+        except SQL_FAILURES as e:
             raise _sql_error(e) from None
         try:
             kind = cls.kind
@@ -169,7 +169,7 @@ class Requests:
                 "level": level, "index": index, "t0": t0, "max_rows": req.max_rows,
                 "max_bytes": req.max_bytes, "chunk_rows": req.chunk_rows}))
             return
-        except SqlError as e:
+        except SQL_FAILURES as e:
             return r.fail(token, _sql_error(e))
         r.reply(token, {"results": [x.to_dict() for x in results], "index": index,
                         "level": level, "time": r.clock() - t0})
@@ -242,7 +242,7 @@ class Requests:
             raise bad_request("map needs 'sql' (a string) and optional named 'params'")
         try:
             cls = r.app.classify(Request([Statement(sql, dict(params or {}, ddb_part=0, ddb_parts=1))]))
-        except SqlError as e:
+        except SQL_FAILURES as e:
             raise _sql_error(e) from None
         if cls.kind != "read":
             raise bad_request("a map query must be read-only")

@@ -42,7 +42,7 @@ from ddb_node.sql import BadRequest, Request
 
 from . import http_format as fmt
 from .http_auth import CredentialStore, parse_basic
-from .http_errors import HttpError, StatementError, TransactionFailed, WritesRefused, from_error
+from .http_errors import HttpError, StatementFailed, TransactionFailed, WritesRefused, from_error
 from .http_metrics import Metrics
 from .http_routes import Router
 from .http_server import HttpServer
@@ -219,7 +219,7 @@ class HttpService:
                         out[k] = [{"error": READONLY_ERROR}]
                     pending = []
                 continue
-            except StatementError as se:
+            except StatementFailed as se:
                 if se.position >= len(pending):
                     raise HttpError(400, se.message) from None
                 k = pending[se.position]

@@ -25,7 +25,9 @@ class HttpError(Exception):
         self.leader = None
 
 
-class StatementError(HttpError):
+class StatementFailed(HttpError):
+    """One statement SQLite rejected: rqlite answers 200 with the error in its result."""
+
     def __init__(self, position: int, message: str):
         super().__init__(200, message)
         self.position = position
@@ -55,7 +57,7 @@ def from_error(err: dict) -> HttpError:
         if e.statement is not None and e.results is not None:
             return TransactionFailed(e.statement, e.detail or msg, e.results)
         if e.statement is not None and e.detail is not None:
-            return StatementError(e.statement, e.detail)
+            return StatementFailed(e.statement, e.detail)
         return HttpError(400, msg)
     if typ == "NotLeader":
         e = HttpError(301, msg)

@@ -20,7 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ddb_node.protocol import RequestError, bad_request
-from ddb_node.sql import SqlError
+from ddb_node.sql import SQL_FAILURES
 from ddb_node.sql.reader import Cursor, Reader
 
 CURSOR_IDLE_S = 60.0
@@ -63,7 +63,7 @@ class ReadService:
             if meta.get("chunk_rows"):
                 return await self._open_cursor(request, meta, term)
             out = await loop.run_in_executor(self.pool, self._read, request, meta)
-        except (SqlError, RequestError) as e:
+        except (*SQL_FAILURES, RequestError) as e:
             return _error(e)
         out.update(node=self.node_id, term=term)
         return out
@@ -130,7 +130,7 @@ class ReadService:
             return chunk.to_dict(), more
         try:
             chunk, more = await loop.run_in_executor(self.pool, next_chunk)
-        except SqlError as e:
+        except SQL_FAILURES as e:
             self._drop(cid)
             return _error(e)
         entry[1] = time.monotonic()
