@@ -13,10 +13,16 @@ import msgpack
 
 
 def encode_addresses(peer: str, client: str, http: str | None = None,
-                     name: str | None = None) -> bytes:
+                     name: str | None = None, promote: bool = False) -> bytes:
+    """A learner's conf-change context. `promote` records, in the log itself, that it is to
+    become a voter once caught up: every replica applies it, so whichever node leads when the
+    learner catches up promotes it (a leader change during a long catch-up used to leave it
+    a learner for good)."""
     d = {"peer": peer, "client": client, "http": http}
     if name is not None:
         d["name"] = name          # the id as the operator wrote it (node_ids.py)
+    if promote:
+        d["promote"] = True
     return msgpack.packb(d, use_bin_type=True)
 
 
@@ -31,6 +37,8 @@ def decode_addresses(ctx: bytes) -> dict | None:
     out = {"peer": d["peer"], "client": d["client"], "http": d.get("http")}
     if isinstance(d.get("name"), str):
         out["name"] = d["name"]
+    if d.get("promote") is True:
+        out["promote"] = True
     return out
 
 

@@ -488,6 +488,8 @@ class Replica:
         cs = self.raft.conf_state
         if nid not in cs.voters and nid not in cs.learners:
             return                      # removed meanwhile: nothing to route to
+        if (self.book.get(nid) or {}).get("promote"):
+            addrs = dict(addrs, promote=True)     # a new address keeps the promotion intent
         self.book.set(nid, addrs)
         if nid != self.id:
             self.outbox.append(("peer", nid, addrs["peer"]))
@@ -547,11 +549,18 @@ class Replica:
         self.event("bootstrap", voters=list(voters))
 
     # ================================================================ housekeeping
+    def promotion_wanted(self) -> set[int]:
+        """Learners to promote once caught up: those whose joining conf change said so (in the
+        replicated address book, so any leader knows) and those a join asked this leader for."""
+        raft = self.raft
+        return set(self.auto_promote) | {nid for nid in raft.learners
+                                         if (self.book.get(nid) or {}).get("promote")}
+
     def _housekeeping(self) -> None:
         raft = self.raft
-        if raft.role != Role.LEADER or not self.auto_promote:
+        if raft.role != Role.LEADER or not raft.learners:
             return
-        for nid in sorted(self.auto_promote):
+        for nid in sorted(self.promotion_wanted()):
             pr = raft.prs.get(nid)
             if pr is None:
                 continue

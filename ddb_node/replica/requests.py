@@ -463,9 +463,8 @@ class Requests:
                 raise unavailable(str(e)) from None
             r.waiting_for(token, "address change")
             return
-        ctx = encode_addresses(peer, client, body.get("http"), addrs.get("name"))
-        if body.get("voter", True):
-            r.auto_promote.add(nid)
+        voter = body.get("voter", True) is not False
+        ctx = encode_addresses(peer, client, body.get("http"), addrs.get("name"), promote=voter)
         self._change(token, ConfChange(ConfChangeType.ADD_LEARNER, nid, ctx), with_members=True)
 
     def remove(self, token, body: dict) -> None:
