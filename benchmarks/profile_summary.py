@@ -24,7 +24,7 @@ _FRAME = re.compile(r"^(?P<fn>.*?) \((?P<file>[^():]*?)(?::(?P<line>\d+))?\)$")
 WRITE = "socket write to the client (wall time: includes being preempted by the woken client)"
 LAYERS = [
     ("idle (epoll wait)", r"selectors\.py$", r"select$"),
-    (WRITE, r"(ddb_node/server/http_server\.py|tornado/iostream\.py|asyncio/selector_events\.py)$",
+    (WRITE, r"(ddb_node/server/http/server\.py|tornado/iostream\.py|asyncio/selector_events\.py)$",
      r"^(HttpProtocol\._write|IOStream\.write_to_fd|_SelectorSocketTransport\.write)$"),
     ("json encode/decode", r"^(json/|orjson)", r""),
     ("http: request handling (ddb)", r"ddb_node/server/http_(api|format|server|routes|io|ws|auth)\.py$", r""),

@@ -5,7 +5,7 @@ Children get PR_SET_PDEATHSIG, so they die with the process that started them ev
 is killed; `close()` (also at interpreter exit) stops them and removes temporary data.
 `Cluster.attach(addresses)` gives the same status and fault calls for a cluster started
 elsewhere (without process control). `dashboard_url()` serves the process control to the
-dashboard (server/http_control.py) and gives the link that carries its token.
+dashboard (server/http/control.py) and gives the link that carries its token.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 
 from ddb_node.client import Client
 from ddb_node.errors import ConnectionFailed, DdbError
-from ddb_node.server.http_control import ControlServer
+from ddb_node.server.http.control import ControlServer
 from ddb_node.server.options import ELECTION_TICK, HEARTBEAT_TICK, TICK_MS
 
 _LIVE: "weakref.WeakSet[LocalCluster]" = weakref.WeakSet()
@@ -484,7 +484,7 @@ class LocalCluster(ClusterControl):
 
     # ---- the dashboard's control path ---------------------------------------------------
     def serve_control(self) -> ControlServer:
-        """The authenticated control server (http_control) that lets the dashboard pause,
+        """The authenticated control server (http.control) that lets the dashboard pause,
         resume, restart, stop and kill these processes; started once, closed with us."""
         if self._control is None:
             self._control = ControlServer(self, host=self.host)

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from ddb_node.cluster import LocalCluster
-from ddb_node.server import http_format as fmt
+from ddb_node.server.http import format as fmt
 
 from tests.http_support import follower_url, leader_url, request, wait_until
 

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from ddb_node.cluster import LocalCluster
-from ddb_node.server.http_auth import CredentialStore, hash_password, parse_basic
+from ddb_node.server.http.auth import CredentialStore, hash_password, parse_basic
 
 from tests.http_support import leader_url, request
 

@@ -17,7 +17,7 @@ import pytest
 
 from ddb_node.client import Client
 from ddb_node.cluster import LocalCluster, free_ports
-from ddb_node.server import http_format as fmt
+from ddb_node.server.http import format as fmt
 from ddb_node.server.reaper import Reaper
 
 from tests.http_support import follower_url, leader_url, request, wait_until

@@ -3,7 +3,7 @@
 The nodes of `ddb cluster up` are detached and the command exits, so the dashboard's pause,
 resume, restart, stop and kill go to this small process, which acts on the cluster's state
 file exactly as the CLI does (`cli.cluster.StateCluster`) and serves it with
-`server/http_control.ControlServer`. It takes its token from $DDB_CONTROL_TOKEN (never on
+`server/http/control.ControlServer`. It takes its token from $DDB_CONTROL_TOKEN (never on
 its command line, and not passed on to the nodes it restarts) and exits on SIGTERM (`ddb
 cluster down`) or once the state file is gone.
 
@@ -18,7 +18,7 @@ import sys
 import threading
 
 from ddb_node.cli.cluster import StateCluster
-from ddb_node.server.http_control import ControlServer
+from ddb_node.server.http.control import ControlServer
 
 
 def main(argv: list[str] | None = None) -> int:

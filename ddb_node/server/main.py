@@ -9,7 +9,7 @@ import sys
 
 from ddb_node.node_ids import internal_id
 
-from .http_format import FlagError, parse_duration
+from .http.format import FlagError, parse_duration
 from .node import StartupRefused, run_node
 from .options import ELECTION_TICK, HEARTBEAT_TICK, TICK_MS, NodeOptions, tcp
 

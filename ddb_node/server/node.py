@@ -36,8 +36,8 @@ from ddb_node.sql.extensions import ExtensionError, resolve as resolve_extension
 from ddb_node.storage import MemoryStorage, SqliteLogStorage
 
 from . import membership
-from .http_api import start_http
-from .http_auth import CredentialStore, UsersFileError
+from .http.service import start_http
+from .http.auth import CredentialStore, UsersFileError
 from .loop import run as run_loop
 from .membership import StartupRefused
 from .metrics import LatencyHistogram

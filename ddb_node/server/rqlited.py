@@ -22,8 +22,8 @@ import os
 import sys
 
 from . import main as node_main
-from .http_endpoint import VERSION
-from .http_format import FlagError, parse_duration
+from .http.endpoint import VERSION
+from .http.format import FlagError, parse_duration
 
 CLIENT_PORT_OFFSET = 1000
 

@@ -90,6 +90,23 @@ def _prepare(conn: apsw.Connection, sql: str):
     return info.get("readonly", True), actions
 
 
+_DUMP_PRAGMAS = ("foreign_keys", "writable_schema")
+
+
+def is_dump_control(sql: str) -> bool:
+    """Is this statement of a SQL dump one a load drops -- transaction control (BEGIN,
+    COMMIT, END, ROLLBACK, SAVEPOINT, RELEASE) or the dump's foreign_keys / writable_schema
+    pragmas? Judged by SQLite's authorizer on a scratch connection, as everything here (a
+    statement that does not prepare there, e.g. an INSERT into a table of the dump, is not)."""
+    try:
+        _, actions = _prepare(_scratch(), sql)
+    except apsw.Error:
+        return False
+    return any(code in (apsw.SQLITE_TRANSACTION, apsw.SQLITE_SAVEPOINT)
+               or (code == apsw.SQLITE_PRAGMA and (a3 or "").lower() in _DUMP_PRAGMAS)
+               for code, a3, _a4, _db, _trig in actions)
+
+
 def _is_vacuum(conn: apsw.Connection, sql: str) -> bool:
     try:
         cur = conn.cursor()

@@ -16,6 +16,7 @@ import apsw
 
 from . import determinism, extensions, snapshot as snap
 from .image import BytesImage, FileImage
+from . import export
 from .checkpointer import Checkpointer
 from .codec import EntryDecodeError, decode_fast
 from .commands import Request
@@ -354,6 +355,13 @@ class StateMachine(QueryEngine):
         """Classify against this database's current schema."""
         from .classify import classify
         return classify(request, self._conn, self.limits, self.nondeterministic)
+
+    # ------------------------------------------------------------------ copies
+    def export_copy(self, dest_path: str) -> int:
+        """A standalone copy of the user's database at `dest_path`, without ddb's own tables
+        (see export.py); the applied index it is at. Thread-safe for a file database: call it
+        from a worker thread, the node keeps applying meanwhile."""
+        return export.export_copy(None if self.memory else self.path, self._conn, dest_path)
 
     # ------------------------------------------------------------------ snapshots
     def _tmp_dir(self) -> str:

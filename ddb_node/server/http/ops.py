@@ -10,40 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import tempfile
 import time
 
 import apsw
 
 from ddb_node.raft import Role
+from ddb_node.sql.classify import is_dump_control
+from ddb_node.sql.export import is_internal
 from ddb_node.sql.split import split_sql
 
-from . import http_format as fmt
-from .http_endpoint import DEFAULT_HEADERS, Endpoint, answer_error, error_response, flags_of, send_json
-from .http_errors import HttpError
-from .http_server import Response
+from . import format as fmt
+from .endpoint import DEFAULT_HEADERS, Endpoint, answer_error, error_response, flags_of, send_json
+from .errors import HttpError
+from .server import Response
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
-_SKIPPED_HEADS = ("BEGIN", "BEGIN TRANSACTION", "COMMIT", "END", "END TRANSACTION", "ROLLBACK",
-                  "PRAGMA FOREIGN_KEYS=OFF", "PRAGMA FOREIGN_KEYS = OFF")
-
-
-def skip_internal(name: str) -> bool:
-    """ddb's own tables (sessions, applied index) are never dumped nor replaced."""
-    return name.startswith("_ddb_")
+skip_internal = is_internal      # ddb's own tables (sessions, applied index): never dumped nor replaced
 
 
 def sql_statements(text: str) -> list:
     """A dump's text -> statements; its own transaction control is dropped (the load is one
     transaction already) and so is writable_schema."""
-    out = []
-    for piece in split_sql(text):
-        head = re.sub(r"\s+", " ", piece.strip().rstrip(";").strip()).upper()
-        if head in _SKIPPED_HEADS or head.startswith("PRAGMA WRITABLE_SCHEMA"):
-            continue
-        out.append([piece])
-    return out
+    return [[piece] for piece in split_sql(text) if not is_dump_control(piece)]
 
 
 def file_statements(data: bytes, tmp_dir: str | None) -> list:

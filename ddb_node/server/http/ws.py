@@ -37,8 +37,8 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from ddb_node.raft import MsgType, Role
 
-from .http_server import Response
-from .metrics import LatencyWindow
+from .server import Response
+from ..metrics import LatencyWindow
 
 log = logging.getLogger("ddb.http.ws")
 

@@ -142,11 +142,11 @@ def parse_basic(header: str | None) -> tuple[str | None, str | None]:
 
 
 def main(argv=None) -> int:
-    """python -m ddb_node.server.http_auth PASSWORD -> a scrypt hash for the users file."""
+    """python -m ddb_node.server.http.auth PASSWORD -> a scrypt hash for the users file."""
     import sys
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m ddb_node.server.http_auth PASSWORD", file=sys.stderr)
+        print("usage: python -m ddb_node.server.http.auth PASSWORD", file=sys.stderr)
         return 2
     print(hash_password(args[0]))
     return 0

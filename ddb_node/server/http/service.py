@@ -4,8 +4,8 @@ Every SQL endpoint is a thin translation onto ``NodeServer.handle`` -- the same 
 serves the zmq client protocol -- so consistency levels, forwarding to the leader, redirects
 and timeouts behave exactly as they do for ddb's own client. This module holds the service
 (configuration, lifecycle, the translation of rqlite statements into requests, queued
-writes); ``http_server`` speaks HTTP/1.1, ``http_routes`` has the endpoints, ``http_format``
-rqlite's shapes, ``http_errors`` the mapping of failures, ``http_ws`` the event stream.
+writes); ``http.server`` speaks HTTP/1.1, ``http.routes`` has the endpoints, ``http.format``
+rqlite's shapes, ``http.errors`` the mapping of failures, ``http.ws`` the event stream.
 
 Contact with the node is narrow: ``server.handle(body)`` for every operation, and
 read-only looks at its status, leader, members and Raft state.
@@ -20,7 +20,7 @@ no handler does more than bounded CPU work per turn of the loop, so a flood of b
 never delays a Raft heartbeat.
 
 Configuration (NodeOptions attributes if present, else environment variables):
-``http_auth`` / DDB_HTTP_AUTH (users file), ``http_cert``/``http_key`` / DDB_HTTP_CERT,
+``http.auth`` / DDB_HTTP_AUTH (users file), ``http_cert``/``http_key`` / DDB_HTTP_CERT,
 DDB_HTTP_KEY (TLS), ``http_ca`` / DDB_HTTP_CA (verify client certificates: mutual TLS),
 DDB_HTTP_MAX_BODY (bytes for SQL endpoints, default 8 MiB), DDB_HTTP_MAX_LOAD (bytes for
 /db/load, default 64 MiB), DDB_HTTP_MAX_CONNECTIONS (default 1024), DDB_HTTP_MAX_RESULT (about
@@ -40,13 +40,13 @@ from ddb_node.client import AsyncClient
 from ddb_node.protocol import ClientRequest
 from ddb_node.sql import BadRequest, Request
 
-from . import http_format as fmt
-from .http_auth import CredentialStore, parse_basic
-from .http_errors import HttpError, StatementFailed, TransactionFailed, WritesRefused, from_error
-from .http_metrics import Metrics
-from .http_routes import Router
-from .http_server import HttpServer
-from .http_ws import EventHub
+from . import format as fmt
+from .auth import CredentialStore, parse_basic
+from .errors import HttpError, StatementFailed, TransactionFailed, WritesRefused, from_error
+from .metrics import Metrics
+from .routes import Router
+from .server import HttpServer
+from .ws import EventHub
 
 log = logging.getLogger("ddb.http")
 

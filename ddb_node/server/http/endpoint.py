@@ -1,14 +1,14 @@
 """What every HTTP endpoint shares: the Endpoint base, rqlite's response shapes (JSON,
 text, errors, the 301 to the leader) and URL flags. Its own module so the endpoints can
-live in small modules of their own (http_routes, http_ops, http_metrics) without cycles."""
+live in small modules of their own (routes, sql, cluster, backup, ops, dashboard, metrics) without cycles."""
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
 
-from . import http_format as fmt
-from .http_errors import HttpError
-from .http_server import Request, Response
+from . import format as fmt
+from .errors import HttpError
+from .server import Request, Response
 
 VERSION = "ddb-0.1.0"
 DEFAULT_HEADERS = [("X-DDB-VERSION", VERSION),

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import sys
 
-from .http_endpoint import _JSON, Endpoint, flags_of
-from .http_server import Response
+from .endpoint import _JSON, Endpoint, flags_of
+from .server import Response
 
 # rqlite's http/service.go counters that ddb's HTTP layer has (same names)
 HTTP_COUNTERS = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ddb_node.protocol import RequestError
 
-from .http_server import REASONS
+from .server import REASONS
 
 
 

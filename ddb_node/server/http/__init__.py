@@ -1,0 +1,18 @@
+"""The rqlite-compatible HTTP API of a node, one job per module:
+
+- `service.py`: `HttpService`, what a node starts (`start_http`): options, auth, metrics, the
+  server and the router together
+- `server.py`: the HTTP/1.1 server itself (tornado's iostreams), limits, keep-alive
+- `routes.py`: the table of paths and the `Router` (body limits, 405, 401) over endpoints
+- `endpoint.py`: what every endpoint shares (flags, JSON answers, redirects)
+- `sql.py`: /db/execute, /db/query, /db/request (and the queued writes)
+- `cluster.py`: /status, /nodes, /readyz, /leader, /remove, /join
+- `backup.py`: /db/backup
+- `ops.py`: /db/load, /boot, /snapshot, /reap
+- `dashboard.py`: the dashboard, its static files, /ddb/cluster (its picture), /ddb/faults,
+  /ddb/control
+- `control.py`: the control path behind the dashboard's fault and process buttons
+- `ws.py`: the dashboard's WebSocket feed
+- `auth.py`, `errors.py`, `format.py`, `metrics.py`, `status.py`: users and permissions,
+  ddb's errors as rqlite's statuses, rqlite's answer shapes, /debug/vars, status details
+"""
