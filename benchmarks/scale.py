@@ -107,6 +107,50 @@ def _report_stall(lc, row: int) -> None:
                 print(out[-4000:], file=sys.stderr, flush=True)
 
 
+class StatusProbe:
+    """Asks one node for its status every 50 ms on a thread of its own (its own client), for
+    as long as a phase runs: the slowest answer says how long that node's loop was held (a
+    snapshot being sent, a join), and a failed answer is counted, not fatal."""
+
+    def __init__(self, lc, node_id: int):
+        import threading
+        from ddb_node.client import Client
+        self._client = Client(lc.client_addresses(), timeout=10.0)
+        self._node = node_id
+        self._stop = threading.Event()
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            t = time.perf_counter()
+            try:
+                st = self._client.status(self._node, timeout=10.0)
+                if "commit" not in st:
+                    self.errors.append(json.dumps(st)[:200])
+            except DdbError as e:
+                self.errors.append(f"{type(e).__name__}: {e}"[:200])
+            self.latencies.append(time.perf_counter() - t)
+
+    def stop(self, prefix: str) -> dict:
+        self._stop.set()
+        self._thread.join()
+        self._client.close()
+        lat = self.latencies
+        return {f"{prefix}_status_max_ms": round(max(lat) * 1000, 1) if lat else None,
+                f"{prefix}_status_p99_ms": round(pct(lat, 99) * 1000, 1) if lat else None,
+                f"{prefix}_status_errors": len(self.errors),
+                **({f"{prefix}_status_first_error": self.errors[0]} if self.errors else {})}
+
+
+def leader_commit(c, leader: int, time_limit: float) -> int:
+    """The leader's commit index (its status may fail while it is busy: asked again)."""
+    return wait(lambda: c.status(leader, timeout=5.0).get("commit"), time_limit,
+                f"a status answer from the leader (node {leader})")
+
+
 def load(c, start: int, stop: int, time_limit: float, lc=None) -> dict:
     import threading
     t0 = time.perf_counter()
@@ -152,8 +196,9 @@ def writes(lc, c, count: int, time_limit: float, prefix: str) -> dict:
             f"{prefix}_snapshots": after - before}
 
 
-def measure(lc, c, rows: int, args) -> dict:
-    rec: dict = {}
+def measure(lc, c, rows: int, args, rec: dict) -> dict:
+    """Every phase at this size, into `rec` as it goes (a phase that fails leaves what the
+    earlier ones measured, and main records the failure)."""
     leader = lc.wait_for_leader(10)
     data_db = os.path.join(lc.nodes[leader].data_dir, "data.db")
     rec["db_mb"] = round(sum(os.path.getsize(data_db + s) for s in ("", "-wal")
@@ -206,7 +251,7 @@ def measure(lc, c, rows: int, args) -> dict:
     lc.stop(follower)
     t = time.perf_counter()
     lc.restart(follower)
-    target = c.status(leader)["commit"]
+    target = leader_commit(c, leader, args.time_limit)
     wait(lambda: c.status(follower, timeout=1.0).get("applied", 0) >= target, args.time_limit,
          "the restarted follower to catch up")
     rec["follower_restart_s"] = round(time.perf_counter() - t, 2)
@@ -215,11 +260,15 @@ def measure(lc, c, rows: int, args) -> dict:
     # a new node joins and catches up (by snapshot: the log is compacted)
     t0 = term(lc, c)
     t = time.perf_counter()
-    new = lc.add_node(timeout=args.time_limit * 4)
-    target = c.status(leader)["commit"]
-    wait(lambda: c.status(new, timeout=1.0).get("applied", 0) >= target, args.time_limit,
-         "the new node to catch up")
-    rec["join_catch_up_s"] = round(time.perf_counter() - t, 2)
+    probe = StatusProbe(lc, leader)
+    try:
+        new = lc.add_node(timeout=args.time_limit * 4)
+        target = leader_commit(c, leader, args.time_limit)
+        wait(lambda: c.status(new, timeout=1.0).get("applied", 0) >= target, args.time_limit,
+             "the new node to catch up")
+        rec["join_catch_up_s"] = round(time.perf_counter() - t, 2)
+    finally:
+        rec.update(probe.stop("join_leader"))
     st = c.status(new)
     rec["join_snapshots_installed"] = st["counters"]["snapshots_installed"]
     rec["join_node_peak_rss_mb"] = rss_mb(lc.nodes[new].pid)[1]
@@ -237,7 +286,7 @@ def measure(lc, c, rows: int, args) -> dict:
     rec["failover_s"] = round(time.perf_counter() - t, 2)
     lc.restart(leader)
     new_leader = lc.wait_for_leader(10)
-    target = c.status(new_leader)["commit"]
+    target = leader_commit(c, new_leader, args.time_limit)
     wait(lambda: c.status(leader, timeout=1.0).get("applied", 0) >= target, args.time_limit,
          "the killed leader to catch up")
     return rec
@@ -359,9 +408,14 @@ def main(argv=None) -> int:
         rows = 0
         for size in sorted(sizes):
             rec = {"system": "ddb", "measurement": "scale", **meta}
+            t0 = term(lc, c)
             rec.update(load(c, rows, size, args.time_limit * 10, lc))
+            rec["term_change_load"] = term(lc, c) != t0
             rows = rec["rows"]
-            rec.update(measure(lc, c, rows, args))
+            try:
+                measure(lc, c, rows, args, rec)
+            except (DdbError, TimeoutError, KeyError) as e:
+                rec["error"] = f"{type(e).__name__}: {str(e)[:300]}"
             line = json.dumps(rec)
             print(line, flush=True)
             if args.out:
