@@ -4,8 +4,6 @@ flight on one socket per node."""
 from __future__ import annotations
 
 import asyncio
-import itertools
-import random
 import time
 import uuid
 from typing import Callable, Iterable
@@ -13,56 +11,28 @@ from typing import Callable, Iterable
 import zmq
 import zmq.asyncio
 
-from ddb_node.client_shared import (CHUNK_ROWS, choose_nodes_reply, client_route, cluster_view,
-                                    curve_from_env, one_statement, statement_list)
+from ddb_node.client_shared import (CHUNK_ROWS, ClientSettings, choose_nodes_reply, client_route,
+                                    cluster_view, one_statement, statement_list)
 from ddb_node.errors import ConnectionFailed, DdbError, NodeDown, StatementError, Timeout, from_reply
 from ddb_node.net.codec import KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client, encode_client
 from ddb_node.net.liveness import Link
 from ddb_node.protocol import LEVELS, ClientRequest, statement
 from ddb_node.reduce import reduce_results
 from ddb_node.response import Response, raise_statement_errors
-from ddb_node.routing import AwaitSuccessor, ClusterView, LeaderMoved, Refresh, Send, Sleep, norm_addr
+from ddb_node.routing import AwaitSuccessor, LeaderMoved, Refresh, Send, Sleep, norm_addr
 
 
-class AsyncClient:
-    """asyncio client: the same operations, awaitable, many in flight on one socket per node."""
+class AsyncClient(ClientSettings):
+    """asyncio client: the same operations, awaitable, many in flight on one socket per node
+    (the same arguments as Client: see ClientSettings)."""
 
-    def __init__(self, addresses: str | Iterable[str], *, cluster_id: str | None = None,
-                 timeout: float = 10.0, level: str = "weak", redirect: bool = False,
-                 curve: dict | None = None, raise_on_error: bool = True,
-                 attempt_timeout: float = 2.0, probe_after: float = 0.1):
-        if isinstance(addresses, str):
-            addresses = [a for a in addresses.split(",") if a.strip()]
-        self.seeds = [norm_addr(a) for a in addresses]
-        if not self.seeds:
-            raise ValueError("give at least one node address")
-        if level not in LEVELS:
-            raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
-        self.attempt_timeout = attempt_timeout
-        self.probe_after = probe_after        # as in Client
-        self.cluster_id = cluster_id or ""
-        self.timeout = timeout
-        self.level = level
-        self.curve = curve if curve is not None else curve_from_env()
-        self.raise_on_error = raise_on_error
-        self.client_id = uuid.uuid4().hex
-        self._free_sessions: list[list] = [[self.client_id, 0]]   # one per request in flight
-        self._ids = itertools.count(1)
+    def __init__(self, addresses: str | Iterable[str], **settings):
+        super().__init__(addresses, **settings)
         self._ctx = zmq.asyncio.Context()
         self._links: dict[str, Link] = {}
         self._readers: list[asyncio.Task] = []
         self._waiters: dict[int, asyncio.Future] = {}
         self._inflight: dict[str, set[int]] = {}   # addr -> ids of requests waiting on it
-        self.view = ClusterView(self.seeds)         # as in Client
-        self.redirect = redirect
-        self._rng = random.Random()
-        self._closed = False
-
-    members = property(lambda self: self.view.members,
-                       lambda self, v: setattr(self.view, "members", v))
-    _leader = property(lambda self: self.view.leader,
-                       lambda self, v: setattr(self.view, "leader", v))
-    _term = property(lambda self: self.view.term, lambda self, v: setattr(self.view, "term", v))
 
     async def __aenter__(self) -> "AsyncClient":
         return self

@@ -7,8 +7,7 @@ client session (client id, sequence number), so a write retried after a lost ans
 applied exactly once (the state machine remembers the outcome).
 """
 from __future__ import annotations
-import itertools
-import random
+
 import threading
 import time
 import uuid
@@ -18,8 +17,8 @@ from typing import Callable, Iterable
 import zmq
 
 from ddb_node.async_client import AsyncClient
-from ddb_node.client_shared import (CHUNK_ROWS, choose_nodes_reply, client_route, cluster_view,
-                                    curve_from_env, one_statement, statement_list)
+from ddb_node.client_shared import (CHUNK_ROWS, ClientSettings, choose_nodes_reply, client_route,
+                                    cluster_view, curve_from_env, one_statement, statement_list)
 from ddb_node.errors import ConnectionFailed, DdbError, NodeDown, StatementError, Timeout, from_reply
 from ddb_node.net.codec import (KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client,
                                 encode_client)
@@ -28,62 +27,27 @@ from ddb_node.net.sockets import EVENTS, POLLIN
 from ddb_node.protocol import LEVELS, ClientRequest, statement
 from ddb_node.reduce import reduce_results
 from ddb_node.response import Response, ResultChunks, raise_statement_errors
-from ddb_node.routing import AwaitSuccessor, ClusterView, LeaderMoved, Refresh, Send, Sleep, norm_addr
+from ddb_node.routing import AwaitSuccessor, LeaderMoved, Refresh, Send, Sleep, norm_addr
 
 __all__ = ["Client", "AsyncClient", "Response", "ResultChunks", "LEVELS", "reduce_results",
            "choose_nodes_reply", "cluster_view", "curve_from_env"]
 
 
 # ============================================================================ sync client
-class Client:
-    def __init__(self, addresses: str | Iterable[str], *, cluster_id: str | None = None,
-                 timeout: float = 10.0, level: str = "weak", redirect: bool = False,
-                 curve: dict | None = None, raise_on_error: bool = True,
-                 attempt_timeout: float = 2.0, probe_after: float = 0.1):
-        if isinstance(addresses, str):
-            addresses = [a for a in addresses.split(",") if a.strip()]
-        self.seeds = [norm_addr(a) for a in addresses]
-        self.attempt_timeout = attempt_timeout
-        # how late a leader's answer may be before we also ask the others whether it was
-        # replaced (they answer only when they know a newer leader). Below the election
-        # timeout (150 ms) a probe is never late for the election it watches; under load
-        # the wait grows with the typical latency (`_latency`), so that slow answers on a
-        # busy machine do not send a probe per request
-        self.probe_after = probe_after
+class Client(ClientSettings):
+    """The synchronous client (thread-safe): see ClientSettings for its arguments."""
+
+    def __init__(self, addresses: str | Iterable[str], **settings):
+        super().__init__(addresses, **settings)
+        # under load the wait for a late leader grows with the typical latency, so that slow
+        # answers on a busy machine do not send a probe per request
         self._latency = 0.0                   # moving average of answered attempts, seconds
-        if not self.seeds:
-            raise ValueError("give at least one node address")
-        if level not in LEVELS:
-            raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
-        self.cluster_id = cluster_id or ""
-        self.timeout = timeout
-        self.level = level
-        self.redirect = redirect
-        self.curve = curve if curve is not None else curve_from_env()
-        self.raise_on_error = raise_on_error
-        self.client_id = uuid.uuid4().hex
-        self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        # sessions with no request in flight: [id, last seq]. A node remembers only the highest
-        # sequence number per session, so two concurrent requests on one session would make
-        # the one that arrives second look like an old duplicate (and never apply it); each
-        # request in flight gets a session of its own (threads share the client).
-        self._free_sessions: list[list] = [[self.client_id, 0]]
         self._ctx = zmq.Context()
         self._local = threading.local()
         self._links: list[Link] = []
         self._sockets: list[zmq.Socket] = []   # the links' DEALERs
-        self.view = ClusterView(self.seeds)   # members, leader, the term we know it at
-        self._rng = random.Random()
-        self._closed = False
         self._pool: ThreadPoolExecutor | None = None
-
-    # the view's fields, by the names callers know
-    members = property(lambda self: self.view.members,
-                       lambda self, v: setattr(self.view, "members", v))
-    _leader = property(lambda self: self.view.leader,
-                       lambda self, v: setattr(self.view, "leader", v))
-    _term = property(lambda self: self.view.term, lambda self, v: setattr(self.view, "term", v))
 
     # ---- context manager / lifecycle -------------------------------------------------
     def __enter__(self) -> "Client":

@@ -3,11 +3,15 @@ from a `nodes` answer, the route of one request (routing.route over a client's v
 CURVE keys from the environment. One definition each, so the two clients cannot drift."""
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import time
+import uuid
+from typing import Iterable
 
-from ddb_node.protocol import statement
-from ddb_node.routing import norm_addr, route
+from ddb_node.protocol import LEVELS, statement
+from ddb_node.routing import ClusterView, norm_addr, route
 
 CHUNK_ROWS = 50_000     # query(): a result longer than this comes in chunks (a cursor)
 
@@ -66,3 +70,55 @@ def client_route(client, body: dict, to_leader: bool, timeout: float | None, is_
     return route(client.view, body, to_leader=to_leader, timeout=timeout or client.timeout,
                  attempt_timeout=client.attempt_timeout, now=time.monotonic, is_down=is_down,
                  rng=client._rng, redirect=client.redirect)
+
+
+class ClientSettings:
+    """What `Client` and `AsyncClient` are both made of: the seed addresses, the settings,
+    the view of the cluster (members, leader, term) and the client's sessions."""
+
+    def __init__(self, addresses: str | Iterable[str], *, cluster_id: str | None = None,
+                 timeout: float = 10.0, level: str = "weak", redirect: bool = False,
+                 curve: dict | None = None, raise_on_error: bool = True,
+                 attempt_timeout: float = 2.0, probe_after: float = 0.1):
+        """`addresses`: client addresses of any members ("host:port" or tcp://..., a list or
+        one comma-separated string); `timeout`: a request's whole budget, seconds; `level`:
+        the default read level (protocol.LEVELS); `redirect`: follow a leader change by
+        asking again rather than through the node's forward; `curve`: CURVE keys (default:
+        $DDB_CURVE_KEYS); `raise_on_error`: a failed statement raises StatementError (else it
+        is in the Response); `attempt_timeout`: how long one node may stay silent before the
+        next is tried; `probe_after`: see below."""
+        if isinstance(addresses, str):
+            addresses = [a for a in addresses.split(",") if a.strip()]
+        self.seeds = [norm_addr(a) for a in addresses]
+        if not self.seeds:
+            raise ValueError("give at least one node address")
+        if level not in LEVELS:
+            raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
+        self.attempt_timeout = attempt_timeout
+        # how late a leader's answer may be before we also ask the others whether it was
+        # replaced (they answer only when they know a newer leader). Below the election
+        # timeout (150 ms) a probe is never late for the election it watches
+        self.probe_after = probe_after
+        self.cluster_id = cluster_id or ""
+        self.timeout = timeout
+        self.level = level
+        self.redirect = redirect
+        self.curve = curve if curve is not None else curve_from_env()
+        self.raise_on_error = raise_on_error
+        self.client_id = uuid.uuid4().hex
+        # sessions with no request in flight: [id, last seq]. A node remembers only the highest
+        # sequence number per session, so two concurrent requests on one session would make
+        # the one that arrives second look like an old duplicate (and never apply it); each
+        # request in flight gets a session of its own.
+        self._free_sessions: list[list] = [[self.client_id, 0]]
+        self._ids = itertools.count(1)
+        self.view = ClusterView(self.seeds)   # members, leader, the term we know it at
+        self._rng = random.Random()
+        self._closed = False
+
+    # the view's fields, by the names callers know
+    members = property(lambda self: self.view.members,
+                       lambda self, v: setattr(self.view, "members", v))
+    _leader = property(lambda self: self.view.leader,
+                       lambda self, v: setattr(self.view, "leader", v))
+    _term = property(lambda self: self.view.term, lambda self, v: setattr(self.view, "term", v))
