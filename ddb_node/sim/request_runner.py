@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import random
 import time
-import traceback
 
 from ddb_node.protocol import ClientRequest, statement
 from ddb_node.sql import StateMachine
 
-from .invariants import InvariantViolation
-from .linearizability import VIOLATION, check_kv
+from .linearizability import VIOLATION
 from .nemesis import ACTIONS, Nemesis
-from .runner import RunResult, choose_settings, play
+from .runner import RunResult, choose_settings, play_and_check
 from .simulator import Simulator
 from .sql_clients import SCHEMA, SqlWorkload
 
@@ -73,32 +71,12 @@ def run_requests(seed: int, steps: int | None = None, log=None,
     sim = Simulator(n, seed, sm_factory=_sql_state_machine, config=settings["config"],
                     auto_compact=settings["auto_compact"], log=log)
     wl = SqlWorkload(sim, settings["clients"], settings["keys"])
-    nem = None
-    try:
-        _create_schema(sim)
-        nem = Nemesis(sim, rng, actions=dict(ACTIONS))
-        res.converged = play(sim, nem, wl, budget)
-        if res.converged:
-            _verify_final(sim, res)
-    except InvariantViolation as v:
-        if v not in res.violations:
-            res.violations.append(v)
-    except Exception:
-        res.error = traceback.format_exc()
-    res.violations = list(sim.violations) or res.violations
+    play_and_check(sim, res, wl, budget, lambda: Nemesis(sim, rng, actions=dict(ACTIONS)),
+                   lambda: _verify_final(sim, res), setup=lambda: _create_schema(sim),
+                   max_lin_states=max_lin_states)
     if wl.errors and not res.error:
         res.error = "unexpected replies:\n" + "\n".join(wl.errors[:10])
-    res.steps = sim.steps
-    res.virtual_ms = sim.now
-    res.ops = dict(wl.history.counts(), **{f"served_{k}": v for k, v in sorted(wl.served.items())})
-    if nem is not None:
-        res.faults = dict(nem.counts)
-        res.nemesis_log = nem.log
-    res.final = sim.describe() + f"\nnetwork: {sim.net.describe()}"
-    ops = wl.resolved() if res.converged else wl.history.ops
-    lin = check_kv(ops, max_states=max_lin_states)
-    res.linearizability = lin.verdict
-    res.lin_summary = lin.summary()
+    res.ops.update({f"served_{k}": v for k, v in sorted(wl.served.items())})
     res.wall_s = time.perf_counter() - t0
     for node in sim.nodes.values():
         try:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from .clients import Workload
 from .invariants import InvariantViolation, term_at
-from .linearizability import LINEARIZABLE, UNKNOWN, VIOLATION, check_kv
+from .linearizability import VIOLATION, check_kv
 from .nemesis import ACTIONS, Nemesis
 from .simulator import Simulator
 
@@ -116,11 +116,27 @@ def run_random(seed: int, nodes: int | None = None, steps: int | None = None,
                     log=log)
     wl = Workload(sim, settings["clients"], settings["keys"])
     actions = {k: v for k, v in ACTIONS.items() if k not in exclude}
-    nem = Nemesis(sim, rng, actions=actions, compact_before_add=compact_before_add)
+    play_and_check(sim, res, wl, budget,
+                   lambda: Nemesis(sim, rng, actions=actions, compact_before_add=compact_before_add),
+                   lambda: verify_final(sim, wl), max_lin_states=max_lin_states)
+    res.wall_s = time.perf_counter() - t0
+    return res
+
+
+def play_and_check(sim: Simulator, res: RunResult, wl, budget: int, make_nemesis, verify, *,
+                   setup=None, max_lin_states: int = 200_000) -> None:
+    """What every randomized run does once its simulator and workload exist: `setup()`, play
+    the workload against the nemesis for `budget` steps, `verify()` a converged end state;
+    then violations, errors, counts, the final picture and the linearizability verdict of
+    the history (the resolved one when converged: stronger) go into `res`."""
+    nem = None
     try:
+        if setup is not None:
+            setup()
+        nem = make_nemesis()
         res.converged = play(sim, nem, wl, budget)
         if res.converged:
-            verify_final(sim, wl)
+            verify()
     except InvariantViolation as v:
         if v not in res.violations:
             res.violations.append(v)
@@ -130,16 +146,14 @@ def run_random(seed: int, nodes: int | None = None, steps: int | None = None,
     res.steps = sim.steps
     res.virtual_ms = sim.now
     res.ops = wl.history.counts()
-    res.faults = dict(nem.counts)
-    res.nemesis_log = nem.log
+    if nem is not None:
+        res.faults = dict(nem.counts)
+        res.nemesis_log = nem.log
     res.final = sim.describe() + f"\nnetwork: {sim.net.describe()}"
-    # linearizability: the resolved history when converged (stronger), else the raw one
     ops = wl.resolved() if res.converged else wl.history.ops
     lin = check_kv(ops, max_states=max_lin_states)
     res.linearizability = lin.verdict
     res.lin_summary = lin.summary()
-    res.wall_s = time.perf_counter() - t0
-    return res
 
 
 def play(sim: Simulator, nem, wl, budget: int) -> bool:
