@@ -48,3 +48,21 @@ def test_a_non_voter_stays_a_learner_across_leader_changes():
     assert sim.run_until(lambda s: s.leader() not in (None, old), max_steps=500_000)
     sim.run_for(2_000)
     assert 4 in sim.members().learners and 4 not in sim.members().voters
+
+
+def test_an_address_change_keeps_the_promotion_the_join_asked_for():
+    sim = Simulator(3, seed=13)
+    old = _settle(sim)
+    sim.start_node(4)
+    sim.isolate(4)
+    assert _join(sim, old, 4)["ok"]
+    # it comes back with other addresses (a restart on a new port): a logged address update
+    assert _join(sim, old, 4, peer="peer-4b", client="client-4b")["ok"]
+    assert sim.run_until(lambda s: all((n.replica.book.get(4) or {}).get("peer") == "peer-4b"
+                                       for i, n in s.nodes.items() if i != 4 and n.alive),
+                         max_steps=500_000)
+    sim.crash(old)
+    assert sim.run_until(lambda s: s.leader() not in (None, old), max_steps=500_000)
+    sim.heal()
+    assert sim.run_until(lambda s: s.leader() is not None
+                         and 4 in s.members().voters, max_steps=2_000_000), sim.members()
