@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 
 from ddb_node.client import Client
 from ddb_node.errors import ConnectionFailed, DdbError
+from ddb_node.procs import stop_processes
 from ddb_node.server.http.control import ControlServer
 from ddb_node.server.options import ELECTION_TICK, HEARTBEAT_TICK, TICK_MS
 
@@ -387,14 +388,8 @@ class LocalCluster(ClusterControl):
         """SIGTERM: a clean shutdown."""
         node = self.node(i)
         if node.proc and node.proc.poll() is None:
-            if node.state == "paused":
-                node.proc.send_signal(signal.SIGCONT)
-            node.proc.terminate()
-            try:
-                node.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                node.proc.kill()
-                node.proc.wait(5)
+            stop_processes([node.proc], timeout,
+                           resume=[node.proc] if node.state == "paused" else [])
         node.state = "stopped"
         self._record_event("stop", {"node": i})
 
@@ -522,20 +517,8 @@ class LocalCluster(ClusterControl):
         if self._client is not None:
             self._client.close()
             self._client = None
-        for node in self.nodes.values():
-            p = node.proc
-            if p is not None and p.poll() is None:
-                if node.state == "paused":
-                    p.send_signal(signal.SIGCONT)
-                p.terminate()
-        for node in self.nodes.values():
-            p = node.proc
-            if p is not None:
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+        stop_processes([n.proc for n in self.nodes.values()], 10.0,
+                       resume=[n.proc for n in self.nodes.values() if n.state == "paused"])
         if self.tmp:
             shutil.rmtree(self.data_dir, ignore_errors=True)
         _LIVE.discard(self)

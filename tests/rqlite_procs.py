@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ddb_node.client import Client
 from ddb_node.cluster import _die_with_parent, free_ports
+from ddb_node.procs import stop_process
 
 
 @dataclass
@@ -69,14 +70,7 @@ class Procs:
         return reply["status"]
 
     def stop(self, p: Proc, timeout: float = 15.0) -> int | None:
-        if p.popen is not None and p.popen.poll() is None:
-            p.popen.terminate()
-            try:
-                p.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                p.popen.kill()
-                p.popen.wait(5)
-        return p.popen.returncode if p.popen is not None else None
+        return stop_process(p.popen, timeout)
 
     def kill(self, p: Proc) -> None:
         if p.popen is not None and p.popen.poll() is None:

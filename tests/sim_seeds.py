@@ -22,3 +22,20 @@ def run_many(one, seeds: list[int]) -> dict:
 def chunks(n: int, size: int) -> list[list[int]]:
     """Seeds FIRST .. FIRST + n - 1 in runs of `size`."""
     return [list(range(FIRST + i, FIRST + min(i + size, n))) for i in range(0, n, size)]
+
+
+def run_first(one, n: int) -> dict:
+    """`run_many` over the first n seeds (FIRST .. FIRST + n - 1)."""
+    return run_many(one, list(range(FIRST, FIRST + n)))
+
+
+def failed_reports(results: dict, seeds=None) -> list[str]:
+    """The reports of the failed runs among `seeds` (all by default); each result is
+    (ok, report, ...)."""
+    seeds = results if seeds is None else seeds
+    return [results[s][1] for s in seeds if not results[s][0]]
+
+
+def soak_requested(request) -> bool:
+    """A soak runs on demand only: `pytest -m soak`, or DDB_SIM_SOAK=1."""
+    return "soak" in (request.config.getoption("-m") or "") or bool(os.environ.get("DDB_SIM_SOAK"))

@@ -30,6 +30,8 @@ playwright_api = pytest.importorskip("playwright.sync_api",
 pytest.importorskip("jupyterlab", reason="jupyterlab is not installed")
 import nbformat  # noqa: E402
 
+from ddb_node.procs import stop_process  # noqa: E402
+
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",
          "--disable-dev-shm-usage"]
@@ -98,11 +100,7 @@ def lab(tmp_path):
                 _api(base, token, f"/api/sessions/{s['id']}", "DELETE")   # stops the kernel (and its cluster)
         except Exception:  # noqa: BLE001
             pass
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 20)
         log.close()
 
 

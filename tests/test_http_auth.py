@@ -29,16 +29,10 @@ def users_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster(users_file):
-    old = os.environ.get("DDB_HTTP_AUTH")
-    os.environ["DDB_HTTP_AUTH"] = users_file        # children inherit it
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DDB_HTTP_AUTH", users_file)        # the nodes (children) inherit it
         with LocalCluster(3, http=True, storage="memory") as c:
             yield c
-    finally:
-        if old is None:
-            os.environ.pop("DDB_HTTP_AUTH", None)
-        else:
-            os.environ["DDB_HTTP_AUTH"] = old
 
 
 def test_permissions(cluster):

@@ -3,7 +3,6 @@ requests arrive (garbage, oversized, slow and half-open connections); no electio
 (term and leader unchanged on every node) and every write succeeds."""
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -17,16 +16,10 @@ from tests.http_support import request
 
 @pytest.fixture(scope="module")
 def cluster():
-    old = os.environ.get("DDB_HTTP_MAX_BODY")
-    os.environ["DDB_HTTP_MAX_BODY"] = str(1 << 20)
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DDB_HTTP_MAX_BODY", str(1 << 20))        # the nodes (children) inherit it
         with LocalCluster(3, http=True, storage="memory") as c:
             yield c
-    finally:
-        if old is None:
-            os.environ.pop("DDB_HTTP_MAX_BODY", None)
-        else:
-            os.environ["DDB_HTTP_MAX_BODY"] = old
 
 
 def _raw(addr, data: bytes, read=True, timeout=5.0) -> bytes:

@@ -17,6 +17,7 @@ import pytest
 
 from ddb_node.client import Client
 from ddb_node.cluster import LocalCluster, free_ports
+from ddb_node.procs import stop_processes
 from ddb_node.server.http import format as fmt
 from ddb_node.server.reaper import Reaper
 
@@ -445,14 +446,7 @@ def test_rqlited_command_line_starts_a_cluster(tmp_path):
         r = query(f"http://127.0.0.1:{http[1]}", "SELECT a FROM cli", level="linearizable")
         assert r.body == b'{"results":[{"columns":["a"],"types":["integer"],"values":[[7]]}]}'
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(procs)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from tests.sim_seeds import FIRST, chunks, run_many
+from tests.sim_seeds import chunks, failed_reports, run_first, soak_requested
 
 from ddb_node.sim.runner import run_random
 from ddb_node.sim.simulator import Simulator
@@ -30,18 +30,14 @@ def _one(seed: int):
     return seed, r.ok, r.report(), r.wall_s, r.linearizability
 
 
-def _run_many(seeds: list[int]) -> dict:
-    return run_many(_one, seeds)
-
-
 @pytest.fixture(scope="module")
 def default_results():
-    return _run_many(list(range(FIRST, FIRST + SEEDS)))
+    return run_first(_one, SEEDS)
 
 
 @pytest.mark.parametrize("seeds", chunks(SEEDS, 25), ids=lambda s: f"seeds{s[0]}-{s[-1]}")
 def test_random_seeds(default_results, seeds):
-    failed = [default_results[s][1] for s in seeds if not default_results[s][0]]
+    failed = failed_reports(default_results, seeds)
     assert not failed, "\n\n".join(failed)
 
 
@@ -53,10 +49,10 @@ def test_random_suite_summary(default_results):
 
 @pytest.mark.soak
 def test_random_soak(request):
-    if "soak" not in (request.config.getoption("-m") or "") and not os.environ.get("DDB_SIM_SOAK"):
+    if not soak_requested(request):
         pytest.skip("soak run: pytest -m soak (or DDB_SIM_SOAK=1)")
-    res = _run_many(list(range(FIRST, FIRST + SOAK_SEEDS)))
-    failed = [report for ok, report, _, _ in res.values() if not ok]
+    res = run_first(_one, SOAK_SEEDS)
+    failed = failed_reports(res)
     assert not failed, f"{len(failed)} of {len(res)} seeds failed:\n\n" + "\n\n".join(failed[:20])
 
 

@@ -31,14 +31,11 @@ from typing import Any, Callable
 
 from ddb_node.protocol import RequestError, timeout_error
 from ddb_node.raft import (NONE, Config, ConfChange, ConfChangeType, Entry, EntryType, HardState, MsgType,
-                           NotLeader, ProposalDropped, RaftNode, Role, SnapshotMeta,
-                           SnapshotTemporarilyUnavailable)
-from ddb_node.sql.errors import SnapshotError
-from ddb_node.storage.snapshot_sources import BytesSource, ConcatSource, SharedSource
+                           NotLeader, ProposalDropped, RaftNode, Role)
 
+from .compaction import Compaction
 from .entries import FAIL, INFO, OK, decode_address_update, is_address_update, is_map_step
-from .members import (AddressBook, decode_addresses, members_trailer, read_members,
-                      split_members)
+from .members import AddressBook, decode_addresses
 from .requests import Requests
 
 
@@ -77,26 +74,13 @@ class Replica:
         self.clock = clock
         self.wall_ms = wall_ms
         self.book = book if book is not None else AddressBook(None)
-        self.snapshot_entries = snapshot_entries
-        self.snapshot_trailing = snapshot_trailing
         self.request_timeout = request_timeout
         self.durable = durable          # storage and app survive a crash (compaction bound)
         self.observer = observer        # the simulator's checker bridge; None on a node
         self.offload_reads = offload_reads  # reads go out as ("read", ...) for the shell to run
-        # Snapshots that cost what changed, not the database (storage/DESIGN.md): with a
-        # durable application that can read its own image in place, compaction records
-        # metadata only and a follower is sent the live database read as it is when it
-        # needs it; otherwise (memory, the simulator) a snapshot carries its data.
-        self.lazy_snapshots = durable and hasattr(app, "snapshot_source") and \
-            hasattr(storage, "set_snapshot_provider")
-        self.snapshot_images = SharedSource(self._open_snapshot_source)
-        if self.lazy_snapshots:
-            storage.set_snapshot_provider(self.snapshot_images.get)
         self.halted = False             # set by a driver that crashed this replica mid-Ready
-        self._recover_app()
-        # the last applied configuration change (or where the application started): a
-        # compaction at a durable index below the applied one is right only above it
-        self._conf_changed_at = app.applied_index
+        self.compaction = Compaction(self, every=snapshot_entries, trailing=snapshot_trailing)
+        self.compaction.recover()
         config.applied = app.applied_index
         raft_rng = raft_rng if raft_rng is not None else random.Random(rng.getrandbits(64))
         self.raft = (raft_factory or RaftNode)(config, storage, raft_rng)
@@ -124,52 +108,6 @@ class Replica:
         self.requests = Requests(self)
 
     # ================================================================ lifecycle
-    def _recover_app(self) -> None:
-        """A restart resumes from the application's own state. Only a log that starts past it
-        (a snapshot received just before a crash, or an application that does not survive
-        one) needs the storage's snapshot installed first."""
-        if self.app.applied_index >= self.storage.first_index() - 1:
-            return
-        self._install_snapshot(self.storage.snapshot_meta().index)
-
-    def _install_snapshot(self, index: int) -> None:
-        """Put the snapshot the storage holds (received from a leader, or taken here) into the
-        application, and learn the addresses it carries. A snapshot file is moved into
-        place, not copied."""
-        self.snapshot_images.close()
-        path_of = getattr(self.storage, "snapshot_path", None)
-        path = path_of() if path_of is not None else None
-        if path is not None and hasattr(self.app, "install_file"):
-            members, length = read_members(path)
-            self.book.add_missing(members, self.id)
-            self.app.install_file(path, length)
-            return
-        data = self.storage.snapshot().data
-        if not data:
-            raise SnapshotError(f"node {self.id}: the snapshot at {index} has no data to install "
-                                f"(applied {self.app.applied_index})")
-        members, length = split_members(data[-(1 << 20):], len(data))
-        self.book.add_missing(members, self.id)
-        self.app.restore_image(data[:length])
-
-    def _open_snapshot_source(self):
-        """The snapshot a follower is sent: the application as of now (its applied index, that
-        entry's term, the configuration at that index, the address book), read in place.
-        Asked between Readies, so the core's configuration is the one at the applied index."""
-        if self.app.applied_index != self.raft.applied:
-            raise SnapshotTemporarilyUnavailable("a Ready is being applied")
-        try:
-            stream = self.app.snapshot_source()
-        except SnapshotError as exc:      # e.g. the checkpoint could not complete
-            raise SnapshotTemporarilyUnavailable(str(exc)) from None
-        except Exception as exc:          # noqa: BLE001  (apsw's BusyError and friends)
-            raise SnapshotTemporarilyUnavailable(f"{type(exc).__name__}: {exc}") from None
-        image = stream.image
-        meta = SnapshotMeta(image.index, image.term, self.raft.conf_state)
-        self.counters["snapshot_images"] += 1
-        self.event("snapshot_image", index=image.index, bytes=image.size)
-        return ConcatSource(meta, [stream, BytesSource(meta, members_trailer(self.book.members))])
-
     # ================================================================ inputs
     def tick(self) -> None:
         self.raft.tick()
@@ -397,7 +335,7 @@ class Replica:
         if snap is not None:
             self._sync_peers_with_config()
         self._release_applied()
-        self._maybe_compact()
+        self.compaction.maybe_compact()
 
     def process_ready(self, send: Callable) -> None:
         """The whole contract for a driver that persists synchronously (the node)."""
@@ -412,7 +350,7 @@ class Replica:
 
     # ================================================================ applying
     def _restore(self, snap) -> None:
-        self._install_snapshot(snap.meta.index)
+        self.compaction.install(snap.meta.index)
         self.counters["snapshots_installed"] += 1
         if self.observer is not None:
             self.observer.restored(self, snap)
@@ -426,7 +364,7 @@ class Replica:
         results: list = []
         for e in entries:
             if e.type == EntryType.CONF_CHANGE:
-                self._conf_changed_at = e.index
+                self.compaction.conf_changed_at = e.index
                 self._on_conf_change(ConfChange.decode(e.data))
                 batch.append((e.index, e.term, b""))
             elif is_address_update(e.data):
@@ -575,63 +513,9 @@ class Replica:
                 except (ValueError, NotLeader, ProposalDropped):
                     pass
 
-    def _maybe_compact(self) -> None:
-        # runs every Ready: only cheap, in-memory questions here
-        images = self.snapshot_images
-        images.release_unused(self.raft.snapshot_sources_in_use())
-        if images.current is not None:
-            return   # an image is being sent: its checkpoint hold and its log entries stay
-        st = self.storage
-        if not self.snapshot_entries:
-            return
-        applied = self.app.applied_index
-        if applied - max(st.first_index() - 1, st.snapshot_meta().index) < self.snapshot_entries:
-            return
-        self.take_snapshot(sync=False)
-
     def take_snapshot(self, trailing: int | None = None, sync: bool = True) -> int:
-        """Snapshot at the applied index and compact the log up to `applied - trailing`.
-        Lazy (a durable application): once the application has made the applied index
-        durable, the snapshot is metadata only -- the image is read when a follower needs
-        it. Otherwise the image and the address book are the snapshot's data.
-        `sync=False` (automatic compaction) never checkpoints on this thread: the snapshot
-        is at the index the application's own checkpoints made durable (asked for if
-        they lag), when no configuration change lies between it and the applied one."""
-        applied = self.app.applied_index
-        st = self.storage
-        keep = self.snapshot_trailing if trailing is None else trailing
-        if applied > st.snapshot_meta().index:
-            if self.lazy_snapshots:
-                at = self.app.durable_index
-                if at < applied and (sync or at <= st.snapshot_meta().index
-                                     or at < self._conf_changed_at):
-                    if not sync:
-                        self.app.request_checkpoint()
-                        return st.snapshot_meta().index
-                    self.app.sync()     # the WAL's worth; waits while an image is open
-                    at = self.app.durable_index
-                    if at < applied:
-                        return st.snapshot_meta().index
-                applied = min(at, applied)
-                st.create_snapshot(applied, self.raft.conf_state)
-                size = 0
-            else:
-                data = self.app.snapshot_image()
-                if self.book.members:
-                    data += members_trailer(self.book.members)
-                st.create_snapshot(applied, self.raft.conf_state, data)
-                size = len(data)
-            self.counters["snapshots_taken"] += 1
-            self.event("snapshot", index=applied, bytes=size)
-        keep_from = min(applied - keep, st.snapshot_meta().index)
-        if self.durable and not self.lazy_snapshots:
-            # never discard entries the user database has not made durable (relaxed sync)
-            if self.app.durable_index < keep_from:
-                self.app.sync()
-            keep_from = min(keep_from, self.app.durable_index)
-        if keep_from >= st.first_index():
-            st.compact(keep_from)
-        return applied
+        """Snapshot at the applied index and compact the log (see `Compaction.take`)."""
+        return self.compaction.take(trailing, sync)
 
     # ================================================================ looking
     def status(self) -> dict:

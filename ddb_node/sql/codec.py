@@ -48,34 +48,14 @@ def encode_entry(request: Request, *, timestamp_ms: int, seed: int,
 
 
 def decode_entry(payload: bytes):
-    """-> (request, timestamp_ms, seed, session). Raises EntryDecodeError."""
-    try:
-        obj = msgpack.unpackb(payload, raw=False, use_list=True, strict_map_key=True)
-    except Exception as e:  # msgpack raises several unrelated types
-        raise EntryDecodeError(f"undecodable entry payload: {type(e).__name__}: {e}") from None
-    if not (type(obj) is list and len(obj) == 9 and obj[0] == MAGIC):
-        raise EntryDecodeError("not a ddb SQL entry (missing version marker)")
-    if obj[1] != VERSION:
-        raise EntryDecodeError(f"unsupported ddb SQL entry version {obj[1]!r} (this node reads {VERSION})")
-    _, _, ts, seed, session, tx, level, timeout, stmts = obj
-    if type(ts) is not int or type(seed) is not int or type(tx) is not bool or level not in LEVELS \
-            or type(stmts) is not list:
-        raise EntryDecodeError("malformed ddb SQL entry header")
+    """-> (request, timestamp_ms, seed, session). Raises EntryDecodeError.
+
+    The apply path's validation (``decode_fast``), then the objects built from it."""
+    _, _, ts, seed, session, tx, level, timeout, stmts = decode_fast(payload)
     if session is not None:
-        if not (type(session) is list and len(session) == 2 and type(session[0]) is str
-                and type(session[1]) is int):
-            raise EntryDecodeError("malformed session in ddb SQL entry")
         session = (session[0], session[1])
-    statements = []
-    for s in stmts:
-        if type(s) is not list or not 1 <= len(s) <= 2 or type(s[0]) is not str:
-            raise EntryDecodeError("malformed statement in ddb SQL entry")
-        p = s[1] if len(s) == 2 else None
-        if p is not None and type(p) is not list and type(p) is not dict:
-            raise EntryDecodeError("malformed parameters in ddb SQL entry")
-        statements.append(Statement(s[0], p))
-    req = Request(statements, tx, level, timeout)
-    return req, ts, seed, session
+    statements = [Statement(s[0], s[1] if len(s) == 2 else None) for s in stmts]
+    return Request(statements, tx, level, timeout), ts, seed, session
 
 
 def decode_fast(payload: bytes):

@@ -40,31 +40,13 @@ def _resolve_one(path: str, unpack_dir: str) -> list[str]:
         files = sorted(os.path.join(path, f) for f in os.listdir(path)
                        if not f.startswith(".") and os.path.isfile(os.path.join(path, f)))
     elif zipfile.is_zipfile(path):
-        os.makedirs(unpack_dir, exist_ok=True)
-        files = []
         with zipfile.ZipFile(path) as z:
-            for info in z.infolist():
-                name = os.path.basename(info.filename)
-                if info.is_dir() or not name or name.startswith("."):
-                    continue
-                dest = os.path.join(unpack_dir, name)
-                with z.open(info) as src, open(dest, "wb") as out:
-                    out.write(src.read())
-                files.append(dest)
-        files.sort()
+            files = _unpack(((i.filename, not i.is_dir(), lambda i=i: z.open(i)) for i in z.infolist()),
+                            unpack_dir)
     elif path.endswith((".tar.gz", ".tgz", ".tar")) and tarfile.is_tarfile(path):
-        os.makedirs(unpack_dir, exist_ok=True)
-        files = []
         with tarfile.open(path) as t:
-            for m in t.getmembers():
-                name = os.path.basename(m.name)
-                if not m.isfile() or not name or name.startswith("."):
-                    continue
-                dest = os.path.join(unpack_dir, name)
-                with t.extractfile(m) as src, open(dest, "wb") as out:
-                    out.write(src.read())
-                files.append(dest)
-        files.sort()
+            files = _unpack(((m.name, m.isfile(), lambda m=m: t.extractfile(m)) for m in t.getmembers()),
+                            unpack_dir)
     elif os.path.isfile(path):
         files = [path]
     else:
@@ -72,6 +54,22 @@ def _resolve_one(path: str, unpack_dir: str) -> list[str]:
     if not files:
         raise ExtensionError(f"extensions path {path} holds no file to load")
     return [os.path.abspath(f) for f in files]
+
+
+def _unpack(members, unpack_dir: str) -> list[str]:
+    """Write an archive's regular, non-hidden files (name, is_file, open) flat into
+    `unpack_dir`; their paths, sorted."""
+    os.makedirs(unpack_dir, exist_ok=True)
+    files = []
+    for member_name, is_file, open_member in members:
+        name = os.path.basename(member_name)
+        if not is_file or not name or name.startswith("."):
+            continue
+        dest = os.path.join(unpack_dir, name)
+        with open_member() as src, open(dest, "wb") as out:
+            out.write(src.read())
+        files.append(dest)
+    return sorted(files)
 
 
 def _user_functions(conn: apsw.Connection) -> dict[str, int]:
