@@ -73,6 +73,17 @@ class NodeDown(ConnectionFailed):
     late answer, waiting longer cannot help. For a write, the outcome is unknown."""
 
 
+class TransactionConflict(DdbError):
+    """An interactive transaction read or wrote a table that another write changed after the
+    transaction began: nothing of it was applied. Retryable: run the whole transaction again
+    (`Client.run_transaction` does)."""
+
+
+class TransactionAborted(DdbError):
+    """An interactive transaction ended without committing (rolled back, expired, or unknown
+    to the node asked): nothing of it was applied."""
+
+
 # the class of each wire type, from the one list of them (protocol.ERROR_TYPES)
 ERROR_TYPES = {name: globals()[name] for name in WIRE_TYPES}
 

@@ -23,11 +23,12 @@ MAX_TIMEOUT = 300.0          # seconds; a request asking for longer is capped
 # Operations of the client protocol (the `op` field of a request frame).
 OPS = ("request", "map", "map_result", "ping", "status", "nodes", "faults", "join",
        "remove", "promote", "transfer", "snapshot", "read_index", "applied",
-       "fetch", "close")    # fetch/close: the next chunk of a cursor, or drop it
+       "fetch", "close",    # fetch/close: the next chunk of a cursor, or drop it
+       "tx")                # a statement of an interactive transaction (sql/transactions.py)
 
 # Error types a node answers with; the client maps each to an exception class.
 ERROR_TYPES = ("BadRequest", "NotLeader", "NoLeader", "Unavailable", "Stale", "Timeout",
-               "ReadOnly", "Internal")
+               "ReadOnly", "Internal", "TransactionConflict", "TransactionAborted")
 
 
 class RequestError(Exception):
@@ -131,6 +132,7 @@ class ClientRequest:
     chunk_rows: int | None = None                   # a read's rows come in chunks (a cursor)
     read_only: bool = False                         # refuse (ReadOnly) if a statement writes
     forwarded: bool = False                         # set by the follower that forwards it
+    condition: dict | None = None                   # a transaction's commit: {"index", "tables"}
 
     def to_wire(self) -> dict:
         d: dict[str, Any] = {"op": "request", "statements": self.statements, "level": self.level}
@@ -154,6 +156,8 @@ class ClientRequest:
             d["read_only"] = True
         if self.forwarded:
             d["forwarded"] = True
+        if self.condition is not None:
+            d["condition"] = self.condition
         return d
 
     @classmethod
@@ -179,13 +183,26 @@ class ClientRequest:
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
                 raise bad_request(f"{name} must be a positive integer")
         timeout = _number(body, "timeout", positive=True)
-        return cls(statements=stmts, level=level, transaction=bool(body.get("transaction", False)),
+        condition = body.get("condition")
+        if condition is not None:
+            condition = parse_condition(condition)
+        return cls(condition=condition, statements=stmts, level=level, transaction=bool(body.get("transaction", False)),
                    session=session, timeout=None if timeout is None else min(timeout, MAX_TIMEOUT),
                    redirect=bool(body.get("redirect", False)),
                    freshness=_number(body, "freshness", positive=False),
                    max_rows=max_rows, max_bytes=max_bytes, chunk_rows=chunk_rows,
                    read_only=bool(body.get("read_only", False)),
                    forwarded=bool(body.get("forwarded", False)))
+
+
+def parse_condition(c) -> dict:
+    """A transaction's commit condition: every table in `tables` is unchanged since `index`."""
+    index = c.get("index") if isinstance(c, dict) else None
+    tables = c.get("tables") if isinstance(c, dict) else None
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0 or \
+            not isinstance(tables, list) or not all(isinstance(t, str) for t in tables):
+        raise bad_request("condition must be {index: non-negative integer, tables: [names]}")
+    return {"index": index, "tables": tables}
 
 
 def request_timeout(body: dict, default: float) -> float:

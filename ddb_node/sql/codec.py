@@ -1,8 +1,9 @@
 """The log entry codec: msgpack with a version marker.
 
 Layout (a msgpack array, compact and fast to decode on every replica):
-``["ddb-sql", 1, timestamp_ms, seed, session, transaction, level, timeout, statements]``
-where ``session`` is ``None`` or ``[client_id, seq]`` and each statement is ``[sql]`` or
+``["ddb-sql", 1, timestamp_ms, seed, session, transaction, level, timeout, statements]``,
+optionally followed by an interactive transaction's commit condition ``[index, [tables]]``
+(sql/transactions.py), where ``session`` is ``None`` or ``[client_id, seq]`` and each statement is ``[sql]`` or
 ``[sql, params]``. Decoding is strict: anything else raises ``EntryDecodeError`` (which the
 state machine turns into an entry-level error, identically on every replica).
 """
@@ -27,7 +28,7 @@ _packer = msgpack.Packer(use_bin_type=True)
 
 def encode_entry(request: Request, *, timestamp_ms: int, seed: int,
                  session: tuple[str, int] | None = None, limits: Limits = DEFAULT_LIMITS,
-                 check: bool = True) -> bytes:
+                 check: bool = True, condition: tuple[int, list] | None = None) -> bytes:
     if check:
         validate(request, limits)
     if type(timestamp_ms) is not int or type(seed) is not int:
@@ -40,8 +41,11 @@ def encode_entry(request: Request, *, timestamp_ms: int, seed: int,
             raise BadRequest("session must be (client_id: str, seq: int >= 0)")
         session = [cid, seq]
     stmts = [[s.sql] if s.params is None else [s.sql, s.params] for s in request.statements]
-    data = _packer.pack([MAGIC, VERSION, timestamp_ms, seed, session, bool(request.transaction),
-                         request.level, request.timeout, stmts])
+    fields = [MAGIC, VERSION, timestamp_ms, seed, session, bool(request.transaction),
+              request.level, request.timeout, stmts]
+    if condition is not None:
+        fields.append([int(condition[0]), sorted(set(condition[1]))])
+    data = _packer.pack(fields)
     if len(data) > limits.max_entry_bytes:
         raise BadRequest(f"encoded request of {len(data)} bytes exceeds the limit of {limits.max_entry_bytes}")
     return data
@@ -51,7 +55,7 @@ def decode_entry(payload: bytes):
     """-> (request, timestamp_ms, seed, session). Raises EntryDecodeError.
 
     The apply path's validation (``decode_fast``), then the objects built from it."""
-    _, _, ts, seed, session, tx, level, timeout, stmts = decode_fast(payload)
+    _, _, ts, seed, session, tx, level, timeout, stmts = decode_fast(payload)[:9]
     if session is not None:
         session = (session[0], session[1])
     statements = [Statement(s[0], s[1] if len(s) == 2 else None) for s in stmts]
@@ -66,11 +70,16 @@ def decode_fast(payload: bytes):
         obj = msgpack.unpackb(payload, raw=False, use_list=True, strict_map_key=True)
     except Exception as e:
         raise EntryDecodeError(f"undecodable entry payload: {type(e).__name__}: {e}") from None
-    if not (type(obj) is list and len(obj) == 9 and obj[0] == MAGIC):
+    if not (type(obj) is list and (len(obj) == 9 or len(obj) == 10) and obj[0] == MAGIC):
         raise EntryDecodeError("not a ddb SQL entry (missing version marker)")
     if obj[1] != VERSION:
         raise EntryDecodeError(f"unsupported ddb SQL entry version {obj[1]!r} (this node reads {VERSION})")
-    _, _, ts, seed, session, tx, level, timeout, stmts = obj
+    _, _, ts, seed, session, tx, level, timeout, stmts = obj[:9]
+    if len(obj) == 10:
+        cond = obj[9]
+        if not (type(cond) is list and len(cond) == 2 and type(cond[0]) is int
+                and type(cond[1]) is list and all(type(t) is str for t in cond[1])):
+            raise EntryDecodeError("malformed transaction condition in ddb SQL entry")
     if type(ts) is not int or type(seed) is not int or type(tx) is not bool or type(stmts) is not list \
             or level not in LEVELS:
         raise EntryDecodeError("malformed ddb SQL entry header")

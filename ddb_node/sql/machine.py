@@ -25,6 +25,7 @@ from .limits import DEFAULT_LIMITS, Limits
 from .results import EntryResult, Result
 from .sessions import SCHEMA as SESSIONS_SCHEMA, Sessions
 from .query import QueryEngine
+from .transactions import VERSIONS_SCHEMA, Transactions
 
 SYNC_MODES = {"off": "OFF", "normal": "NORMAL", "full": "FULL"}
 _perf = time.perf_counter
@@ -38,7 +39,7 @@ class _TransactionLost(Exception):
         self.index, self.statement, self.error = index, statement, error
 
 
-class StateMachine(QueryEngine):
+class StateMachine(Transactions, QueryEngine):
     def __init__(self, path: str, *, sync: str = "normal", limits: Limits = DEFAULT_LIMITS,
                  foreign_keys: bool = False, max_sessions: int = 10_000,
                  session_ttl_entries: int = 1_000_000, session_expire_every: int = 1_000,
@@ -104,10 +105,12 @@ class StateMachine(QueryEngine):
         with conn:
             conn.execute("CREATE TABLE IF NOT EXISTS _ddb_applied(id INTEGER PRIMARY KEY CHECK (id = 0), "
                          "idx INTEGER NOT NULL, term INTEGER NOT NULL);"
-                         "INSERT OR IGNORE INTO _ddb_applied VALUES (0, 0, 0);" + SESSIONS_SCHEMA)
+                         "INSERT OR IGNORE INTO _ddb_applied VALUES (0, 0, 0);" + SESSIONS_SCHEMA
+                         + VERSIONS_SCHEMA)
         self._applied_index, self._applied_term = conn.execute(
             "SELECT idx, term FROM _ddb_applied WHERE id = 0").fetchall()[0]
         conn.authorizer = self._authorize
+        self._tx_init()
         self._cur = conn.cursor()
         self._cur.exec_trace = self._tracer
         self._mark = None
@@ -127,6 +130,8 @@ class StateMachine(QueryEngine):
                 self.sync()
 
     def _authorize(self, code, a3, a4, db, trig):
+        if self._tx_tables is not None and not self._internal:
+            self._tx_record(code, a3)       # the tables an interactive transaction uses
         # an entry being applied may not call a non-deterministic extension function: the
         # leader's classification refuses it, and a replica refuses it identically
         if code == apsw.SQLITE_FUNCTION and self.nondeterministic and not self._internal \
@@ -202,6 +207,7 @@ class StateMachine(QueryEngine):
         last_index, last_term = applied, self._applied_term
         self._internal_exec(self._sql_begin)
         try:
+            self._versions_begin()
             for idx, term, payload in entries:
                 if idx <= applied:
                     out.append(None)
@@ -213,6 +219,7 @@ class StateMachine(QueryEngine):
                 if idx % self.sessions.expire_every == 0:
                     self.sessions.maybe_expire(idx)
                 last_index, last_term = idx, term
+            self._versions_flush()
             self._internal_exec(self._sql_set_applied, (last_index, last_term))
             self._internal_exec(self._sql_commit)
         except BaseException:
@@ -227,11 +234,19 @@ class StateMachine(QueryEngine):
             obj = decode_fast(payload)
         except EntryDecodeError as e:
             return EntryResult(idx, [], error=str(e))
-        _, _, ts, seed, session, tx, _level, _timeout, stmts = obj
+        _, _, ts, seed, session, tx, _level, _timeout, stmts = obj[:9]
         if session is not None:
             dup = self.sessions.check(idx, session[0], session[1])
             if dup is not None:
                 return dup
+        self._write_idx = idx
+        if len(obj) == 10:       # an interactive transaction's commit: validate first
+            conflict = self._tx_conflict(obj[9][0], obj[9][1])
+            if conflict is not None:
+                er = EntryResult(idx, [], conflict)
+                if session is not None:
+                    self.sessions.record(idx, session[0], session[1], er)
+                return er
         conn = self._conn
         ctx = determinism.context
         ctx.timestamp_ms = ts          # EntryContext.begin(), inlined: this is the hot path
@@ -251,6 +266,7 @@ class StateMachine(QueryEngine):
         execute = cur.execute
         total_changes = conn.total_changes
         simple = self._simple_results
+        ddl = False             # a statement wrote no row: perhaps the schema changed
         try:
             for k, s in enumerate(stmts):
                 sql = s[0]
@@ -279,6 +295,8 @@ class StateMachine(QueryEngine):
                             self._entry_dml = True
                             # changes() is stale after DDL: count only if rows changed
                             n = conn.changes() if total_changes() != tc else 0
+                            if not n:
+                                ddl = True
                             if mark[0]:
                                 res = Result.from_rows(k, mark[0], rows, rows_affected=n,
                                                        last_insert_id=conn.last_insert_rowid(),
@@ -287,6 +305,7 @@ class StateMachine(QueryEngine):
                                 res = Result.write(k, n, conn.last_insert_rowid(), _perf() - t0)
                     append(res)
                 else:
+                    ddl = True
                     many = self._run_statement(k, sql, params, cur, self.limits.max_result_rows,
                                                self.limits.max_result_bytes)
                     results.extend(many)
@@ -304,6 +323,8 @@ class StateMachine(QueryEngine):
             if error is not None:
                 self._internal_exec(self._sql_rollback_to)
             self._internal_exec(self._sql_release)
+        if ddl:
+            self._note_schema(idx)
         er = EntryResult(idx, results, error)
         if session is not None:
             self.sessions.record(idx, session[0], session[1], er)

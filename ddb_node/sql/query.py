@@ -86,10 +86,11 @@ class QueryEngine:
             self._entry_dml = True
         return Result.failure(k, msg, _perf() - t0)
 
-    def _run_statement(self, k, sql, params, cur, max_rows, max_bytes) -> list[Result]:
+    def _run_statement(self, k, sql, params, cur, max_rows, max_bytes,
+                       can_cache: bool = True) -> list[Result]:
         """Run one request statement (which SQLite may split into several)."""
         if is_single(sql):
-            return [self._run_one(k, sql, params, cur, max_rows, max_bytes)]
+            return [self._run_one(k, sql, params, cur, max_rows, max_bytes, can_cache)]
         pieces = split_sql(sql)
         if not pieces:
             return [Result(k)]
@@ -105,7 +106,7 @@ class QueryEngine:
                 else:
                     p = params[offset:offset + n]
                     offset += n
-            r = self._run_one(k, piece, p, cur, max_rows, max_bytes)
+            r = self._run_one(k, piece, p, cur, max_rows, max_bytes, can_cache)
             out.append(r)
             if r.error is not None:
                 break       # like sqlite3_exec: the rest of this string does not run
@@ -128,14 +129,17 @@ class QueryEngine:
             return None
         return info.get("n")
 
-    def _run_one(self, k, sql, params, cur, max_rows, max_bytes) -> Result:
+    def _run_one(self, k, sql, params, cur, max_rows, max_bytes, can_cache=True) -> Result:
         conn = self._conn
         self._mark = None
         t0 = _perf()
         tc = conn.total_changes()
         truncated = False
         try:
-            cur.execute(sql, params)
+            if can_cache:
+                cur.execute(sql, params)
+            else:       # prepared afresh: the authorizer sees it (a transaction's tables)
+                cur.execute(sql, params, can_cache=False)
             if max_rows is None and max_bytes is None:
                 rows = cur.fetchall()
             else:
