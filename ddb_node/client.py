@@ -28,6 +28,7 @@ from ddb_node.protocol import LEVELS, ClientRequest, statement
 from ddb_node.reduce import reduce_results
 from ddb_node.response import Response, ResultChunks, raise_statement_errors
 from ddb_node.routing import AwaitSuccessor, LeaderMoved, Refresh, Send, Sleep, norm_addr
+from ddb_node.transaction import Transaction, run_transaction
 
 __all__ = ["Client", "AsyncClient", "Response", "ResultChunks", "LEVELS", "reduce_results",
            "choose_nodes_reply", "cluster_view", "curve_from_env"]
@@ -346,7 +347,10 @@ class Client(ClientSettings):
             sess[1] += 1
         try:
             body["session"] = [sess[0], sess[1]]
-            return self._send(body, to_leader=to_leader, timeout=timeout)
+            reply = self._send(body, to_leader=to_leader, timeout=timeout)
+            if isinstance(reply.get("index"), int) and reply["index"] > self.last_index:
+                self.last_index = reply["index"]      # read-your-writes (`min_index`)
+            return reply
         finally:
             with self._lock:
                 self._free_sessions.append(sess)
@@ -374,12 +378,22 @@ class Client(ClientSettings):
         resp = Response(self._send_in_session(body, to_leader=True, timeout=timeout))
         return raise_statement_errors(resp) if self.raise_on_error else resp
 
+    def transaction(self, **kw) -> Transaction:
+        """BEGIN an interactive transaction (serializable; see ddb_node/transaction.py)."""
+        return Transaction.start(self, **kw)
+
+    def run_transaction(self, fn, *, retries: int = 10, **kw):
+        """fn(tx) in a transaction, re-run after a TransactionConflict up to `retries` times."""
+        return run_transaction(self, fn, retries=retries, **kw)
+
     def query(self, sql: str, params=None, *, level: str | None = None,
-              timeout: float | None = None, freshness: float | None = None) -> Response:
+              timeout: float | None = None, freshness: float | None = None,
+              min_index: int | None = None) -> Response:
         """One read. A long result is fetched in chunks from one consistent state on the node
         that answered (so no single answer is huge and no attempt times out on a slow but
-        live node) and joined into one Result."""
-        reply = self._first_chunk(sql, params, level, CHUNK_ROWS, timeout, freshness)
+        live node) and joined into one Result. `min_index` (a write's `Response.index`): any
+        node may answer, once it has applied that index (read-your-writes)."""
+        reply = self._first_chunk(sql, params, level, CHUNK_ROWS, timeout, freshness, min_index)
         resp = Response(reply)
         if reply.get("more") and resp.results and not resp.results[0].error:
             whole = resp.results[0]
@@ -408,12 +422,17 @@ class Client(ClientSettings):
         reply = self._first_chunk(sql, params, level, chunk_rows, timeout, freshness)
         return ResultChunks(self, reply, timeout)
 
-    def _first_chunk(self, sql, params, level, chunk_rows, timeout, freshness) -> dict:
+    def _first_chunk(self, sql, params, level, chunk_rows, timeout, freshness,
+                     min_index=None) -> dict:
         level = level or self.level
         if level not in LEVELS:
             raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
+        if min_index is None and self.read_your_writes and level in ("weak", "none"):
+            min_index = self.last_index or None     # this client's own writes, seen anywhere
         body = ClientRequest([statement(sql, params)], level=level, freshness=freshness,
-                             chunk_rows=chunk_rows).to_wire()
+                             chunk_rows=chunk_rows, min_index=min_index).to_wire()
+        if min_index is not None and level in ("weak", "none"):
+            return self._send(body, to_leader=False, timeout=timeout)
         if level == "strong":
             return self._send_in_session(body, to_leader=True, timeout=timeout)
         return self._send(body, to_leader=level != "none", timeout=timeout)
@@ -451,14 +470,14 @@ class Client(ClientSettings):
             pass
 
     def query_on(self, node_id: int, sql: str, params=None, *, level: str = "none",
-                 timeout: float | None = None) -> Response:
+                 timeout: float | None = None, min_index: int | None = None) -> Response:
         """Read from one chosen node (for demos: see what *that* replica says)."""
         if node_id not in self.members:
             self.refresh()
         addr = self.members.get(node_id)
         if addr is None:
             raise DdbError(f"node {node_id} is not a member")
-        body = ClientRequest(one_statement(sql, params), level=level,
+        body = ClientRequest(one_statement(sql, params), level=level, min_index=min_index,
                              timeout=timeout or self.timeout).to_wire()
         try:
             reply = self.call(addr, body, (timeout or self.timeout) + 0.5)

@@ -79,14 +79,17 @@ class ClientSettings:
     def __init__(self, addresses: str | Iterable[str], *, cluster_id: str | None = None,
                  timeout: float = 10.0, level: str = "weak", redirect: bool = False,
                  curve: dict | None = None, raise_on_error: bool = True,
-                 attempt_timeout: float = 2.0, probe_after: float = 0.1):
+                 attempt_timeout: float = 2.0, probe_after: float = 0.1,
+                 read_your_writes: bool = False):
         """`addresses`: client addresses of any members ("host:port" or tcp://..., a list or
         one comma-separated string); `timeout`: a request's whole budget, seconds; `level`:
         the default read level (protocol.LEVELS); `redirect`: follow a leader change by
         asking again rather than through the node's forward; `curve`: CURVE keys (default:
         $DDB_CURVE_KEYS); `raise_on_error`: a failed statement raises StatementError (else it
         is in the Response); `attempt_timeout`: how long one node may stay silent before the
-        next is tried; `probe_after`: see below."""
+        next is tried; `probe_after`: see below; `read_your_writes`: every `weak`/`none` read
+        carries the index of this client's last write (`min_index`), so any node answers it
+        once it has applied that write."""
         if isinstance(addresses, str):
             addresses = [a for a in addresses.split(",") if a.strip()]
         self.seeds = [norm_addr(a) for a in addresses]
@@ -105,6 +108,8 @@ class ClientSettings:
         self.redirect = redirect
         self.curve = curve if curve is not None else curve_from_env()
         self.raise_on_error = raise_on_error
+        self.read_your_writes = read_your_writes
+        self.last_index = 0          # the highest index a write of this client was applied at
         self.client_id = uuid.uuid4().hex
         # sessions with no request in flight: [id, last seq]. A node remembers only the highest
         # sequence number per session, so two concurrent requests on one session would make

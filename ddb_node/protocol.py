@@ -133,6 +133,7 @@ class ClientRequest:
     read_only: bool = False                         # refuse (ReadOnly) if a statement writes
     forwarded: bool = False                         # set by the follower that forwards it
     condition: dict | None = None                   # a transaction's commit: {"index", "tables"}
+    min_index: int | None = None                    # a read: served once this index is applied
 
     def to_wire(self) -> dict:
         d: dict[str, Any] = {"op": "request", "statements": self.statements, "level": self.level}
@@ -158,6 +159,8 @@ class ClientRequest:
             d["forwarded"] = True
         if self.condition is not None:
             d["condition"] = self.condition
+        if self.min_index is not None:
+            d["min_index"] = self.min_index
         return d
 
     @classmethod
@@ -183,10 +186,14 @@ class ClientRequest:
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
                 raise bad_request(f"{name} must be a positive integer")
         timeout = _number(body, "timeout", positive=True)
+        min_index = body.get("min_index")
+        if min_index is not None and (not isinstance(min_index, int) or isinstance(min_index, bool)
+                                      or min_index < 0):
+            raise bad_request("min_index must be a non-negative log index")
         condition = body.get("condition")
         if condition is not None:
             condition = parse_condition(condition)
-        return cls(condition=condition, statements=stmts, level=level, transaction=bool(body.get("transaction", False)),
+        return cls(condition=condition, min_index=min_index, statements=stmts, level=level, transaction=bool(body.get("transaction", False)),
                    session=session, timeout=None if timeout is None else min(timeout, MAX_TIMEOUT),
                    redirect=bool(body.get("redirect", False)),
                    freshness=_number(body, "freshness", positive=False),

@@ -23,6 +23,7 @@ from ddb_node.sql.query import OverBudget
 
 from .entries import FAIL, OK, decode_map_step, encode_address_update, encode_map_step
 from .members import encode_addresses
+from . import transactions
 
 
 INLINE_READ_BUDGET_S = 0.002   # a read that takes longer leaves the loop (see _serve_read)
@@ -44,6 +45,7 @@ class Requests:
             "ping": self.ping, "status": self.status, "nodes": self.nodes, "join": self.join,
             "remove": self.remove, "promote": self.promote, "transfer": self.transfer,
             "snapshot": self.snapshot, "reap": self.reap, "read_index": self.read_index, "applied": self.applied,
+            "tx": lambda token, body: transactions.tx(self, token, body),
         }
 
     def handle(self, token, body: dict) -> None:
@@ -80,6 +82,10 @@ class Requests:
         # anything: every level but none needs the leader, and so does a statement that
         # writes or does not prepare (it may fail here and not there), except on the
         # read-only endpoint, whose level-none reads (and their errors) are the node's own
+        # read-your-writes: a read that names the index of a write the client saw is served
+        # by whichever node it reached, once that node has applied the index
+        if req.min_index is not None and level in (NONE, WEAK) and not body.get("forwarded"):
+            return self._read_at_least(token, body, req, t0)
         redirect_first = req.redirect and not req.forwarded and not r.is_leader
         if redirect_first and level != NONE:
             return self._forward_or_redirect(token, body)
@@ -111,8 +117,10 @@ class Requests:
         if not r.is_leader:
             return self._forward_or_redirect(token, body)
         try:
+            cond = req.condition
             payload = encode_entry(sreq, timestamp_ms=r.wall_ms(), seed=r.rng.getrandbits(63),
-                                   session=req.session, check=False)   # classify checked it
+                                   session=req.session, check=False,   # classify checked it
+                                   condition=None if cond is None else (cond["index"], cond["tables"]))
         except SQL_FAILURES as e:
             raise _sql_error(e) from None
         try:
@@ -123,6 +131,25 @@ class Requests:
         except ProposalDropped as e:
             raise unavailable(str(e)) from None
         r.waiting_for(token, "write")
+
+    def _read_at_least(self, token, body, req, t0) -> None:
+        r = self.r
+        try:
+            sreq = Request(statements=req.statements, level=NONE, timeout=req.timeout)
+            cls = r.app.classify(sreq)
+        except SQL_FAILURES as e:
+            raise _sql_error(e) from None
+        if cls.kind != "read":
+            if req.read_only:
+                raise RequestError("ReadOnly", "the request holds a statement that writes")
+            body = dict(body)
+            del body["min_index"]           # a write: the log orders it after the index anyway
+            return self.handle(token, body)
+
+        def serve():
+            self._serve_read(token, req, sreq, NONE, r.app.applied_index, t0)
+        r.waiting_for(token, f"apply of index {req.min_index} (min_index)")
+        r.wait_applied(req.min_index, serve)
 
     def _check_freshness(self, req: ClientRequest) -> None:
         r = self.r
@@ -187,6 +214,8 @@ class Requests:
         r.counters["reads_served" if kind == "read" else "writes_applied"] += 1
         if er is None:
             return r.reply(token, {"results": [], "level": level, "time": r.clock() - t0})
+        if er.error and (conflict := transactions.commit_error(er)) is not None:
+            return r.fail(token, conflict)
         if er.error:
             # a rolled-back transaction (or an undecodable entry): the error, plus the results
             # up to the failing statement (rqlite shows them)

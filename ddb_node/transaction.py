@@ -1,0 +1,144 @@
+"""Interactive transactions for the Python client (`Client.transaction`, `run_transaction`).
+
+    with client.transaction() as tx:                  # BEGIN: a linearizable read point R
+        r = tx.query("SELECT balance FROM acct WHERE id = ?", [1])
+        tx.execute("UPDATE acct SET balance = ? WHERE id = ?", [r.rows[0][0] - 10, 1])
+    # leaving the block commits; an exception inside it rolls back
+
+The transaction lives here, in the client: its read point, its buffered writes and the
+tables it used. Each `query` / `execute` sends them along (the `tx` operation), and the node
+it reaches answers from the state at R plus those writes, or raises TransactionConflict when
+a table used changed after R. `commit` is one write (with the client's session: applied
+exactly once) carrying the writes and the condition every replica checks at apply. Nothing
+is held on a node, so a leader change, a crash of the client or an abandoned transaction
+leaves nothing behind; a transaction idle longer than `idle` seconds (or older than
+`lifetime`) is ended by the client with TransactionAborted. See sql/DESIGN.md.
+"""
+from __future__ import annotations
+
+import random
+import time
+
+from ddb_node.errors import TransactionAborted, TransactionConflict
+from ddb_node.protocol import ClientRequest, statement
+from ddb_node.response import Response, raise_statement_errors
+
+OPEN, COMMITTED, ROLLED_BACK = "open", "committed", "rolled back"
+
+
+class Transaction:
+    def __init__(self, client, begin: int, *, timeout: float | None = None,
+                 idle: float = 30.0, lifetime: float = 300.0):
+        self.client = client
+        self.begin = begin               # the read point: the state every answer is taken at
+        self.writes: list = []           # wire statements, in order
+        self.tables: set[str] = set()    # every table a statement read or wrote
+        self.state = OPEN
+        self.timeout = timeout
+        self.idle, self.lifetime = idle, lifetime
+        self._started = self._last = time.monotonic()
+        self.response: Response | None = None     # the commit's answer (its log index)
+
+    @classmethod
+    def start(cls, client, **kw) -> "Transaction":
+        reply = client._send({"op": "read_index", **({"timeout": kw["timeout"]}
+                                                    if kw.get("timeout") else {})},
+                             to_leader=True, timeout=kw.get("timeout"))
+        return cls(client, reply["index"], **kw)
+
+    def __repr__(self) -> str:
+        return (f"<Transaction at index {self.begin}, {len(self.writes)} buffered writes, "
+                f"{self.state}>")
+
+    # ---------------------------------------------------------------- statements
+    def _check_open(self) -> None:
+        if self.state != OPEN:
+            raise TransactionAborted(f"the transaction is {self.state}")
+        now = time.monotonic()
+        if now - self._last > self.idle or now - self._started > self.lifetime:
+            self.state = ROLLED_BACK
+            raise TransactionAborted(
+                f"the transaction expired (idle {now - self._last:.1f}s, limit {self.idle:g}s; "
+                f"open {now - self._started:.1f}s, limit {self.lifetime:g}s); nothing was applied")
+        self._last = now
+
+    def _run(self, sql, params, read_only: bool):
+        self._check_open()
+        body = {"op": "tx", "begin": self.begin, "writes": self.writes,
+                "statements": [statement(sql, params)], "read_only": read_only}
+        if self.timeout:
+            body["timeout"] = self.timeout
+        try:
+            reply = self.client._send(body, to_leader=True, timeout=self.timeout)
+        except TransactionConflict:
+            self.state = ROLLED_BACK
+            raise
+        self.tables.update(reply.get("tables") or ())
+        resp = Response(reply)
+        if self.client.raise_on_error:
+            raise_statement_errors(resp)
+        return resp
+
+    def query(self, sql: str, params=None):
+        """A read at the transaction's point, seeing its own writes -> the Result."""
+        return self._run(sql, params, True).results[-1]
+
+    def execute(self, sql: str, params=None):
+        """A write, buffered until commit (the transaction's later statements see it) -> the
+        Result it had at the transaction's point (rows affected, last insert id)."""
+        resp = self._run(sql, params, False)
+        res = resp.results[-1]
+        if res.error is None:
+            self.writes.append(statement(sql, params))
+        return res
+
+    # ---------------------------------------------------------------- the end
+    def commit(self) -> Response | None:
+        """Apply the buffered writes in one log entry, if nothing the transaction used changed
+        since its read point (else TransactionConflict, nothing applied). A transaction that
+        wrote nothing commits at once (its reads were all of one state)."""
+        self._check_open()
+        if not self.writes:
+            self.state = COMMITTED
+            return None
+        body = ClientRequest(self.writes, transaction=True,
+                             condition={"index": self.begin, "tables": sorted(self.tables)}).to_wire()
+        try:
+            reply = self.client._send_in_session(body, to_leader=True, timeout=self.timeout)
+        except BaseException:
+            self.state = ROLLED_BACK
+            raise
+        self.state = COMMITTED
+        self.response = Response(reply)
+        return self.response
+
+    def rollback(self) -> None:
+        """Forget the transaction (nothing of it was sent to the log)."""
+        if self.state == OPEN:
+            self.state = ROLLED_BACK
+
+    def __enter__(self) -> "Transaction":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.rollback()
+        elif self.state == OPEN:
+            self.commit()
+
+
+def run_transaction(client, fn, *, retries: int = 10, **kw):
+    """fn(tx) in a transaction, committed; run again (a fresh transaction) after a conflict,
+    up to `retries` more times -> fn's value. The last conflict is raised."""
+    attempt = 0
+    while True:
+        tx = client.transaction(**kw)
+        try:
+            with tx:
+                out = fn(tx)
+            return out
+        except TransactionConflict:
+            if attempt >= retries:
+                raise
+            attempt += 1
+            time.sleep(random.uniform(0, 0.002 * min(attempt, 10)))   # de-synchronise rivals

@@ -1,0 +1,124 @@
+"""Interactive transactions against a real 3-node cluster: the API of issue 16, conflicts and
+their retry, and a leader killed in the middle of a transaction."""
+import threading
+
+import pytest
+
+from ddb_node.errors import TransactionAborted, TransactionConflict
+
+from tests.nodehelpers import restore_health
+
+
+@pytest.fixture(scope="module", autouse=True)
+def schema(lc):
+    with lc.client() as c:
+        c.execute("CREATE TABLE acct(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)")
+
+
+@pytest.fixture
+def c(lc):
+    with lc.client() as client:
+        client.execute("DELETE FROM acct")
+        client.execute("INSERT INTO acct VALUES (1, 100), (2, 100)")
+        yield client
+
+
+@pytest.fixture(autouse=True)
+def _restore(lc):
+    yield
+    for nid, node in lc.nodes.items():
+        if node.state == "killed":
+            lc.restart(nid)
+    restore_health(lc)
+
+
+def balances(c):
+    return c.query("SELECT id, balance FROM acct ORDER BY id", level="linearizable")[0].rows
+
+
+def transfer(tx, amount=10, src=1, dst=2):
+    r = tx.query("SELECT balance FROM acct WHERE id = ?", [src])
+    tx.execute("UPDATE acct SET balance = ? WHERE id = ?", [r.rows[0][0] - amount, src])
+    r = tx.query("SELECT balance FROM acct WHERE id = ?", [dst])
+    tx.execute("UPDATE acct SET balance = ? WHERE id = ?", [r.rows[0][0] + amount, dst])
+
+
+def test_leaving_the_block_commits_and_the_reply_names_its_index(c):
+    with c.transaction() as tx:
+        transfer(tx)
+        # the transaction sees its own writes, nobody else does yet
+        assert tx.query("SELECT balance FROM acct WHERE id = 1").rows == [(90,)]
+        assert balances(c) == [(1, 100), (2, 100)]
+    assert balances(c) == [(1, 90), (2, 110)]
+    assert tx.state == "committed" and tx.response.index > tx.begin
+
+
+def test_an_exception_inside_the_block_rolls_back(c):
+    with pytest.raises(ZeroDivisionError):
+        with c.transaction() as tx:
+            transfer(tx)
+            1 / 0
+    assert tx.state == "rolled back" and balances(c) == [(1, 100), (2, 100)]
+    with pytest.raises(TransactionAborted):
+        tx.query("SELECT 1")
+
+
+def test_a_write_committed_after_begin_makes_the_commit_conflict(c):
+    tx = c.transaction()
+    transfer(tx)
+    c.execute("UPDATE acct SET balance = balance + 1 WHERE id = 1")   # a rival, committed first
+    with pytest.raises(TransactionConflict, match="acct"):
+        tx.commit()
+    assert balances(c) == [(1, 101), (2, 100)]             # the transfer left nothing
+
+
+def test_a_read_after_a_rival_write_conflicts_at_once(c):
+    tx = c.transaction()
+    tx.query("SELECT balance FROM acct WHERE id = 1")
+    c.execute("UPDATE acct SET balance = 0 WHERE id = 2")
+    with pytest.raises(TransactionConflict):
+        tx.query("SELECT balance FROM acct WHERE id = 2")  # never a mix of two states
+
+
+def test_run_transaction_retries_conflicts_and_concurrent_transfers_lose_nothing(lc, c):
+    errors = []
+
+    def worker():
+        try:
+            with lc.client() as mine:
+                for _ in range(5):
+                    mine.run_transaction(transfer, retries=50)
+        except Exception as e:  # noqa: BLE001  reported below
+            errors.append(e)
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert balances(c) == [(1, 100 - 200), (2, 100 + 200)]    # 20 transfers, none lost or doubled
+
+
+def test_a_leader_killed_mid_transaction_does_not_end_it(lc, c):
+    """Nothing of a transaction lives on a node: after the leader dies its next statements
+    run on the new leader, and since nobody wrote the table meanwhile the commit applies."""
+    tx = c.transaction()
+    r = tx.query("SELECT balance FROM acct WHERE id = 1")
+    tx.execute("UPDATE acct SET balance = ? WHERE id = 1", [r.rows[0][0] - 10])
+    old = lc.wait_for_leader(10)
+    lc.kill(old)
+    r = tx.query("SELECT balance FROM acct WHERE id = 2")
+    tx.execute("UPDATE acct SET balance = ? WHERE id = 2", [r.rows[0][0] + 10])
+    tx.commit()
+    assert tx.response.node != old
+    assert balances(c) == [(1, 90), (2, 110)]
+
+
+def test_a_commit_after_a_rival_wrote_through_the_new_leader_conflicts(lc, c):
+    tx = c.transaction()
+    transfer(tx)
+    lc.kill(lc.wait_for_leader(10))
+    c.execute("UPDATE acct SET balance = 0 WHERE id = 1")
+    with pytest.raises(TransactionConflict):
+        tx.commit()
+    assert balances(c) == [(1, 0), (2, 100)]
