@@ -18,7 +18,9 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--requests", action="store_true",
                    help="run one randomized run of the whole request path (SQL clients through "
                         "Replicas at every level) instead of the tour")
-    p.add_argument("--steps", type=int, default=None, help="step budget for --random / --requests")
+    p.add_argument("--bank", action="store_true",
+                   help="run one randomized run of the bank workload (interactive transactions)")
+    p.add_argument("--steps", type=int, default=None, help="step budget for --random / --requests / --bank")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=_run_sim)
 

@@ -195,6 +195,11 @@ def main(args) -> int:
     quiet = bool(getattr(args, "quiet", False))
     if getattr(args, "requests", False):
         return requests_run(seed, getattr(args, "steps", None))
+    if getattr(args, "bank", False):
+        from .bank import run_bank
+        res = run_bank(seed, getattr(args, "steps", None))
+        print(res.report())
+        return 0 if res.ok else 1
     if getattr(args, "random", False):
         return random_run(seed, nodes, getattr(args, "steps", None), quiet)
     try:
