@@ -26,6 +26,7 @@ from .cluster import (JoinEndpoint, LeaderEndpoint, NodesEndpoint, ReadyEndpoint
 from .dashboard import (ClusterEndpoint, ControlEndpoint, DashboardEndpoint, FaultsEndpoint,
                         RootEndpoint, StaticEndpoint, _html_error)
 from .sql import SqlEndpoint
+from .tx import TxBeginEndpoint, TxEndEndpoint
 
 
 class WebSocketEndpoint(Endpoint):
@@ -49,6 +50,7 @@ _SLASH = {
     "/db/execute": SqlEndpoint("execute", ("POST",), ("execute",)),
     "/db/query": SqlEndpoint("query", ("GET", "POST"), ("query",)),
     "/db/request": SqlEndpoint("request", ("POST",), ("query", "execute")),
+    "/db/tx": TxBeginEndpoint(),
     "/db/backup": BackupEndpoint(),
     "/db/load": LoadEndpoint(),
     "/status": StatusEndpoint(),
@@ -72,6 +74,7 @@ _EXACT = {
 }
 ROUTES = dict(_EXACT, **_SLASH, **{p + "/": ep for p, ep in _SLASH.items()})
 STATIC = StaticEndpoint()
+TX_END = TxEndEndpoint()          # /db/tx/ID/commit|rollback
 
 
 class Router:
@@ -84,7 +87,8 @@ class Router:
         """At the end of the headers: -> (body limit, None) or (0, early refusal)."""
         ep = ROUTES.get(req.path)
         if ep is None:
-            ep = STATIC if req.path.startswith("/static/") else NOT_FOUND
+            ep = STATIC if req.path.startswith("/static/") else \
+                TX_END if req.path.startswith("/db/tx/") else NOT_FOUND
         req.ctx = ep
         limit = getattr(self.service, ep.body_limit)
         cl = req.headers.get("content-length")

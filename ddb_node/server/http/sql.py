@@ -12,6 +12,7 @@ from . import format as fmt
 from .errors import HttpError
 from .endpoint import (Endpoint, answer_error, flags_of, send_json)
 from .server import Request, Response
+from . import tx as transactions
 
 
 
@@ -56,6 +57,9 @@ class SqlEndpoint(Endpoint):
             service.metrics.http[_STMTS_RX[self.endpoint]] += len(stmts)
             if self.endpoint == "execute" and flags.queue:
                 return await self.queued(service, stmts, flags, t0)
+            if flags.raw.get("tx"):
+                out = await transactions.run(service, self.endpoint, flags.raw["tx"], stmts, flags)
+                return send_json(self._top(out, flags, t0), flags)
             ran = await service.run_statements(stmts, flags, readonly=self.endpoint == "query")
         except HttpError as e:
             if e.status == 200:
