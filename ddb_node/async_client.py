@@ -20,6 +20,7 @@ from ddb_node.protocol import LEVELS, ClientRequest, statement
 from ddb_node.reduce import reduce_results
 from ddb_node.response import Response, raise_statement_errors
 from ddb_node.routing import AwaitSuccessor, LeaderMoved, Refresh, Send, Sleep, norm_addr
+from ddb_node.transaction import AsyncTransaction, run_transaction_async
 
 
 class AsyncClient(ClientSettings):
@@ -248,6 +249,14 @@ class AsyncClient(ClientSettings):
             return await self.call(body, timeout)
         finally:
             self._free_sessions.append(sess)
+
+    def transaction(self, **kw) -> AsyncTransaction:
+        """An interactive transaction: `async with ac.transaction() as tx` (see Client)."""
+        return AsyncTransaction(self, **kw)
+
+    async def run_transaction(self, fn, *, retries: int = 10, **kw):
+        """`await fn(tx)` in a transaction, re-run after a TransactionConflict."""
+        return await run_transaction_async(self, fn, retries=retries, **kw)
 
     async def request(self, statements: list, *, transaction: bool = False,
                       level: str | None = None, timeout: float | None = None,

@@ -62,55 +62,70 @@ class Transaction:
                 f"open {now - self._started:.1f}s, limit {self.lifetime:g}s); nothing was applied")
         self._last = now
 
-    def _run(self, sql, params, read_only: bool):
+    # the requests and what their answers change (shared with AsyncTransaction)
+    def _body(self, sql, params, read_only: bool) -> dict:
         self._check_open()
         body = {"op": "tx", "begin": self.begin, "writes": self.writes,
                 "statements": [statement(sql, params)], "read_only": read_only}
         if self.timeout:
             body["timeout"] = self.timeout
+        return body
+
+    def _took(self, reply: dict, sql, params, read_only: bool):
+        self.tables.update(reply.get("tables") or ())
+        resp = Response(reply)
+        if self.client.raise_on_error:
+            raise_statement_errors(resp)
+        res = resp.results[-1]
+        if not read_only and res.error is None:
+            self.writes.append(statement(sql, params))
+        return res
+
+    def _commit_body(self) -> dict | None:
+        self._check_open()
+        if not self.writes:
+            self.state = COMMITTED
+            return None
+        return ClientRequest(self.writes, transaction=True,
+                             condition={"index": self.begin, "tables": sorted(self.tables)}).to_wire()
+
+    def _committed(self, reply: dict) -> Response:
+        self.state = COMMITTED
+        self.response = Response(reply)
+        return self.response
+
+    def _run(self, sql, params, read_only: bool):
+        body = self._body(sql, params, read_only)
         try:
             reply = self.client._send(body, to_leader=True, timeout=self.timeout)
         except TransactionConflict:
             self.state = ROLLED_BACK
             raise
-        self.tables.update(reply.get("tables") or ())
-        resp = Response(reply)
-        if self.client.raise_on_error:
-            raise_statement_errors(resp)
-        return resp
+        return self._took(reply, sql, params, read_only)
 
     def query(self, sql: str, params=None):
         """A read at the transaction's point, seeing its own writes -> the Result."""
-        return self._run(sql, params, True).results[-1]
+        return self._run(sql, params, True)
 
     def execute(self, sql: str, params=None):
         """A write, buffered until commit (the transaction's later statements see it) -> the
         Result it had at the transaction's point (rows affected, last insert id)."""
-        resp = self._run(sql, params, False)
-        res = resp.results[-1]
-        if res.error is None:
-            self.writes.append(statement(sql, params))
-        return res
+        return self._run(sql, params, False)
 
     # ---------------------------------------------------------------- the end
     def commit(self) -> Response | None:
         """Apply the buffered writes in one log entry, if nothing the transaction used changed
         since its read point (else TransactionConflict, nothing applied). A transaction that
         wrote nothing commits at once (its reads were all of one state)."""
-        self._check_open()
-        if not self.writes:
-            self.state = COMMITTED
+        body = self._commit_body()
+        if body is None:
             return None
-        body = ClientRequest(self.writes, transaction=True,
-                             condition={"index": self.begin, "tables": sorted(self.tables)}).to_wire()
         try:
             reply = self.client._send_in_session(body, to_leader=True, timeout=self.timeout)
         except BaseException:
             self.state = ROLLED_BACK
             raise
-        self.state = COMMITTED
-        self.response = Response(reply)
-        return self.response
+        return self._committed(reply)
 
     def rollback(self) -> None:
         """Forget the transaction (nothing of it was sent to the log)."""
@@ -142,3 +157,70 @@ def run_transaction(client, fn, *, retries: int = 10, **kw):
                 raise
             attempt += 1
             time.sleep(random.uniform(0, 0.002 * min(attempt, 10)))   # de-synchronise rivals
+
+
+class AsyncTransaction(Transaction):
+    """The same for `AsyncClient`: `async with ac.transaction() as tx`, `await tx.query(...)`
+    (or `tx = await ac.transaction().start()`)."""
+
+    def __init__(self, client, **kw):
+        super().__init__(client, -1, **kw)
+        self._kw = kw
+
+    async def start(self) -> "AsyncTransaction":
+        t = self._kw.get("timeout")
+        reply = await self.client.call({"op": "read_index", **({"timeout": t} if t else {})}, t)
+        self.begin = reply["index"]
+        self._started = self._last = time.monotonic()
+        return self
+
+    async def _run(self, sql, params, read_only: bool):
+        body = self._body(sql, params, read_only)
+        try:
+            reply = await self.client.call(body, self.timeout)
+        except TransactionConflict:
+            self.state = ROLLED_BACK
+            raise
+        return self._took(reply, sql, params, read_only)
+
+    async def query(self, sql: str, params=None):
+        return await self._run(sql, params, True)
+
+    async def execute(self, sql: str, params=None):
+        return await self._run(sql, params, False)
+
+    async def commit(self) -> Response | None:
+        body = self._commit_body()
+        if body is None:
+            return None
+        try:
+            reply = await self.client._call_in_session(body, self.timeout)
+        except BaseException:
+            self.state = ROLLED_BACK
+            raise
+        return self._committed(reply)
+
+    async def __aenter__(self) -> "AsyncTransaction":
+        return await self.start() if self.begin < 0 else self
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.rollback()
+        elif self.state == OPEN:
+            await self.commit()
+
+
+async def run_transaction_async(client, fn, *, retries: int = 10, **kw):
+    """run_transaction for AsyncClient: `await fn(tx)`."""
+    import asyncio
+    attempt = 0
+    while True:
+        try:
+            async with client.transaction(**kw) as tx:
+                out = await fn(tx)
+            return out
+        except TransactionConflict:
+            if attempt >= retries:
+                raise
+            attempt += 1
+            await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))

@@ -122,3 +122,28 @@ def test_a_commit_after_a_rival_wrote_through_the_new_leader_conflicts(lc, c):
     with pytest.raises(TransactionConflict):
         tx.commit()
     assert balances(c) == [(1, 0), (2, 100)]
+
+
+def test_the_async_client_runs_the_same_transactions(lc, c):
+    import asyncio
+
+    from ddb_node.client import AsyncClient
+
+    async def atransfer(tx):
+        r = await tx.query("SELECT balance FROM acct WHERE id = 1")
+        await tx.execute("UPDATE acct SET balance = ? WHERE id = 1", [r.rows[0][0] - 5])
+        r = await tx.query("SELECT balance FROM acct WHERE id = 2")
+        await tx.execute("UPDATE acct SET balance = ? WHERE id = 2", [r.rows[0][0] + 5])
+
+    async def main():
+        async with AsyncClient(lc.client_addresses()) as ac:
+            async with ac.transaction() as tx:
+                await atransfer(tx)
+            await ac.run_transaction(atransfer)
+            tx = await ac.transaction().start()
+            await atransfer(tx)
+            await ac.execute("UPDATE acct SET balance = balance WHERE id = 1")   # a rival
+            with pytest.raises(TransactionConflict):
+                await tx.commit()
+    asyncio.run(main())
+    assert balances(c) == [(1, 90), (2, 110)]
