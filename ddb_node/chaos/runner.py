@@ -285,7 +285,7 @@ class Run:
 
 
 _TABLES = {"register": ("reg",), "bank": ("accounts",), "append": ("appends",),
-           "stale": ("appends",)}
+           "stale": ("appends",), "txbank": ("txacct", "txlog")}
 
 
 def _tail(path: str, n: int = 20) -> str:
