@@ -77,8 +77,9 @@ class Transaction:
         if self.client.raise_on_error:
             raise_statement_errors(resp)
         res = resp.results[-1]
-        if not read_only and res.error is None:
-            self.writes.append(statement(sql, params))
+        ro = reply.get("readonly") or [False]
+        if not read_only and res.error is None and not ro[-1]:
+            self.writes.append(statement(sql, params))     # a write: applied at commit
         return res
 
     def _commit_body(self) -> dict | None:
@@ -109,7 +110,8 @@ class Transaction:
 
     def execute(self, sql: str, params=None):
         """A write, buffered until commit (the transaction's later statements see it) -> the
-        Result it had at the transaction's point (rows affected, last insert id)."""
+        Result it had at the transaction's point (rows affected, last insert id). A statement
+        that wrote nothing (a SELECT) is answered and not buffered."""
         return self._run(sql, params, False)
 
     # ---------------------------------------------------------------- the end

@@ -147,3 +147,11 @@ def test_the_async_client_runs_the_same_transactions(lc, c):
                 await tx.commit()
     asyncio.run(main())
     assert balances(c) == [(1, 90), (2, 110)]
+
+
+def test_execute_buffers_only_statements_that_write(c):
+    with c.transaction() as tx:
+        assert tx.execute("SELECT balance FROM acct WHERE id = 1").rows == [(100,)]
+        tx.execute("UPDATE acct SET balance = 7 WHERE id = 1")
+        assert len(tx.writes) == 1
+    assert balances(c) == [(1, 7), (2, 100)]

@@ -53,5 +53,6 @@ def tx(requests, token, body: dict) -> None:
         except SQL_FAILURES as e:
             return r.fail(token, bad_request(str(e)))
         r.reply(token, {"results": [x.to_dict() for x in results], "tables": tables,
+                        "readonly": list(getattr(r.app, "tx_readonly", ())),
                         "index": r.app.applied_index})
     r.wait_applied(begin, run)

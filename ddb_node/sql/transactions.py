@@ -129,6 +129,8 @@ class Transactions:
         cur.exec_trace = self._tracer
         replay_error = None
         results = []
+        readonly: list[bool] = []       # per statement: it wrote nothing (no need to buffer it)
+        self.tx_readonly = readonly
         try:
             self._internal_exec("BEGIN")
             for k, st in enumerate(writes):
@@ -142,9 +144,11 @@ class Transactions:
                 if read_only:
                     self._internal_exec("PRAGMA query_only=1")
                 for k, st in enumerate(statements):
+                    self._mark = None
                     res = self._run_statement(k, st.sql, st.params, cur, max_rows, max_bytes,
                                               can_cache=False)
                     results.extend(res)
+                    readonly.append(self._mark is None or bool(self._mark[1]))
                     if conn.get_autocommit():
                         raise BadRequest(f"statement {k} ended the transaction (ROLLBACK); it is "
                                          "refused inside an interactive transaction")
