@@ -12,6 +12,7 @@ from ddb_node.errors import (BadRequest, ConnectionFailed, DdbError, NoLeader, N
                              StatementError, Timeout, Unavailable)
 
 from . import lifecycle
+from . import transactions as txmagic
 from .parsing import (CELL_USAGE, LEVELS, UsageProblem, bind_parameters, parse_cell,
                       parse_groups, parse_node_list, render_template, split_args,
                       split_statements)
@@ -27,10 +28,12 @@ DDB_USAGE = """\
 %ddb add-node | remove-node N      membership          %ddb wait leader|commit|quiet [--timeout S]
 %ddb stop [--name NAME | --all]    stop a cluster      %ddb list     the clusters of this session
 %ddb SELECT ...                    a line of SQL (x = %ddb SELECT ... keeps the DataFrame)
+%%ddb --begin [--tx NAME] SQL      begin a transaction   %%ddb --tx NAME SQL   run in it
+%ddb commit [NAME] | rollback [NAME]                               end it
 %%ddb [--node N] [--level L] [--transaction] [--name C] [--map-reduce] [VAR <<] SQL ..."""
 
 SUBCOMMANDS = ("launch", "attach", "status", "nodes", "stop", "add-node", "remove-node", "leader",
-               "level", "wait", "list", "help")
+               "level", "wait", "list", "help", "commit", "rollback")
 
 
 class _ArgParser(argparse.ArgumentParser):
@@ -144,6 +147,9 @@ class DdbMagic(Magics):
             reply = backend.map_reduce(statements[0], statements[1] if len(statements) > 1 else None,
                                        params, timeout)
             statements = statements[:1]
+        elif opts.begin or opts.tx:
+            reply = txmagic.execute(backend, opts, [(s, bind_parameters(s, ns)) for s in statements],
+                                    timeout)
         else:
             bound = [(s, bind_parameters(s, ns)) for s in statements]
             try:
@@ -189,6 +195,12 @@ class DdbMagic(Magics):
         return None
 
     # ---------------------------------------------------------------- subcommands
+    def _cmd_commit(self, rest):
+        display(Note(txmagic.end(self._backend(None), rest, commit=True)))
+
+    def _cmd_rollback(self, rest):
+        display(Note(txmagic.end(self._backend(None), rest, commit=False)))
+
     def _cmd_help(self, rest):
         display(Note(DDB_USAGE))
 

@@ -26,6 +26,8 @@ class CellOptions:
     timeout: float | None = None
     limit: int | None = None
     fetch_all: bool = False         # --all: fetch every row of a long read
+    begin: bool = False             # --begin: start an interactive transaction (transactions.py)
+    tx: str | None = None           # --tx NAME: run in that open transaction
     target: str | None = None       # VAR of `VAR <<`
     display_too: bool = False       # `VAR= <<`
     sql: str = ""
@@ -42,10 +44,13 @@ _OPTS = {
     "--timeout": ("timeout", True, float),
     "--limit": ("limit", True, int),
     "--all": ("fetch_all", False, None),
+    "--begin": ("begin", False, None),
+    "--tx": ("tx", True, str),
 }
 
 CELL_USAGE = ("usage: %%ddb [--node N] [--level none|weak|linearizable|strong|auto] [--transaction] "
-              "[--name CLUSTER] [--map-reduce] [--timeout S] [--limit ROWS] [--all] [VAR <<|VAR= <<] SQL")
+              "[--name CLUSTER] [--map-reduce] [--timeout S] [--limit ROWS] [--all] [--begin] [--tx NAME] "
+              "[VAR <<|VAR= <<] SQL")
 
 _CAPTURE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=?)\s*<<\s*")
 _OPT_TOKEN = re.compile(r"\s*(\S+)")
