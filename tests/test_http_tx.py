@@ -85,3 +85,16 @@ def test_an_idle_transaction_expires(monkeypatch):
     with pytest.raises(HttpError) as e:
         tab.get(left.id)
     assert e.value.status == 404 and left.id not in tab.open
+
+
+def test_read_your_writes_over_http_with_min_index(cluster, L):
+    r = request("POST", L + "/db/execute", [["UPDATE acct SET balance = ? WHERE id = 1", 42]],
+                params={"raft_index": None})
+    index = r.json()["raft_index"]
+    F = follower_url(cluster)
+    r = request("GET", F + "/db/query", params={"q": "SELECT balance FROM acct WHERE id = 1",
+                                                "level": "none", "min_index": index})
+    assert r.json()["results"][0]["values"] == [[42]]
+    assert int(r.headers["x-ddb-index"]) >= index
+    r = request("GET", F + "/db/query", params={"q": "SELECT 1", "min_index": "x"})
+    assert r.status == 400

@@ -29,7 +29,8 @@ VERSIONS_SCHEMA = ("CREATE TABLE IF NOT EXISTS _ddb_versions(tbl TEXT PRIMARY KE
                    "idx INTEGER NOT NULL) WITHOUT ROWID;")
 SCHEMA_KEY = "_ddb_schema"          # the schema's own version (DDL)
 CONFLICT_PREFIX = "transaction conflict: "
-TX_BUDGET_S = 1.0                   # a transaction's statements run on the node's loop
+TX_BUDGET_S = 0.1                   # a transaction's statements run on the node's loop: below
+                                    # the election timeout (150 ms), or a follower would campaign
 _TABLE_CODES = frozenset((apsw.SQLITE_READ, apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE,
                           apsw.SQLITE_DELETE))
 _perf = time.perf_counter

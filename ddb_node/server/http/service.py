@@ -196,6 +196,7 @@ class HttpService:
         base = ClientRequest([], level=level or flags.level or "weak",
                              transaction=bool(flags.transaction), timeout=timeout or None,
                              freshness=flags.freshness, redirect=bool(flags.redirect),
+                             min_index=_min_index(flags),
                              read_only=readonly, max_bytes=self.max_result)
         for k in list(pending):
             fixed = _FIXED_PRAGMAS.get(_pragma_read(stmts[k]))
@@ -279,6 +280,20 @@ _FIXED_PRAGMAS = {
     "read_uncommitted": {"columns": ["read_uncommitted"], "decltypes": [None], "values": [[0]]},
 }
 _PRAGMA_READ = re.compile(r"^\s*PRAGMA\s+(?:main\.)?([A-Za-z_]+)\s*;?\s*$", re.I)
+
+
+def _min_index(flags) -> int | None:
+    """`?min_index=N` (read-your-writes: a write's X-DDB-Index or raft_index)."""
+    v = flags.raw.get("min_index")
+    if v is None:
+        return None
+    try:
+        n = int(v)
+    except ValueError:
+        raise HttpError(400, "min_index must be a log index") from None
+    if n < 0:
+        raise HttpError(400, "min_index must be a log index")
+    return n
 
 
 def _pragma_read(stmt) -> str | None:
