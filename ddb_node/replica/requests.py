@@ -133,23 +133,27 @@ class Requests:
         r.waiting_for(token, "write")
 
     def _read_at_least(self, token, body, req, t0) -> None:
+        """Wait until `min_index` is applied here, then judge and serve the statements (a
+        node that is behind may not even know their tables yet)."""
         r = self.r
-        try:
-            sreq = Request(statements=req.statements, level=NONE, timeout=req.timeout)
-            cls = r.app.classify(sreq)
-        except SQL_FAILURES as e:
-            raise _sql_error(e) from None
-        if cls.kind != "read":
-            if req.read_only:
-                raise RequestError("ReadOnly", "the request holds a statement that writes")
-            body = dict(body)
-            del body["min_index"]           # a write: the log orders it after the index anyway
-            return self.handle(token, body)
 
-        def serve():
+        def go():
+            if token not in r.pending_tokens:
+                return
+            try:
+                sreq = Request(statements=req.statements, level=NONE, timeout=req.timeout)
+                cls = r.app.classify(sreq)
+            except SQL_FAILURES as e:
+                return r.fail(token, _sql_error(e))
+            if cls.kind != "read":
+                if req.read_only:
+                    return r.fail(token, RequestError("ReadOnly", "the request holds a statement "
+                                                      "that writes"))
+                rest = {k: v for k, v in body.items() if k != "min_index"}
+                return self._redo(token, rest)   # a write: the log orders it after the index
             self._serve_read(token, req, sreq, NONE, r.app.applied_index, t0)
         r.waiting_for(token, f"apply of index {req.min_index} (min_index)")
-        r.wait_applied(req.min_index, serve)
+        r.wait_applied(req.min_index, go)
 
     def _check_freshness(self, req: ClientRequest) -> None:
         r = self.r
