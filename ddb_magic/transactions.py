@@ -54,7 +54,7 @@ def execute(backend, opts, bound, timeout) -> Reply:
     except (TransactionConflict, TransactionAborted) as e:
         table.pop(name, None)
         return Reply(results, note=f"transaction {name!r} ended: {e}")
-    return Reply(results, index=tx.begin, note=caption(name, tx))
+    return Reply(results, level=f"transaction {name}", index=tx.begin, note=caption(name, tx))
 
 
 def end(backend, rest: str, commit: bool) -> str:

@@ -29,6 +29,7 @@ def test_a_cell_transaction_commits_with_the_magic(sh):
     r = run(sh, "%%ddb --begin --tx t1\nUPDATE acct SET balance = balance - 10 WHERE id = 1;\n"
                 "SELECT balance FROM acct WHERE id = 1")
     assert "in transaction 't1'" in r.out and "1 buffered write" in r.out, r.out
+    assert "transaction t1 · index" in r.out                # every result's caption names it
     assert "90" in r.out                                   # its own write
     r = run(sh, "%%ddb\nSELECT balance FROM acct WHERE id = 1")
     assert "100" in r.out                                  # nobody else sees it yet
