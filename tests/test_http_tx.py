@@ -98,3 +98,12 @@ def test_read_your_writes_over_http_with_min_index(cluster, L):
     assert int(r.headers["x-ddb-index"]) >= index
     r = request("GET", F + "/db/query", params={"q": "SELECT 1", "min_index": "x"})
     assert r.status == 400
+
+
+def test_request_in_a_transaction_buffers_only_its_writes(L):
+    tx = begin(L)
+    r = request("POST", L + "/db/request", ["SELECT count(*) FROM acct",
+                                            "UPDATE acct SET balance = 1 WHERE id = 1"], params={"tx": tx})
+    assert r.status == 200 and r.json()["results"][0]["values"] == [[2]], r.text
+    assert request("POST", L + f"/db/tx/{tx}/commit").status == 200
+    assert balances(L) == [1, 100]

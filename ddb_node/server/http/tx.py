@@ -93,7 +93,9 @@ async def run(service, endpoint: str, tx_id: str, stmts: list, flags) -> dict:
     failed = {r.get("statement") for r in results if r.get("error")}
     first_bad = min(failed) if failed else len(stmts)
     if not read_only:
-        t.writes.extend(stmts[:first_bad])
+        ro = resp.get("readonly") or []
+        t.writes.extend(s for k, s in enumerate(stmts[:first_bad])
+                        if not (k < len(ro) and ro[k]))       # the statements that wrote
     tm, assoc, blob = flags.timings, flags.associative, flags.blob_array
     shape = {"execute": lambda r: fmt.exec_result(r, tm),
              "query": lambda r: fmt.query_result(r, tm, assoc, blob)}.get(
