@@ -100,7 +100,7 @@ def test_read_your_writes_over_http_with_min_index(cluster, L):
     assert r.status == 400
 
 
-def test_request_in_a_transaction_buffers_only_its_writes(L):
+def test_a_request_in_a_transaction_answers_its_reads_and_commits_its_writes(L):
     tx = begin(L)
     r = request("POST", L + "/db/request", ["SELECT count(*) FROM acct",
                                             "UPDATE acct SET balance = 1 WHERE id = 1"], params={"tx": tx})
