@@ -58,7 +58,8 @@ class Transactions:
         self._write_idx = 0
         self._tx_tables = None
         self._schema_version = self._internal_rows("PRAGMA schema_version")[0][0]
-        self._conn.preupdate_hook(self._row_written)
+        # an id of its own: the change log (sql/changes.py) keeps a hook too
+        self._conn.preupdate_hook(self._row_written, id="ddb-table-versions")
 
     def _row_written(self, update) -> None:
         self._written[update.table_name] = self._write_idx
