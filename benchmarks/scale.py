@@ -84,12 +84,18 @@ def term(lc, c) -> int:
 STALL_S = 10.0     # a batch slower than this gets every node's status (and stack) on stderr
 
 
-def _report_stall(lc, row: int) -> None:
+def _report_stall(lc, row: int, c=None) -> None:
     """What every node is doing while one write hangs (an intermittent 60 s stall was seen
-    near 10^7 rows): its status, and its Python stack when py-spy is installed."""
+    near 10^7 rows): the writing client's view (whom it believes, and the nodes' real
+    addresses), every node's status, and its Python stack when py-spy is installed."""
     import subprocess
     from ddb_node.client import Client
     print(f"scale: a write at row {row} is taking over {STALL_S:g}s", file=sys.stderr, flush=True)
+    if c is not None:
+        v = c.view
+        print(f"scale: client view members={v.members} leader={v.leader} term={v.term}; "
+              f"nodes {dict((i, n.client_addr) for i, n in lc.nodes.items())}",
+              file=sys.stderr, flush=True)
     spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     with Client(lc.client_addresses(), timeout=5.0) as c2:
         for nid, n in lc.nodes.items():
@@ -159,7 +165,7 @@ def load(c, start: int, stop: int, time_limit: float, lc=None) -> dict:
         params = []
         for j in range(i, i + BATCH):
             params += [f"key-{j:010d}", VALUE, j]
-        timer = threading.Timer(STALL_S, _report_stall, (lc, i)) if lc is not None else None
+        timer = threading.Timer(STALL_S, _report_stall, (lc, i, c)) if lc is not None else None
         if timer is not None:
             timer.daemon = True
             timer.start()
