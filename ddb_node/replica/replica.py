@@ -64,7 +64,8 @@ class Replica:
     def __init__(self, node_id: int, storage, app, *, config: Config, rng: random.Random,
                  clock: Callable[[], float], wall_ms: Callable[[], int],
                  book: AddressBook | None = None, snapshot_entries: int = 20_000,
-                 snapshot_trailing: int = 2_000, request_timeout: float = 10.0,
+                 snapshot_trailing: int = 2_000, snapshot_bytes: int = 0,
+                 request_timeout: float = 10.0,
                  durable: bool = False, observer=None, raft_rng: random.Random | None = None,
                  raft_factory: Callable | None = None, offload_reads: bool = False):
         self.id = node_id
@@ -79,7 +80,8 @@ class Replica:
         self.observer = observer        # the simulator's checker bridge; None on a node
         self.offload_reads = offload_reads  # reads go out as ("read", ...) for the shell to run
         self.halted = False             # set by a driver that crashed this replica mid-Ready
-        self.compaction = Compaction(self, every=snapshot_entries, trailing=snapshot_trailing)
+        self.compaction = Compaction(self, every=snapshot_entries, trailing=snapshot_trailing,
+                                     log_bytes=snapshot_bytes)
         self.compaction.recover()
         config.applied = app.applied_index
         raft_rng = raft_rng if raft_rng is not None else random.Random(rng.getrandbits(64))
@@ -383,6 +385,7 @@ class Replica:
         if batch:
             results.extend(app.apply_batch(batch))
         self.counters["applied_entries"] += len(entries)
+        self.compaction.note_applied(entries)
         proposals = self.proposals
         for e, r in zip(entries, results):
             if ob is not None:

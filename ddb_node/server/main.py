@@ -59,6 +59,9 @@ def add_node_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heartbeat-tick", type=int, default=HEARTBEAT_TICK)
     p.add_argument("--snapshot-entries", type=int, default=20_000)
     p.add_argument("--snapshot-trailing", type=int, default=2_000)
+    p.add_argument("--snapshot-bytes", type=int, default=64 << 20,
+                   help="also snapshot after this many bytes of applied log entries, and keep at "
+                        "most half of it behind a snapshot (0: count entries only)")
     p.add_argument("--snapshot-chunk", type=int, default=1 << 20,
                    help="bytes of a snapshot per message to a follower")
     p.add_argument("--raft-reap-node-timeout", type=duration, default=0.0, metavar="DURATION",
@@ -101,7 +104,7 @@ def options_from_args(args: argparse.Namespace) -> NodeOptions:
         join=[a for a in (args.join or "").split(",") if a], http_addr=args.http,
         tick_ms=args.tick_ms, election_tick=args.election_tick, heartbeat_tick=args.heartbeat_tick,
         snapshot_entries=args.snapshot_entries, snapshot_trailing=args.snapshot_trailing,
-        snapshot_chunk=args.snapshot_chunk, curve=curve,
+        snapshot_bytes=args.snapshot_bytes, snapshot_chunk=args.snapshot_chunk, curve=curve,
         reap_node_timeout=args.raft_reap_node_timeout,
         reap_read_only_node_timeout=args.raft_reap_read_only_node_timeout,
         non_voter=getattr(args, "non_voter", False),

@@ -100,6 +100,7 @@ class NodeServer:
             self.id, storage, sm, config=cfg, rng=random.Random(self.rng.getrandbits(64)),
             clock=time.monotonic, wall_ms=lambda: int(time.time() * 1000), book=self.book,
             snapshot_entries=opts.snapshot_entries, snapshot_trailing=opts.snapshot_trailing,
+            snapshot_bytes=opts.snapshot_bytes,
             request_timeout=opts.request_timeout, durable=disk, offload_reads=disk)
         self.replica.cluster_identity = identity
         # reads run on worker threads with their own connections (a memory database has
