@@ -209,6 +209,9 @@ def measure(lc, c, rows: int, args, rec: dict) -> dict:
     data_db = os.path.join(lc.nodes[leader].data_dir, "data.db")
     rec["db_mb"] = round(sum(os.path.getsize(data_db + s) for s in ("", "-wal")
                              if os.path.exists(data_db + s)) / 1e6, 1)
+    raft_db = os.path.join(lc.nodes[leader].data_dir, "raft.db")
+    rec["raft_db_mb"] = round(sum(os.path.getsize(raft_db + s) for s in ("", "-wal")
+                                  if os.path.exists(raft_db + s)) / 1e6, 1)
     rec["loadavg_1m"] = round(os.getloadavg()[0], 1)    # the machine is shared
 
     t = time.perf_counter()
@@ -321,7 +324,7 @@ def chart(jsonl: str, png: str) -> None:
     a.legend(fontsize=7)
     mems = [("node_rss_mb", "node RSS"), ("node_peak_rss_mb", "node peak RSS"),
             ("join_node_peak_rss_mb", "joining node peak RSS"), ("client_rss_mb", "client RSS"),
-            ("db_mb", "data.db size")]
+            ("db_mb", "data.db size"), ("raft_db_mb", "raft.db (log) size")]
     for key, label in mems:
         pts = [(x, r[key]) for x, r in zip(xs, recs) if r.get(key)]
         if pts:
@@ -333,7 +336,8 @@ def chart(jsonl: str, png: str) -> None:
     fig.savefig(png, dpi=110)
 
 
-COLUMNS = [("rows", "rows", 0), ("db_mb", "data.db MB", 1), ("load_rows_per_s", "bulk load rows/s", 0),
+COLUMNS = [("rows", "rows", 0), ("db_mb", "data.db MB", 1), ("raft_db_mb", "raft.db MB", 1),
+           ("load_rows_per_s", "bulk load rows/s", 0),
            ("scan_s", "full scan s", 3), ("select_all_s", "`SELECT *` s", 3),
            ("client_rss_delta_mb", "client RSS growth MB", 1), ("snapshot_s", "snapshot s", 4),
            ("control_max_ms", "write max ms, no snapshot", 1),
