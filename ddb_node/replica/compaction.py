@@ -87,7 +87,7 @@ class Compaction:
         if r.app.applied_index != r.raft.applied:
             raise SnapshotTemporarilyUnavailable("a Ready is being applied")
         try:
-            stream = r.app.snapshot_source()
+            stream = r.app.snapshot_source(wait=False)    # never waits on the loop
         except SnapshotError as exc:      # e.g. the checkpoint could not complete
             raise SnapshotTemporarilyUnavailable(str(exc)) from None
         except Exception as exc:          # noqa: BLE001  (apsw's BusyError and friends)
