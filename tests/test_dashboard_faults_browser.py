@@ -136,6 +136,29 @@ def test_stop_and_crash_take_the_node_down_and_restart_brings_it_back(browser, c
     _restore(cluster)
 
 
+def test_the_launcher_resumes_the_node_that_serves_the_page(browser, cluster):
+    leader = cluster.wait_for_leader()
+    page_node = next(i for i in cluster.nodes if i != leader)
+    page, errors = open_dashboard(browser, cluster.dashboard_url(page_node))
+    try:
+        page.wait_for_selector("#control-note.ok")
+        page.select_option("[data-testid=node-select]", str(page_node))
+        wait_row(page, page_node, "r.dataset.state === 'running' && r.dataset.nodePid !== ''")
+        page.click("[data-testid=pause]")
+        # the page's own node no longer answers; the launcher does, and the page says both
+        wait_row(page, page_node, "r.dataset.state === 'paused'")
+        wait_page(page, "document.getElementById('summary').textContent.includes('does not answer')",
+                  "the summary says the page's node does not answer", timeout=15_000)
+        page.click("[data-testid=resume]")
+        wait_row(page, page_node, "r.dataset.state === 'running'")
+        wait_page(page, "document.getElementById('summary').textContent.includes('3 reachable')",
+                  "the page's node answers again", timeout=15_000)
+        assert not errors, errors
+    finally:
+        page.close()
+    _restore(cluster)
+
+
 def test_without_the_launcher_crash_still_takes_a_node_down(browser, cluster):
     leader = cluster.wait_for_leader()
     page_node, victim = [i for i in cluster.nodes if i != leader]

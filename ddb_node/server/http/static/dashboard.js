@@ -232,7 +232,9 @@ async function refresh() {
     state.nodes = data.nodes;
     render();
   } catch (e) {
-    $("summary").textContent = "node unreachable: " + e.message;
+    $("summary").textContent = `node ${state.served ?? "?"} (this page's) does not answer` +
+      (e.name === "AbortError" ? " within 5 s" : `: ${e.message}`) +
+      (state.launcher === "ok" ? "; the launcher's view still updates" : "");
   } finally { clusterBusy = false; }
 }
 
