@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -113,14 +114,15 @@ def test_the_charts_move_under_load_and_mark_an_election(browser, cluster):
     page, errors = open_dashboard(browser, cluster.dashboard_url(page_node))
     stop = threading.Event()
 
-    def load():                      # a small load: one client, writes and reads
+    def load():      # a small load: one client, writes and reads, at most 20,000 or 90 s
+        deadline = time.monotonic() + 90
         with cluster.client() as c:
             c.execute("CREATE TABLE IF NOT EXISTS load(i INTEGER)")
-            i = 0
-            while not stop.is_set():
+            for i in range(20_000):
+                if stop.is_set() or time.monotonic() > deadline:
+                    break
                 c.execute("INSERT INTO load VALUES (?)", [i])
                 c.query("SELECT count(*) FROM load", level="none")
-                i += 1
 
     t = threading.Thread(target=load, daemon=True)
     try:
