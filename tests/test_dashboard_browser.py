@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from ddb_node.cli.cluster import alive, stop_control
+from ddb_node.cli.cluster import _proc_stat, alive, stop_control
 from ddb_node.cluster import free_ports
 
 from tests.browser_support import (needs_chromium, no_horizontal_overflow, open_dashboard, row,
@@ -274,6 +274,16 @@ def test_the_link_of_ddb_cluster_up_makes_pause_and_restart_work(browser, tmp_pa
                       timeout=30_000)
             state = json.loads((d / "cluster.json").read_text())
             assert str(state["nodes"][victim - 1]["pid"]) == row(page, victim, "pid")
+            # crash is the launcher's SIGKILL; stop a clean shutdown; restart after either
+            for button, down in (("#btn-crash", "killed"), ("#btn-stop", "stopped")):
+                pid = row(page, victim, "pid")
+                page.click(button)
+                wait_row(page, victim, f"r.dataset.state === '{down}' && r.dataset.role === 'down'")
+                assert _proc_stat(int(pid)) in (None, "Z", "X")         # that process is gone
+                page.click("[data-testid=restart]")
+                wait_row(page, victim, f"r.dataset.pid !== '' && r.dataset.pid !== '{pid}'"
+                                       f" && r.dataset.state === 'running' && r.dataset.nodePid === r.dataset.pid",
+                         timeout=30_000)
             assert not errors, errors
         finally:
             page.close()
