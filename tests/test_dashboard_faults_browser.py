@@ -123,6 +123,10 @@ def test_stop_and_crash_take_the_node_down_and_restart_brings_it_back(browser, c
         page.click("#btn-pause")
         wait_row(page, victim, "r.dataset.state === 'paused'")
         pid = int(row(page, victim, "pid"))
+        # a fault the paused node cannot take is named, not claimed done
+        page.click("[data-testid=heal]")
+        wait_page(page, f"document.getElementById('timeline').textContent.includes('not taken by node {victim}')",
+                  "the timeline names the node that did not take heal", timeout=15_000)
         page.click("#btn-crash")
         wait_row(page, victim, "r.dataset.state === 'killed'")
         assert cluster.nodes[victim].state == "killed" and cluster.nodes[victim].proc.poll() is not None
