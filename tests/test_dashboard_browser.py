@@ -10,9 +10,7 @@ which buttons need the launcher. Screenshots go to artifacts/."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -20,11 +18,12 @@ import time
 
 import pytest
 
-from ddb_node.cli.cluster import _proc_stat, alive, stop_control
+from ddb_node.cli.cluster import _proc_stat
 from ddb_node.cluster import free_ports
 
 from tests.browser_support import (needs_chromium, no_horizontal_overflow, open_dashboard, row,
                                    screenshot, wait_row)
+from tests.cluster_up import leave_nothing_behind
 
 pytestmark = [pytest.mark.slow, needs_chromium]
 
@@ -289,10 +288,4 @@ def test_the_link_of_ddb_cluster_up_makes_pause_and_restart_work(browser, tmp_pa
             page.close()
         ddb("cluster", "down", "--dir", d)
     finally:
-        state_file = d / "cluster.json"
-        if state_file.exists():            # never leave processes behind, even on failure
-            for n in json.loads(state_file.read_text())["nodes"]:
-                if alive(n):
-                    os.kill(n["pid"], signal.SIGKILL)
-        if d.exists():
-            stop_control(str(d))           # only if it is still our control process
+        leave_nothing_behind(d)            # never leave processes behind, even on failure

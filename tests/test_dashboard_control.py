@@ -4,9 +4,7 @@ a caller holding its token, and answers bad input with a clear error while it ke
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -14,8 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ddb_node.cli.cluster import _proc_stat, alive
+from ddb_node.cli.cluster import _proc_stat
 
+from tests.cluster_up import leave_nothing_behind
 from tests.http_support import request, wait_until
 
 
@@ -223,12 +222,4 @@ def test_cluster_up_serves_the_control_path_until_down(tmp_path):
         assert not (d / "control.json").exists()
         assert _proc_stat(ctl["pid"]) in (None, "Z")
     finally:
-        state_file = d / "cluster.json"
-        if state_file.exists():            # never leave processes behind, even on failure
-            for n in json.loads(state_file.read_text())["nodes"]:
-                if alive(n):
-                    os.kill(n["pid"], signal.SIGKILL)
-        if (d / "control.json").exists():
-            pid = json.loads((d / "control.json").read_text())["pid"]
-            if _proc_stat(pid) not in (None, "Z"):
-                os.kill(pid, signal.SIGKILL)
+        leave_nothing_behind(d)            # never leave processes behind, even on failure
