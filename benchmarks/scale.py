@@ -180,10 +180,17 @@ def load(c, start: int, stop: int, time_limit: float, lc=None) -> dict:
             "load_rows_per_s": round((i - start) / dt) if dt else None, "rows": i}
 
 
+def counters(c, node: int, time_limit: float = 30.0) -> dict:
+    """A node's counters (its status may come back without them while it is busy, e.g. an
+    error answer during an election: asked again)."""
+    return wait(lambda: c.status(node, timeout=5.0).get("counters"), time_limit,
+                f"a status answer with counters from node {node}")
+
+
 def writes(lc, c, count: int, time_limit: float, prefix: str) -> dict:
     """Single-row writes from one client until `count` entries or the time limit."""
     leader = lc.wait_for_leader(10)
-    before = c.status(leader)["counters"]["snapshots_taken"]
+    before = counters(c, leader)["snapshots_taken"]
     lat = []
     errors = 0
     t0 = time.perf_counter()
@@ -194,7 +201,7 @@ def writes(lc, c, count: int, time_limit: float, prefix: str) -> dict:
             lat.append(time.perf_counter() - s)
         except DdbError:
             errors += 1
-    after = c.status(leader)["counters"]["snapshots_taken"]
+    after = counters(c, leader)["snapshots_taken"]
     return {f"{prefix}_ops": len(lat), f"{prefix}_errors": errors,
             f"{prefix}_p50_ms": round(pct(lat, 50) * 1000, 2) if lat else None,
             f"{prefix}_p99_ms": round(pct(lat, 99) * 1000, 2) if lat else None,
@@ -278,8 +285,7 @@ def measure(lc, c, rows: int, args, rec: dict) -> dict:
         rec["join_catch_up_s"] = round(time.perf_counter() - t, 2)
     finally:
         rec.update(probe.stop("join_leader"))
-    st = c.status(new)
-    rec["join_snapshots_installed"] = st["counters"]["snapshots_installed"]
+    rec["join_snapshots_installed"] = counters(c, new)["snapshots_installed"]
     rec["join_node_peak_rss_mb"] = rss_mb(lc.nodes[new].pid)[1]
     rec["leader_peak_rss_mb"] = rss_mb(lc.nodes[leader].pid)[1]
     rec["term_change_join"] = term(lc, c) != t0
