@@ -174,8 +174,10 @@ def test_remove_on_shutdown_leaves_the_cluster(procs, clients):
 
 @pytest.mark.parametrize("name", ["0", "node-a"])
 def test_string_node_ids_join_and_are_removed_by_name(procs, name, clients):
-    """Node ids are strings in rqlite (`-node-id`), "0" included: a node joins with one and
-    is removed by it (DELETE /remove {"id": ...})."""
+    """Node ids are strings in rqlite (`-node-id`), "0" included: a node joins with one, is
+    shown by it wherever rqlite shows an id ("Nodes API" `id` and the legacy map's keys,
+    sorted as strings; "Status API" `store.node_id`, `store.leader.node_id`,
+    `store.raft.latest_configuration`), and is removed by it (DELETE /remove {"id": ...})."""
     with LocalCluster(3, http=True, cluster_id=procs.cluster_id) as lc:
         p = procs.new(name)
         procs.start(p, "--join", ",".join(lc.client_addresses()))
@@ -185,6 +187,26 @@ def test_string_node_ids_join_and_are_removed_by_name(procs, name, clients):
                    what=f"node {name!r} to become a voter")
         st = c.status(lc.wait_for_leader())
         assert st["members"][str(nid)]["name"] == name
+        url = f"http://{lc.nodes[1].http_addr}"
+        nodes = request("GET", url + "/nodes", params={"ver": "2"}).json()["nodes"]
+        assert [(n["id"], n["reachable"]) for n in nodes] == \
+            sorted([("1", True), ("2", True), ("3", True), (name, True)])
+        assert next(n for n in nodes if n["id"] == name)["api_addr"] == f"http://{p.http}"
+        assert sorted(request("GET", url + "/nodes").json()) == sorted(["1", "2", "3", name])
+        own = request("GET", f"http://{p.http}/status").json()["store"]
+        assert own["node_id"] == name
+        assert f"ID:{name} Address:{p.peer.removeprefix('tcp://')}}}" in own["raft"]["latest_configuration"]
+        assert request("GET", url + "/status").json()["store"]["raft"]["latest_configuration"] \
+            == own["raft"]["latest_configuration"]
+        # the new node leading: /leader and every store.leader.node_id name it as written
+        resp = request("POST", url + "/leader", {"id": name})
+        assert resp.status == 200 and resp.json() == {"leader": {"id": name}}, resp
+        wait_until(lambda: request("GET", url + "/status").json()["store"]["leader"]["node_id"]
+                   == name, 20, what=f"node {name!r} to be shown as the leader")
+        assert request("GET", url + "/leader").json()["id"] == name
+        resp = request("POST", url + "/leader", {"id": "1"})     # hand it back before removal
+        assert resp.status == 200, resp
+        wait_until(lambda: c.status(1)["role"] == "leader", 20, what="node 1 to lead again")
         resp = request("DELETE", f"http://{lc.nodes[lc.wait_for_leader()].http_addr}/remove",
                        {"id": name})
         assert resp.status == 200, resp
