@@ -216,6 +216,7 @@ class NodeServer:
             return None
         try:
             voters, learners, addrs = membership.read_peers_json(path, self.book)
+            membership.check_sole_survivor(path, voters, storage, self.opts.sole_survivor)
             own = addrs.get(self.id) or self.book.get(self.id)
             ctx = encode_addresses(own["peer"], own["client"], own.get("http"), own.get("name"))
             index = force_configuration(storage, self.id, voters, learners, ctx)
