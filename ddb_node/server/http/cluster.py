@@ -19,7 +19,7 @@ from .errors import HttpError
 from .endpoint import (DEFAULT_HEADERS, VERSION, Endpoint, answer_error, error_response,
                             flags_of, raft_addr, send_json, send_text)
 from .server import Response
-from .status import dir_size, go_configuration, snapshot_store, sqlite3_status
+from .status import advertised_http, dir_size, go_configuration, snapshot_store, sqlite3_status
 from ..options import tcp
 
 
@@ -64,11 +64,13 @@ class StatusEndpoint(Endpoint):
             last_term = r.log_term(r.last_index) or 0
         except Exception:
             last_term = 0
+        own_peer = s.opts.advertised["peer"]        # what the others are told, as in rqlite
+
         def addr_of(nid):
-            return raft_addr(s.opts.peer_addr if nid == s.id else (s.book.get(nid) or {}).get("peer"))
+            return raft_addr(own_peer if nid == s.id else (s.book.get(nid) or {}).get("peer"))
         store = {
             "node_id": node_name(s, s.id),
-            "addr": raft_addr(s.opts.peer_addr),
+            "addr": raft_addr(own_peer),
             "leader": {"node_id": node_name(s, leader["id"]) if leader else "",
                        "addr": raft_addr(leader.get("peer"))},
             "ready": r.leader_id != NONE,
@@ -139,7 +141,7 @@ class NodesEndpoint(Endpoint):
                 node["error"] = "timeout waiting for node to respond" if "within" in str(e) \
                     else type(e).__name__
             else:
-                http = (st.get("addresses") or {}).get("http") or service.member_http().get(nid)
+                http = advertised_http(st) or service.member_http().get(nid)
                 if http:
                     node["api_addr"] = f"{service.scheme}://{http}"
                 node.update(version=VERSION, reachable=True, leader=nid == leader)

@@ -55,3 +55,8 @@ async def sqlite3_status(server) -> dict:
         except asyncio.TimeoutError:
             ro = {"error": f"no read worker free within {RO_WAIT_S:g}s"}
     return {"version": apsw.sqlite_lib_version(), "pragmas": {"ro": ro, "rw": rw}}
+
+def advertised_http(status: dict) -> str | None:
+    """A node's HTTP address from its status: the advertised one (--http-adv-addr), which
+    is what clients must use, else the bound one."""
+    return (status.get("advertised") or {}).get("http") or (status.get("addresses") or {}).get("http")
