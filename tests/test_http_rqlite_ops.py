@@ -165,8 +165,10 @@ def test_boot_restores_a_single_node_that_then_grows_into_a_cluster(tmp_path):
 
 
 def test_snapshot_on_request_and_the_status_that_shows_it(cluster):
-    """rqlite http/service.go handleSnapshot (docs/Guides/Security: the `snapshot`
-    permission): POST /snapshot snapshots the node it is sent to, 200 with no body, 204 when
+    """rqlite.io docs/Guides/Security "User-level permissions" ("_snapshot_: user may
+    initiate a Raft Snapshot via the endpoint `/snapshot`") and docs/Guides/Performance
+    "Snapshotting" (a snapshot truncates the log); the answer's details are rqlite
+    http/service.go handleSnapshot's, which no page documents: 200 with no body, 204 when
     there is nothing new; /status store.raft.last_snapshot_index then shows it."""
     F = follower_url(cluster)
     L = leader_url(cluster)
@@ -185,8 +187,10 @@ def test_snapshot_on_request_and_the_status_that_shows_it(cluster):
 
 
 def test_reap_deletes_unreferenced_snapshot_files_and_checkpoints_the_wal(cluster):
-    """rqlite http/service.go handleReap (the rqlite shell's `.reap`): POST /reap answers
-    {"snapshots_reaped": n, "wals_checkpointed": c}, encoded by Go's json.Encoder."""
+    """rqlite.io has no page for /reap; it is guarded by the `snapshot` permission like
+    /snapshot (docs/Guides/Security "User-level permissions"), and its answer is rqlite
+    http/service.go handleReap's: {"snapshots_reaped": n, "wals_checkpointed": c}, encoded
+    by Go's json.Encoder."""
     lid = cluster.wait_for_leader()
     url = node_url(cluster, lid)
     request("POST", url + "/snapshot")
@@ -205,9 +209,11 @@ def test_reap_deletes_unreferenced_snapshot_files_and_checkpoints_the_wal(cluste
 def test_the_leader_reaps_a_node_unreachable_for_longer_than_the_timeout():
     """rqlite.io docs/Clustering/general-guidelines "Automatically removing failed nodes":
     with -raft-reap-node-timeout the leader removes a voting node it cannot reach for that
-    long; the others stay."""
+    long, with -raft-reap-read-only-node-timeout a read replica (docs/Clustering/
+    read-replicas "Automatically reaping failed replicas"); the others stay."""
     with LocalCluster(3, http=True, storage="memory",
-                      extra_args=("--raft-reap-node-timeout", "3s")) as lc:
+                      extra_args=("--raft-reap-node-timeout", "3s",
+                                  "--raft-reap-read-only-node-timeout", "3s")) as lc:
         nid = lc.add_node()
         url = leader_url(lc)
         assert sorted(request("GET", url + "/nodes").json()) == ["1", "2", "3", str(nid)]
@@ -220,6 +226,18 @@ def test_the_leader_reaps_a_node_unreachable_for_longer_than_the_timeout():
         reaped = [request("GET", node_url(lc, i) + "/status").json()["ddb"]["counters"]["nodes_reaped"]
                   for i in (1, 2, 3)]
         assert sum(reaped) == 1           # by the leader of the moment, once
+        # a read replica that never answers: listed by ?nonvoters, then reaped
+        peer, client = free_ports(2)
+        r = request("POST", url + "/join", {"id": "9", "addr": f"127.0.0.1:{peer}",
+                                            "client": f"127.0.0.1:{client}", "voter": False})
+        assert r.status == 200, r
+        with Client(lc.client_addresses(), cluster_id=lc.cluster_id) as c:
+            assert 9 in c.status(lc.wait_for_leader())["learners"]    # the clock starts now: 3 s
+        wait_until(lambda: [n["id"] for n in request("GET", url + "/nodes", params={
+            "ver": "2", "nonvoters": None, "timeout": "1s"}).json()["nodes"]] == ["1", "2", "3"],
+            30, "the read replica reaped")
+        assert sum(request("GET", node_url(lc, i) + "/status").json()["ddb"]["counters"]
+                   ["nodes_reaped"] for i in (1, 2, 3)) == 2
 
 
 def test_reap_policy_counts_silence_from_this_leaderships_start():
