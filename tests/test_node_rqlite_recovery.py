@@ -60,6 +60,7 @@ def test_peers_json_recovers_a_three_node_cluster_that_lost_two_nodes_forever(cl
                         what="the survivor to lead the recovered cluster")
         assert st["voters"] == [survivor] and st["learners"] == []
         assert not os.path.exists(os.path.join(node.data_dir, "raft", "peers.json"))
+        assert os.path.exists(os.path.join(node.data_dir, "raft", "peers.info"))
         assert _values(lc, survivor, "SELECT count(*) FROM t") == [[20]]
         status = request("GET", f"http://{node.http_addr}/status").json()
         # hashicorp raft's Stats()["latest_configuration"], Go's %+v of the servers
@@ -136,7 +137,9 @@ def test_peers_json_naming_several_voters_forces_only_a_confirmed_sole_survivor(
         st = wait_until(lambda: (s := c.status(1))["voters"] == [1, 2] and s, 30,
                         what="the forced configuration of two voters")
         assert st["role"] != "leader"                    # node 2 must come back to make a quorum
-        assert os.path.exists(path + ".recovered") and not os.path.exists(path)
+        # "Once recovery is completed, the peers.json file is renamed to peers.info"
+        assert os.path.exists(os.path.join(os.path.dirname(path), "peers.info"))
+        assert not os.path.exists(path)
         raft = request("GET", f"http://{node.http_addr}/status").json()["store"]["raft"]
         assert raft["latest_configuration"] == (
             f"[{{Suffrage:Voter ID:1 Address:{node.peer_addr.removeprefix('tcp://')}}} "

@@ -227,7 +227,7 @@ class NodeServer:
             if nid != self.id:
                 self.book.set(nid, a)
         self.book.keep_only(set(voters) | set(learners))
-        os.replace(path, path + ".recovered")
+        os.replace(path, os.path.join(os.path.dirname(path), "peers.info"))   # rqlite's name
         log.warning("node %d: recovered the cluster from %s: voters %s, learners %s (entry %d)",
                     self.id, path, voters, learners, index)
         return index
