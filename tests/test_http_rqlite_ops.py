@@ -306,6 +306,7 @@ def test_status_shows_snapshots_the_snapshot_store_and_sqlite_settings(cluster):
     """rqlite.io docs/Guides/Monitoring rqlite "Status API" (rqlite store/store.go Stats,
     which converts hashicorp raft's Stats() strings to numbers where they parse, and
     snapshot/store.go Stats; db/db.go pragmas): store.raft.last_snapshot_index a number,
+    last_contact 0 on the leader and Go's duration elsewhere,
     store.raft.latest_configuration Go's `%+v` of the servers, store.dir_size,
     store.snapshot_store {dir, snapshots} with ids `term-index-msec`, store.sqlite3.version
     and .pragmas {ro, rw} of five settings as text."""
@@ -320,6 +321,9 @@ def test_status_shows_snapshots_the_snapshot_store_and_sqlite_settings(cluster):
     assert raft["latest_configuration"] == "[" + " ".join(
         f"{{Suffrage:Voter ID:{i} Address:{cluster.nodes[i].peer_addr.removeprefix('tcp://')}}}"
         for i in sorted(cluster.nodes)) + "]"
+    assert re.fullmatch(r"[0-9.]+(ns|µs|ms|s)", raft["last_contact"]), raft   # a follower
+    assert request("GET", leader_url(cluster) + "/status").json()["store"]["raft"][
+        "last_contact"] == 0
     assert store["node_id"] == str(fid) and isinstance(store["dir_size"], int)
     assert store["dir_size"] >= os.path.getsize(os.path.join(cluster.nodes[fid].data_dir, "raft.db"))
     snap = store["snapshot_store"]

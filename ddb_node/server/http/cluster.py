@@ -37,6 +37,15 @@ def node_name(server, nid) -> str:
     return display_id(nid, (server.book.get(nid) or {}).get("name"))
 
 
+def _last_contact(r, st: dict):
+    """hashicorp raft's Stats()["last_contact"]: 0 on the leader (rqlite makes "0" a
+    number), "never" before any leader was heard, else Go's duration since the last."""
+    if r.role == Role.LEADER:
+        return 0
+    ms = st.get("last_leader_contact_ms")
+    return "never" if ms is None else fmt.go_duration(ms / 1000.0)
+
+
 def _sub_json(obj, key: str | None):
     if not key:
         return obj
@@ -79,6 +88,7 @@ class StatusEndpoint(Endpoint):
                      "last_log_term": last_term, "first_log_index": s.storage.first_index(),
                      "snapshot_index": st.get("snapshot_index"),
                      "last_snapshot_index": snap.index, "last_snapshot_term": snap.term,
+                     "last_contact": _last_contact(r, st),
                      "voter": s.id in r.voters,
                      "num_peers": max(0, len(r.voters) - (1 if s.id in r.voters else 0)),
                      "latest_configuration": go_configuration(
