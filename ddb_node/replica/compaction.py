@@ -177,6 +177,7 @@ class Compaction:
                 st.create_snapshot(applied, r.raft.conf_state, data)
                 size = len(data)
             r.counters["snapshots_taken"] += 1
+            r.snapshot_at_ms = r.wall_ms()
             r.event("snapshot", index=applied, bytes=size)
         keep_from = min(max(applied - keep, self._bytes_floor()), st.snapshot_meta().index)
         if r.durable and not self.lazy:

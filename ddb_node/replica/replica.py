@@ -74,6 +74,7 @@ class Replica:
         self.rng = rng
         self.clock = clock
         self.wall_ms = wall_ms
+        self.snapshot_at_ms = wall_ms()    # when the current snapshot was taken or installed
         self.book = book if book is not None else AddressBook(None)
         self.request_timeout = request_timeout
         self.durable = durable          # storage and app survive a crash (compaction bound)
@@ -354,6 +355,7 @@ class Replica:
     def _restore(self, snap) -> None:
         self.compaction.install(snap.meta.index)
         self.counters["snapshots_installed"] += 1
+        self.snapshot_at_ms = self.wall_ms()
         if self.observer is not None:
             self.observer.restored(self, snap)
         for idx in [i for i in self.proposals if i <= snap.meta.index]:

@@ -81,6 +81,9 @@ def add_node_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--http-adv-addr", default=None, help="HTTP address clients are told about")
     p.add_argument("--raft-cluster-remove-shutdown", dest="remove_on_shutdown",
                    action="store_true", help="leave the cluster on a graceful shutdown")
+    p.add_argument("--recover-sole-survivor", dest="sole_survivor", action="store_true",
+                   help="DATA_DIR/raft/peers.json names several voters and this node is the one "
+                        "survivor whose log is forced; the others come back empty and --join it")
     p.add_argument("--auth", default=None, help="users file (rqlite's); also guards joins")
     p.add_argument("--join-as", default=None, help="the users-file user this node joins as")
     p.add_argument("--extensions-path", default=None,
@@ -113,6 +116,7 @@ def options_from_args(args: argparse.Namespace) -> NodeOptions:
         client_adv_addr=_adv(getattr(args, "client_adv_addr", None)),
         http_adv_addr=getattr(args, "http_adv_addr", None),
         remove_on_shutdown=getattr(args, "remove_on_shutdown", False),
+        sole_survivor=getattr(args, "sole_survivor", False),
         http_auth=getattr(args, "auth", None), join_as=getattr(args, "join_as", None),
         extensions_path=getattr(args, "extensions_path", None))
 

@@ -217,6 +217,7 @@ class NodeServer:
             return None
         try:
             voters, learners, addrs = membership.read_peers_json(path, self.book)
+            membership.check_sole_survivor(path, voters, storage, self.opts.sole_survivor)
             own = addrs.get(self.id) or self.book.get(self.id)
             ctx = encode_addresses(own["peer"], own["client"], own.get("http"), own.get("name"))
             index = force_configuration(storage, self.id, voters, learners, ctx)
@@ -227,7 +228,7 @@ class NodeServer:
             if nid != self.id:
                 self.book.set(nid, a)
         self.book.keep_only(set(voters) | set(learners))
-        os.replace(path, path + ".recovered")
+        os.replace(path, os.path.join(os.path.dirname(path), "peers.info"))   # rqlite's name
         log.warning("node %d: recovered the cluster from %s: voters %s, learners %s (entry %d)",
                     self.id, path, voters, learners, index)
         return index

@@ -56,6 +56,7 @@ class NodeOptions:
     client_adv_addr: str | None = None
     http_adv_addr: str | None = None
     remove_on_shutdown: bool = False     # leave the configuration on a graceful shutdown
+    sole_survivor: bool = False          # peers.json with several voters: force this log anyway
     http_auth: str | None = None         # users file (also DDB_HTTP_AUTH); guards /join too
     join_as: str | None = None           # the users-file user this node joins as
     extensions_path: str | None = None   # SQLite loadable extensions: a dir, a .so or a .zip
