@@ -26,11 +26,13 @@ DDB_USAGE = """\
 %ddb level [LEVEL]                 default read level: none, weak, linearizable, strong, auto
 %ddb add-node | remove-node N      membership          %ddb wait leader|commit|quiet [--timeout S]
 %ddb stop [--name NAME | --all]    stop a cluster      %ddb list     the clusters of this session
+%ddb log [N]                       every node's last N log entries side by side
+%ddb_sequence [--last N] [--node A,B]   sequence diagram of the recent messages
 %ddb SELECT ...                    a line of SQL (x = %ddb SELECT ... keeps the DataFrame)
 %%ddb [--node N] [--level L] [--transaction] [--name C] [--map-reduce] [VAR <<] SQL ..."""
 
 SUBCOMMANDS = ("launch", "attach", "status", "nodes", "stop", "add-node", "remove-node", "leader",
-               "level", "wait", "list", "help")
+               "level", "wait", "list", "help", "log")
 
 
 class _ArgParser(argparse.ArgumentParser):
@@ -189,6 +191,10 @@ class DdbMagic(Magics):
         return None
 
     # ---------------------------------------------------------------- subcommands
+    def _cmd_log(self, rest):
+        from . import log_grid
+        return log_grid.command(self, rest)
+
     def _cmd_help(self, rest):
         display(Note(DDB_USAGE))
 
@@ -462,6 +468,13 @@ class DdbMagic(Magics):
         except UsageProblem as e:
             return self._fail(e)
         return self._fault(lambda b: b.delay(a.ms, a.jitter))
+
+    # ================================================================ protocol views
+    @line_magic
+    def ddb_sequence(self, line):
+        """%ddb_sequence [--last N] [--node A,B]: sequence diagram of the recent messages."""
+        from . import sequence
+        return self._guard(sequence.command, self, line)
 
     # ================================================================ simulator stepping
     def _sim(self, prog, name):
