@@ -11,7 +11,7 @@ from traitlets import Bool, Float, Int, Unicode
 from ddb_node.errors import (BadRequest, ConnectionFailed, DdbError, NoLeader, NotLeader, Stale,
                              StatementError, Timeout, Unavailable)
 
-from . import lifecycle
+from . import check, lifecycle
 from .parsing import (CELL_USAGE, LEVELS, UsageProblem, bind_parameters, parse_cell,
                       parse_groups, parse_node_list, render_template, split_args,
                       split_statements)
@@ -28,6 +28,7 @@ DDB_USAGE = """\
 %ddb stop [--name NAME | --all]    stop a cluster      %ddb list     the clusters of this session
 %ddb log [N]                       every node's last N log entries side by side
 %ddb_sequence [--last N] [--node A,B]   sequence diagram of the recent messages
+%ddb_check [--workload]            check the session's register reads/writes for linearizability
 %ddb SELECT ...                    a line of SQL (x = %ddb SELECT ... keeps the DataFrame)
 %%ddb [--node N] [--level L] [--transaction] [--name C] [--map-reduce] [VAR <<] SQL ..."""
 
@@ -150,9 +151,9 @@ class DdbMagic(Magics):
             bound = [(s, bind_parameters(s, ns)) for s in statements]
             try:
                 fetch = None if opts.fetch_all or self.fetchlimit <= 0 else self.fetchlimit
-                reply = backend.execute(bound, level=level, transaction=opts.transaction,
-                                        node=opts.node, timeout=timeout, no_wait=opts.no_wait,
-                                        fetch_rows=fetch)
+                reply = check.recorded(self, backend, bound, level, opts.node, lambda: backend.execute(
+                    bound, level=level, transaction=opts.transaction, node=opts.node,
+                    timeout=timeout, no_wait=opts.no_wait, fetch_rows=fetch))
             except BadRequest as e:
                 raise _with_statement(e, statements) from None
         outputs = []
@@ -475,6 +476,11 @@ class DdbMagic(Magics):
         """%ddb_sequence [--last N] [--node A,B]: sequence diagram of the recent messages."""
         from . import sequence
         return self._guard(sequence.command, self, line)
+
+    @line_magic
+    def ddb_check(self, line):
+        """%ddb_check [--workload]: is this session's register history linearizable?"""
+        return self._guard(check.command, self, line)
 
     # ================================================================ simulator stepping
     def _sim(self, prog, name):
