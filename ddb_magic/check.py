@@ -213,6 +213,7 @@ class CheckView:
     unit: str = "ms"
     title: str = ""
     session: bool = False        # the notebook's own cells: a row per node they were sent to
+    origin: float = 0.0          # times are shown from here (a live cluster's first operation)
 
     def who(self, client: int) -> str:
         if self.session:
@@ -227,7 +228,7 @@ class CheckView:
         head = f"{self.title + ': ' if self.title else ''}{self.summary}"
         if self.offending:
             head += "\nsmallest offending part:\n" + "\n".join(
-                "  " + _describe(o, self.who(o.client)) for o in self.offending)
+                "  " + _describe(o, self.who(o.client), self.origin) for o in self.offending)
         return head
 
     def svg(self) -> str:
@@ -263,7 +264,8 @@ class CheckView:
             colour = {OK: "#27ae60", FAIL: "#c0392b", INFO: "#95a5a6"}.get(o.status, "#95a5a6")
             stroke = ' stroke="#c0392b" stroke-width="3"' if id(o) in bad else ""
             cls = f"op {o.status or 'pending'}" + (" offending" if id(o) in bad else "")
-            out.append(f'<g class="{cls}"><title>{escape(_describe(o, self.who(o.client)))}</title>'
+            tip = escape(_describe(o, self.who(o.client), self.origin))
+            out.append(f'<g class="{cls}"><title>{tip}</title>'
                        f'<rect x="{x1:.1f}" y="{y}" width="{x2 - x1:.1f}" height="20" rx="3" '
                        f'fill="{colour}" fill-opacity="{0.35 if o.status == INFO else 0.8}"{stroke}/>'
                        + (f'<text x="{x1 + 3:.1f}" y="{y + 14}" fill="#111">{escape(_short(o))}</text>'
@@ -278,8 +280,8 @@ class CheckView:
         extra = ""
         if self.offending:
             extra = ("<div><b>smallest offending part</b> (no order of these is legal):<ul>" +
-                     "".join(f"<li><code>{escape(_describe(o, self.who(o.client)))}</code></li>"
-                             for o in self.offending)
+                     "".join("<li><code>" + escape(_describe(o, self.who(o.client), self.origin))
+                             + "</code></li>" for o in self.offending)
                      + "</ul></div>")
         return (f'<div class="ddb-check"><div style="color:{colour};font-weight:bold">'
                 f'{escape(self.title + ": " if self.title else "")}{escape(self.summary)}</div>'
@@ -294,13 +296,14 @@ def _short(o: Op) -> str:
     return f"w {k}={o.value!r}"
 
 
-def _describe(o: Op, who: str) -> str:
-    ret = "?" if o.ret == math.inf else f"{o.ret:.2f}"
+def _describe(o: Op, who: str, origin: float = 0.0) -> str:
+    ret = "?" if o.ret == math.inf else f"{o.ret - origin:.2f}"
     what = f"read {o.key} -> {o.output!r}" if o.kind == "read" else f"write {o.key} = {o.value!r}"
-    return f"{who} {what} [{o.call:.2f}, {ret}] {o.status}" + (f" ({o.note})" if o.note else "")
+    return f"{who} {what} [{o.call - origin:.2f}, {ret}] {o.status}" + (f" ({o.note})" if o.note else "")
 
 
-def check(ops: list[Op], title: str = "", unit: str = "ms", session: bool = False) -> CheckView:
+def check(ops: list[Op], title: str = "", unit: str = "ms", session: bool = False,
+          relative: bool = False) -> CheckView:
     res = check_kv(ops)
     offending: list[Op] = []
     if res.verdict == VIOLATION:
@@ -314,7 +317,8 @@ def check(ops: list[Op], title: str = "", unit: str = "ms", session: bool = Fals
                + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ")")
     if res.verdict == VIOLATION:
         summary += f"; key {bad.key!r} cannot be linearized"
-    return CheckView(ops, res.verdict, summary, offending, unit, title, session)
+    origin = min((o.call for o in ops), default=0.0) if relative else 0.0
+    return CheckView(ops, res.verdict, summary, offending, unit, title, session, origin)
 
 
 CHECK_USAGE = ("%ddb_check [--workload [--ops N] [--clients C] [--keys K]] [--reset] "
@@ -339,8 +343,10 @@ def command(magic, line: str) -> CheckView:
             h = sim_workload(b, a.ops, a.clients, keys)
         else:
             h = live_workload(b, a.ops, a.clients, keys, timeout=magic.timeout)
-        return check(h.ops, f"{b.name}: register workload, {a.clients} clients")
+        return check(h.ops, f"{b.name}: register workload, {a.clients} clients",
+                     relative=b.kind != "sim")
     h = history_of(magic, b)
     if a.reset:
         h.ops.clear()
-    return check(list(h.ops), f"{b.name}: this session's register operations", session=True)
+    return check(list(h.ops), f"{b.name}: this session's register operations", session=True,
+                 relative=b.kind != "sim")

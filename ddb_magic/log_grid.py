@@ -71,7 +71,7 @@ class LogGrid:
             if v and v["snapshot"]["index"] > 0:
                 lines.append(f"n{n}: snapshot up to {v['snapshot']['index']} "
                              f"(term {v['snapshot']['term']})")
-        w = 26
+        w = 32
         lines.append(("index  " + "".join(f"n{n}".ljust(w) for n in self.views)).rstrip())
         for i in range(self.hi, self.lo - 1, -1):
             row = f"{i:>5}  "

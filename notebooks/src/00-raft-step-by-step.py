@@ -84,6 +84,25 @@ committed and applied):
 """),
     code("%ddb_run_until quiet"),
     md("""
+## The messages, as a sequence diagram
+
+`%ddb_sequence` draws what just happened as a message sequence (Lamport) diagram: one lifeline
+per node, time flowing down, an arrow per message from the moment it was sent to the moment
+it was delivered, labelled with its kind, its term (`t1`) and the log index it is about
+(`i2`; `+1` is one entry carried, `c3` the commit index it announces). Role changes and
+commits are marked on the lifelines. `--no-heartbeats` leaves out the idle chatter;
+`--node 1,2` would keep only two lifelines.
+"""),
+    code("%ddb_sequence --last 16 --no-heartbeats"),
+    md("""
+## Every node's log
+
+`%ddb log` puts the nodes' logs side by side (the newest entry on top): each cell is an entry's
+term and what it holds. A green border means *committed* on that node, a faded cell *not yet
+applied*. Entry 1 is the no-op every new leader appends to commit something of its own term.
+"""),
+    code("%ddb log 4"),
+    md("""
 Every replica computes the same row, including the `DEFAULT CURRENT_TIMESTAMP`: the leader
 stamps each entry with a time (here virtual time, starting at 2026-01-01), and SQLite's clock
 reads that stamp on every replica.
@@ -118,11 +137,20 @@ leader notices it has lost contact with the majority (*check quorum*) and steps 
 INSERT INTO greetings(text) VALUES ('written by the majority')
 """),
     md("""
+The logs now disagree. The old leader still holds its entry of term 1 at the index where the
+new leader wrote its own entries of term 2: the grid highlights it in red, a *conflicting*
+entry, never committed, that the new leader will overwrite. The diagram shows the messages
+the partition dropped (crossed) and the new leader's election.
+"""),
+    code("%ddb log 5"),
+    code("%ddb_sequence --last 24 --no-heartbeats"),
+    md("""
 Heal the network. The old leader learns of term 2, its uncommitted entry is overwritten by the
 new leader's log, and every replica converges on the same table: nothing acknowledged is lost.
 """),
     code("%ddb_heal"),
     code("%ddb_run_until quiet"),
+    code("%ddb log 5"),
     code("""
 %%ddb --node {old} --level none
 SELECT id, text FROM greetings

@@ -91,6 +91,49 @@ INSERT INTO no_such_table VALUES (1)
 """),
     code("%ddb SELECT count(*) AS still FROM cities"),
     md("""
+## From pandas, and back as a plot
+
+`%ddb --persist DF [TABLE]` writes a pandas DataFrame into the cluster as a new table (the
+column types follow the dtypes: integers `INTEGER`, floats `REAL`, datetimes ISO `TEXT`),
+in chunks of rows, each chunk **one** log entry; `--append DF [TABLE]` adds rows to an
+existing table.
+"""),
+    code("""
+import pandas as pd
+readings = pd.DataFrame({
+    "city": ["Lyon", "Porto", "Turku", "Ghent"] * 150,
+    "celsius": [round((i * 37 % 300) / 10 - 5, 1) for i in range(600)],
+    "day": pd.date_range("2026-01-01", periods=600, freq="h"),
+})
+readings.dtypes
+"""),
+    code("%ddb --persist readings"),
+    code("""
+%%ddb
+SELECT city, count(*) AS n, round(avg(celsius), 2) AS mean, min(day) AS first FROM readings
+GROUP BY city ORDER BY city
+"""),
+    md("""
+`%ddb_plot hist|box|bar COLUMN --table T` draws a plot whose numbers are computed in the
+cluster: only the bucket counts (or a box plot's five numbers, or the counts per value)
+travel, never the rows. It returns the matplotlib Axes:
+"""),
+    code("%ddb_plot hist celsius --table readings --bins 12"),
+    md("""
+Queries compose, as in jupysql: `--save NAME` keeps a query under a name, `--with NAME` puts
+it in front of another query as a CTE (`WITH NAME AS (...)`); `--file PATH` runs a `.sql`
+file. (`%config DdbMagic.displaylimit = N` sets how many rows are shown, `%config
+DdbMagic.autopandas = True` makes a cell's value the bare DataFrame.)
+"""),
+    code("""
+%%ddb --save warm --no-execute
+SELECT * FROM readings WHERE celsius > 20
+"""),
+    code("""
+%%ddb --with warm
+SELECT city, count(*) AS warm_hours FROM warm GROUP BY city ORDER BY warm_hours DESC, city
+"""),
+    md("""
 ## The cluster
 
 `%ddb status` draws the cluster: each node's role and term, how far its log goes, how much of

@@ -22,7 +22,19 @@ cluster picture afterwards.
     code("""
 %%ddb
 CREATE TABLE ledger(id INTEGER PRIMARY KEY, entry TEXT NOT NULL);
-INSERT INTO ledger(entry) VALUES ('opening balance')
+INSERT INTO ledger(entry) VALUES ('opening balance');
+CREATE TABLE reg(k TEXT PRIMARY KEY, v TEXT)
+"""),
+    md("""
+A register, too: one row per key. The session records every register read and write a cell
+makes (`SELECT v FROM reg WHERE k = ...`, `INSERT OR REPLACE INTO reg(k, v) ...`), with when
+it started and ended, so that `%ddb_check` can later ask whether what we saw is
+*linearizable*: explainable by the operations taking effect one at a time, each at some
+instant between its start and its end.
+"""),
+    code("""
+%%ddb
+INSERT OR REPLACE INTO reg(k, v) VALUES ('x', 'before')
 """),
     md("Which node leads depends on who won the election; keep it in a variable:"),
     code("old = %ddb leader\nprint(f'the leader is n{old}')", IGNORE),
@@ -62,6 +74,29 @@ majority's write. (That is what `none` means: fast, local, possibly stale. See
 SELECT entry FROM ledger ORDER BY id
 """),
     code("%ddb status", IGNORE),
+    md("""
+## Checking what we saw
+
+Write the register through the majority, then read it from the old leader at level `none`:
+"""),
+    code("""
+%%ddb --timeout 15
+INSERT OR REPLACE INTO reg(k, v) VALUES ('x', 'after')
+"""),
+    code("""
+%%ddb --node {old} --level none
+SELECT v FROM reg WHERE k = 'x'
+"""),
+    md("""
+`%ddb_check` runs the project's linearizability checker (Wing & Gong's search with Lowe's
+memoization, the one the simulator's tests use) over the session's register history and
+draws it as a timeline: one row per client (here the notebook, and the notebook talking to
+one node), a bar from each operation's start to its end, green when it succeeded. The read
+of `'before'` *after* the write of `'after'` had completed cannot be explained: the checker
+says so and shows the smallest part of the history that cannot be ordered.
+"""),
+    code("v = %ddb_check\nv", IGNORE),
+    code("print(v.verdict)\nprint([(op.kind, op.value or op.output) for op in v.offending])"),
     md("""
 ## Heal
 
@@ -106,5 +141,12 @@ INSERT INTO ledger(entry) VALUES ('through a bad network')
 """),
     code("%ddb_heal", IGNORE),
     code("%ddb SELECT count(*) AS entries FROM ledger"),
+    md("""
+With the network healthy again, `%ddb_check --workload` runs a short register workload of
+its own: three concurrent clients writing and reading (at level `linearizable`) two keys.
+Every read is explained by the writes around it:
+"""),
+    code("w = %ddb_check --workload --ops 30 --clients 3\nw", IGNORE),
+    code("print(w.verdict, len(w.ops), 'operations')"),
     code("%ddb stop", IGNORE),
 ]
