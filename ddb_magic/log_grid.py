@@ -121,12 +121,12 @@ class LogGrid:
                              f'</td>')
                     continue
                 if kind != "entry":
-                    h.append(f'<td class="{kind}" style="padding:2px 6px;color:#aaa">'
+                    h.append(f'<td class="{kind}" style="padding:2px 6px;text-align:left;color:#aaa">'
                              f'{"down" if kind == "down" and i == self.hi else ""}</td>')
                     continue
                 classes = ["entry"]
                 colour = _TERM_COLOURS[(e["term"] - 1) % len(_TERM_COLOURS)]
-                style = f"padding:2px 6px;background:{colour};"
+                style = f"padding:2px 6px;text-align:left;background:{colour};"
                 if i <= v["commit"]:
                     classes.append("committed")
                     style += "border:2px solid #1e8449;"

@@ -138,7 +138,9 @@ class Sequence:
 
         out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="ddb-sequence" width="{width}" '
                f'height="{height}" viewBox="0 0 {width} {height}" font-family="monospace" '
-               f'font-size="10">',
+               f'font-size="10" style="background:#fff">',
+               '<style>.ddb-sequence text{paint-order:stroke;stroke:#fff;stroke-width:3px;'
+               'stroke-linejoin:round}</style>',
                '<defs><marker id="ddb-seq-arrow" viewBox="0 0 10 10" refX="9" refY="5" '
                'markerWidth="6" markerHeight="6" orient="auto-start-reverse">'
                '<path d="M 0 0 L 10 5 L 0 10 z" fill="context-stroke"/></marker></defs>']

@@ -102,7 +102,7 @@ existing table.
 import pandas as pd
 readings = pd.DataFrame({
     "city": ["Lyon", "Porto", "Turku", "Ghent"] * 150,
-    "celsius": [round((i * 37 % 300) / 10 - 5, 1) for i in range(600)],
+    "celsius": [round((i * 37 % 100 + i * 53 % 100) / 7 - 4, 1) for i in range(600)],
     "day": pd.date_range("2026-01-01", periods=600, freq="h"),
 })
 readings.dtypes
