@@ -16,6 +16,15 @@ from ddb_node.raft.types import MsgType
 MAX_RECORDS = 2000
 
 
+class _Fields:
+    """The recorded fields of a message, read like the message by `message_fields`."""
+    __slots__ = ("type", "frm", "to", "term", "index", "entries", "commit", "reject")
+
+    def __init__(self, type_, frm, to, term, index, n, commit, reject):
+        self.type, self.frm, self.to, self.term, self.index = type_, frm, to, term, index
+        self.entries, self.commit, self.reject = range(n), commit, reject
+
+
 def message_fields(m) -> dict:
     try:
         kind = MsgType(m.type).name
@@ -33,6 +42,9 @@ def message_fields(m) -> dict:
 
 
 class PeerTrace:
+    """Recording is on the peer-message path, so it keeps a tuple per message (no enum, no
+    dict) and makes the records only when asked."""
+
     def __init__(self, node, maxlen: int = MAX_RECORDS, clock=time.time):
         self.node = node
         self.clock = clock
@@ -44,29 +56,38 @@ class PeerTrace:
         transport.observers.append(self.on_message)
         self.node.observers.append(self.on_event)
 
-    def _add(self, rec: dict) -> None:
-        self.seq += 1
-        rec["seq"] = self.seq
-        rec["t"] = self.clock()
-        self.records.append(rec)
-
     def on_message(self, what: str, m) -> None:
-        self._add(dict(message_fields(m), kind=what))
+        self.seq += 1
+        # the fields, not the message: a kept message would pin its entries / snapshot chunk
+        self.records.append((self.seq, self.clock(), what,
+                             (m.type, m.frm, m.to, m.term, m.index, len(m.entries), m.commit,
+                              m.reject)))
         try:
             commit = self.node.raft.commit_index
         except Exception:      # noqa: BLE001  no replica yet / closing
             return
         if commit > self.commit:
             self.commit = commit
-            self._add({"kind": "commit", "index": commit, "term": self.node.raft.term})
+            self.seq += 1
+            self.records.append((self.seq, self.clock(), "commit",
+                                 {"index": commit, "term": self.node.raft.term}))
 
     def on_event(self, ev: dict) -> None:
         if ev.get("kind") == "role":
-            self._add({"kind": "role", "role": ev.get("role"), "term": ev.get("term")})
+            self.seq += 1
+            self.records.append((self.seq, self.clock(), "role",
+                                 {"role": ev.get("role"), "term": ev.get("term")}))
+
+    @staticmethod
+    def _record(item) -> dict:
+        seq, t, kind, what = item
+        rec = dict(what) if isinstance(what, dict) else message_fields(_Fields(*what))
+        rec.update(kind=kind, seq=seq, t=t)
+        return rec
 
     def answer(self, body: dict) -> dict:
         last = body.get("last", 200)
         if not isinstance(last, int) or isinstance(last, bool) or last < 1:
             last = 200
-        recs = list(self.records)[-min(last, MAX_RECORDS):]
+        recs = [self._record(x) for x in list(self.records)[-min(last, MAX_RECORDS):]]
         return {"ok": True, "node": self.node.id, "now": self.clock(), "trace": recs}
