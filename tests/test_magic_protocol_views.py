@@ -189,3 +189,16 @@ def test_live_sequence_draws_fault_dropped_messages_crossed(live):
     dropped = [a for a in seq.arrows if a.fate == "dropped"]
     assert dropped, repr(seq)
     assert seq.svg().count('class="cross"') >= len(dropped)
+
+
+def test_live_log_grid_shows_a_snapshotted_prefix(live, lc):
+    for k in range(3):
+        run(live, f"%%ddb\nINSERT INTO pv VALUES ({10 + k})")
+    b = magics_of(live).clusters["live"]
+    leader = b.leader()
+    b.client.admin(leader, {"op": "snapshot", "trailing": 0})     # compact the whole log
+    grid = run(live, "%ddb log 30").value
+    snap = grid.views[leader]["snapshot"]
+    assert snap["index"] > 0 and snap["term"] > 0, grid.views[leader]
+    assert grid.views[leader]["first_index"] == snap["index"] + 1
+    assert grid._repr_html_().count('class="snapshot"') >= 1
