@@ -22,6 +22,7 @@ from ddb_node.sql import SQL_FAILURES, Request, Statement, encode_entry
 from ddb_node.sql.query import OverBudget
 
 from .entries import FAIL, OK, decode_map_step, encode_address_update, encode_map_step
+from .log_view import log_view
 from .members import encode_addresses
 
 
@@ -44,6 +45,7 @@ class Requests:
             "ping": self.ping, "status": self.status, "nodes": self.nodes, "join": self.join,
             "remove": self.remove, "promote": self.promote, "transfer": self.transfer,
             "snapshot": self.snapshot, "reap": self.reap, "read_index": self.read_index, "applied": self.applied,
+            "log": self.log,
         }
 
     def handle(self, token, body: dict) -> None:
@@ -325,6 +327,13 @@ class Requests:
 
     def status(self, token, body: dict) -> None:
         self.r.reply(token, {"status": self.r.status()})
+
+    def log(self, token, body: dict) -> None:
+        """This node's recent log entries and its marks (`%ddb log`); `last` bounds them."""
+        last = body.get("last", 20)
+        if not isinstance(last, int) or isinstance(last, bool) or last < 1:
+            raise bad_request("last must be a positive integer")
+        self.r.reply(token, {"log": log_view(self.r, last)})
 
     def nodes(self, token, body: dict) -> None:
         """Members, leader and term. With `after_term` T it is a long poll: the answer waits

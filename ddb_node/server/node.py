@@ -44,6 +44,7 @@ from .metrics import LatencyHistogram
 from .options import NodeOptions
 from .reads import ReadService
 from .reaper import Reaper
+from .trace import PeerTrace
 
 __all__ = ["NodeServer", "StartupRefused", "run_node"]
 
@@ -110,6 +111,7 @@ class NodeServer:
         self.shell_counters = {k: 0 for k in SHELL_COUNTERS}
         self.events: deque = deque(maxlen=500)
         self.observers: list = []          # callables(event: dict) for the event stream
+        self.trace = PeerTrace(self)       # recent peer messages for `trace` (%ddb_sequence)
         self.latency = LatencyHistogram()  # SQL requests as their askers see them (metrics.py)
         self.waiters: dict[int, asyncio.Future] = {}
         self.token_seq = 0
@@ -162,6 +164,7 @@ class NodeServer:
         for nid, addrs in self.book.members.items():
             if nid != self.id:
                 self.transport.set_peer(nid, addrs["peer"])
+        self.trace.attach(self.transport)
         self.client_sock = ClientEndpoint(self.ctx, self.opts.client_addr, self._on_client_frames,
                                           curve=self.opts.curve)
         self.transport.start()
@@ -396,6 +399,8 @@ class NodeServer:
             return self._faults(body)
         if op == "status":
             return {"ok": True, "status": self.status(), "node": self.id, "term": self.raft.term}
+        if op == "trace":
+            return self.trace.answer(body)
         if op == "join" and self.creds is not None and not await self._may_join(body):
             return {"ok": False, "node": self.id, "error": {
                 "type": "Unauthorized",
