@@ -74,11 +74,14 @@ class ChangeLog:
     of one state machine's connection. ``run(sql, params)`` runs ddb's own SQL past the
     authorizer and returns the rows."""
 
-    def __init__(self, config: ChangeConfig, run):
+    def __init__(self, config: ChangeConfig, run, run_many):
         self.config = config
         self._run = run
+        self._run_many = run_many        # run_many(sql, seq_of_params), internal too
         self.rows: list = []             # the current entry's changes, as the hook saw them
         self._schemas: dict = {}         # table -> (columns, primary-key positions)
+        self._headers: dict = {}         # table names -> the packed header of an entry
+        self._pending: list = []         # (index, blob) of this batch, not yet written
         self.pruned = 0                  # the log holds every change after this index
         self.bytes = 0                   # encoded size of what the log holds
         self._saved = (0, 0)
@@ -94,8 +97,9 @@ class ChangeLog:
         starts now (capture just turned on, or a snapshot without one) holds every change
         after the applied index; turning capture off drops the log, so it never has gaps."""
         self._conn = conn
-        self._schemas.clear()
+        self.schema_changed()
         self.rows = []
+        self._pending = []
         if not self.config.enabled:
             conn.preupdate_hook(None)
             with conn:
@@ -115,6 +119,7 @@ class ChangeLog:
 
     def schema_changed(self) -> None:
         self._schemas.clear()
+        self._headers.clear()
 
     def begin_batch(self) -> None:
         self._saved = (self.pruned, self.bytes)
@@ -123,6 +128,7 @@ class ChangeLog:
         """The batch's transaction was rolled back: so were its rows of the log."""
         self.pruned, self.bytes = self._saved
         self.rows.clear()
+        self._pending.clear()
 
     # ------------------------------------------------------------------ capture
     def _schema(self, table: str):
@@ -134,23 +140,46 @@ class ChangeLog:
             s = self._schemas[table] = (cols, pk)
         return s
 
+    def _header(self, names) -> bytes:
+        """The packed {table: (columns, primary-key positions)} of these tables (cached until
+        the schema changes: most entries touch the tables the previous ones did)."""
+        h = self._headers.get(names)
+        if h is None:
+            schema = self._schema
+            h = self._headers[names] = _packb({t: schema(t) for t in names})
+        return h
+
     def flush(self, index: int) -> None:
-        """Store the current entry's changes (if any) as the log's row for `index`."""
+        """Encode the current entry's changes (if any) as the log's row for `index`; written
+        with the rest of the batch by ``write``. The row is a msgpack array [header, rows],
+        packed in two pieces so that the header's bytes are reused."""
         rows = self.rows
         if not rows:
             return
-        schema = self._schema
-        header = {t: schema(t) for t in {r[1] for r in rows}}
-        blob = _packb([header, rows])
+        if len(rows) == 1:
+            names = rows[0][1]
+        else:
+            names = tuple(sorted({r[1] for r in rows}))
+            if len(names) == 1:
+                names = names[0]
+        blob = b"\x92" + self._header(names if type(names) is tuple else (names,)) \
+            + _packb(rows)
         rows.clear()
-        self._run("INSERT INTO _ddb_changes(idx, data) VALUES (?, ?)", (index, blob))
+        self._pending.append((index, blob))
         self.bytes += len(blob)
+
+    def write(self) -> None:
+        """Write the batch's encoded entries (one executemany), in its transaction."""
+        if self._pending:
+            self._run_many("INSERT INTO _ddb_changes(idx, data) VALUES (?, ?)", self._pending)
+            self._pending = []
 
     def maybe_prune(self, index: int) -> None:
         """Enforce retention at `index` (when it is a multiple of ``prune_every``)."""
         cfg = self.config
         if index % cfg.prune_every:
             return
+        self.write()
         cut = index - cfg.keep_entries if cfg.keep_entries else 0
         if cfg.keep_bytes and self.bytes > cfg.keep_bytes:
             excess = self.bytes - cfg.keep_bytes

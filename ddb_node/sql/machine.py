@@ -61,7 +61,7 @@ class StateMachine(QueryEngine):
         self.sessions = Sessions(self._internal_rows, max_sessions=max_sessions,
                                  ttl_entries=session_ttl_entries, expire_every=session_expire_every)
         self.changes = ChangeLog(changes if changes is not None else ChangeConfig(),
-                                 self._internal_rows)
+                                 self._internal_rows, self._internal_many)
         determinism.install()
         self._conn = None
         self._image = None
@@ -225,6 +225,8 @@ class StateMachine(QueryEngine):
                 if capture:
                     changes.maybe_prune(idx)
                 last_index, last_term = idx, term
+            if capture:
+                changes.write()
             self._internal_exec(self._sql_set_applied, (last_index, last_term))
             self._internal_exec(self._sql_commit)
         except BaseException:
