@@ -23,11 +23,12 @@ MAX_TIMEOUT = 300.0          # seconds; a request asking for longer is capped
 # Operations of the client protocol (the `op` field of a request frame).
 OPS = ("request", "map", "map_result", "ping", "status", "nodes", "faults", "join",
        "remove", "promote", "transfer", "snapshot", "read_index", "applied",
-       "fetch", "close")    # fetch/close: the next chunk of a cursor, or drop it
+       "fetch", "close",    # fetch/close: the next chunk of a cursor, or drop it
+       "changes")           # the node's applied row changes after an index (CDC)
 
 # Error types a node answers with; the client maps each to an exception class.
 ERROR_TYPES = ("BadRequest", "NotLeader", "NoLeader", "Unavailable", "Stale", "Timeout",
-               "ReadOnly", "Internal")
+               "ReadOnly", "Internal", "ChangesTruncated")
 
 
 class RequestError(Exception):

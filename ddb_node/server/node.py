@@ -90,7 +90,8 @@ class NodeServer:
                                                           tempfile.mkdtemp(prefix="ddb-ext-"), "x")) \
                 if opts.extensions_path else []
             sm = StateMachine(opts.path("data.db") if disk else ":memory:", sync=opts.user_db_sync,
-                              extension_files=tuple(self.extension_files))
+                              extension_files=tuple(self.extension_files),
+                              changes=opts.change_config())
         except ExtensionError as e:
             storage.close()
             raise StartupRefused(str(e)) from None

@@ -29,7 +29,7 @@ SCHEMA = ("CREATE TABLE IF NOT EXISTS _ddb_changes(idx INTEGER PRIMARY KEY, data
           "pruned INTEGER NOT NULL);")
 DROP = "DROP TABLE IF EXISTS _ddb_changes; DROP TABLE IF EXISTS _ddb_changes_meta;"
 
-OPS = {"INSERT": "insert", "UPDATE": "update", "DELETE": "delete"}
+OP_NAMES = {"INSERT": "insert", "UPDATE": "update", "DELETE": "delete"}
 _packb = msgpack.Packer(use_bin_type=True).pack
 
 
@@ -46,12 +46,17 @@ class ChangeConfig:
     enabled: bool = True
     keep_entries: int = 100_000   # log indexes kept behind the applied one (0: unbounded)
     keep_bytes: int = 64 << 20    # encoded bytes kept (0: unbounded)
-    prune_every: int = 1_000      # retention is enforced at indexes that are multiples of it
+    # retention is enforced at indexes that are multiples of this; by default a tenth of
+    # keep_entries, at most 1,000 (so a small window stays close to its bound)
+    prune_every: int | None = None
 
     def __post_init__(self):
         for name in ("keep_entries", "keep_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if self.prune_every is None:
+            every = min(1_000, self.keep_entries // 10) if self.keep_entries else 1_000
+            object.__setattr__(self, "prune_every", max(1, every))
         if self.prune_every <= 0:
             raise ValueError("prune_every must be positive")
 
@@ -252,5 +257,5 @@ def decode(index: int, blob: bytes, want: set | None = None) -> list:
             key = vals[pk[0]] if pk[0] < len(vals) else rowid
         else:
             key = [vals[p] for p in pk if p < len(vals)]
-        out.append([index, table, OPS.get(op, op.lower()), key, o, n])
+        out.append([index, table, OP_NAMES.get(op, op.lower()), key, o, n])
     return out
