@@ -5,7 +5,8 @@ apply: entries/s and rows/s of StateMachine.apply_batch with capture on vs off, 
   entry; `multi`, 20 single-row INSERTs per entry; `update`, one UPDATE of 20 rows per entry).
 latency: a 3-node LocalCluster, a reader on a follower (client.changes), a writer on the
   leader; for each of --writes writes, the time from the write's commit answer to the event
-  at the reader (p50, p99). Skipped with --no-cluster.
+  at the reader (p50, p99). cluster_writes: write throughput of a 3-node cluster, capture
+  on vs off (--writers threads x --per-writer INSERTs). Both skipped with --no-cluster.
 
     .venv/bin/python benchmarks/cdc.py [--entries 20000] [--repeat 3] [--writes 300] [--json out.json]
 """
@@ -16,7 +17,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import threading
@@ -91,22 +91,19 @@ def apply_bench(entries_n, repeat, group):
 
 
 def latency_bench(writes):
-    from ddb_node.client import Client
     from ddb_node.cluster import LocalCluster
     tmp = tempfile.mkdtemp(prefix="ddb-cdc-bench-")
     try:
-        with LocalCluster(3, base_dir=tmp) as lc:
-            lc.wait_for_leader()
-            leader = lc.leader_id()
+        with LocalCluster(3, data_dir=tmp) as lc:
+            leader = lc.wait_for_leader()
             follower = next(n for n in lc.node_ids() if n != leader)
             with lc.client() as c:
                 c.execute("CREATE TABLE lat(id INTEGER PRIMARY KEY, t REAL)")
-                since = c.applied()["index"] if hasattr(c, "applied") else 0
             seen: dict = {}
             done = threading.Event()
 
             def reader():
-                with Client([lc.client_addr(follower)]) as rc:
+                with lc.client() as rc:
                     for ev in rc.changes(since=0, tables=["lat"], node=follower, timeout=30):
                         seen[ev.key] = time.perf_counter()
                         if len(seen) >= writes:
@@ -114,24 +111,66 @@ def latency_bench(writes):
                 done.set()
             th = threading.Thread(target=reader, daemon=True)
             th.start()
-            sent = {}
+            sent, answered = {}, {}
             with lc.client() as c:
                 deadline = time.monotonic() + 60
                 for i in range(1, writes + 1):
-                    c.execute("INSERT INTO lat(id, t) VALUES (?, 0)", [i])
                     sent[i] = time.perf_counter()
+                    c.execute("INSERT INTO lat(id, t) VALUES (?, 0)", [i])
+                    answered[i] = time.perf_counter()
                     if time.monotonic() > deadline:
                         break
             done.wait(30)
-            lat = sorted((seen[k] - sent[k]) * 1000 for k in sent if k in seen)
-            if not lat:
+            if not seen:
                 return {"error": "no events seen"}
-            # an event may arrive before the writer's answer: that is a latency of ~0
-            lat = [max(0.0, x) for x in lat]
-            return {"writes": len(sent), "events": len(lat),
-                    "p50_ms": round(statistics.median(lat), 2),
-                    "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2),
-                    "max_ms": round(lat[-1], 2), "reader": f"follower {follower}"}
+
+            def pct(xs, p):
+                xs = sorted(xs)
+                return round(xs[min(len(xs) - 1, int(len(xs) * p))], 2)
+            # the commit happens between the write's send and its answer: the event's delay
+            # after the send bounds commit->event from above; after the answer (negative:
+            # the event came first) from below
+            after_send = [(seen[k] - sent[k]) * 1000 for k in answered if k in seen]
+            after_answer = [(seen[k] - answered[k]) * 1000 for k in answered if k in seen]
+            write = [(answered[k] - sent[k]) * 1000 for k in answered]
+            return {"writes": len(answered), "events": len(after_send),
+                    "reader": f"follower {follower}",
+                    "event_after_send_ms": {"p50": pct(after_send, .5), "p99": pct(after_send, .99)},
+                    "event_after_answer_ms": {"p50": pct(after_answer, .5),
+                                              "p99": pct(after_answer, .99)},
+                    "write_latency_ms": {"p50": pct(write, .5), "p99": pct(write, .99)}}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cluster_writes(on: bool, writers: int, per_writer: int) -> dict:
+    """Write throughput of a real 3-node cluster with capture on or off: `writers` threads,
+    each `per_writer` single-row INSERTs (one entry each), bounded at 120 s."""
+    from ddb_node.cluster import LocalCluster
+    tmp = tempfile.mkdtemp(prefix="ddb-cdc-bench-")
+    try:
+        with LocalCluster(3, data_dir=tmp, extra_args=("--changes", "on" if on else "off")) as lc:
+            lc.wait_for_leader()
+            with lc.client() as c:
+                c.execute(SCHEMA)
+            counts = [0] * writers
+            deadline = time.monotonic() + 120
+
+            def work(k):
+                with lc.client() as c:
+                    for i in range(per_writer):
+                        if time.monotonic() > deadline:
+                            return
+                        c.execute(INSERT, [f"w{k}-{i}", 0.5, i])
+                        counts[k] += 1
+            threads = [threading.Thread(target=work, args=(k,)) for k in range(writers)]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            dt = time.perf_counter() - t0
+            return {"writes": sum(counts), "writes_per_s": round(sum(counts) / dt)}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -143,12 +182,23 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--writes", type=int, default=300)
     ap.add_argument("--no-cluster", action="store_true")
+    ap.add_argument("--writers", type=int, default=8)
+    ap.add_argument("--per-writer", type=int, default=250)
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     result = {"python": platform.python_version(), "machine": platform.machine(),
               "apply": apply_bench(a.entries, a.repeat, a.group)}
     if not a.no_cluster:
         result["latency"] = latency_bench(a.writes)
+        runs = {True: [], False: []}
+        for _ in range(2):                      # alternated: the machine's load drifts
+            for on in (False, True):
+                runs[on].append(cluster_writes(on, a.writers, a.per_writer)["writes_per_s"])
+        off, on_ = max(runs[False]), max(runs[True])
+        result["cluster_writes"] = {"writers": a.writers, "per_writer": a.per_writer,
+                                    "off_writes_per_s": off, "on_writes_per_s": on_,
+                                    "overhead_pct": round(100 * (off - on_) / off, 1),
+                                    "runs": {"off": runs[False], "on": runs[True]}}
     text = json.dumps(result, indent=2)
     print(text)
     if a.json:
