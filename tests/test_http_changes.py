@@ -96,3 +96,89 @@ def test_websocket_form_sends_one_frame_per_event(cluster):
 def test_a_bad_argument_is_a_400(cluster):
     r = request("GET", leader_url(cluster) + "/db/changes", params={"since": "-1"})
     assert r.status == 400 and "since" in r.text
+
+
+class Receiver:
+    """A webhook destination: records every POSTed body; refuses the first one (503)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        outer = self
+        self.bodies: list = []
+        self.refused = 0
+        self.cv = threading.Condition()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with outer.cv:
+                    if outer.refused == 0:
+                        outer.refused += 1
+                        code = 503
+                    else:
+                        outer.bodies.append(json.loads(body))
+                        code = 200
+                    outer.cv.notify_all()
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/cdc"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def indexes(self) -> dict:
+        with self.cv:
+            return {m["index"]: m for b in self.bodies for m in b["payload"]}
+
+    def wait_for(self, pred, timeout=30.0) -> bool:
+        import time
+        end = time.monotonic() + timeout
+        with self.cv:
+            while not pred():
+                if time.monotonic() > end:
+                    return False
+                self.cv.wait(0.2)
+        return True
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_the_webhook_posts_every_change_once_or_more_in_rqlites_shape_across_a_leader_change(tmp_path):
+    from ddb_node.cluster import LocalCluster
+    rx = Receiver()
+    try:
+        with LocalCluster(3, data_dir=str(tmp_path), storage="memory",
+                          extra_args=("--cdc-config", rx.url)) as lc:
+            leader = lc.wait_for_leader()
+            with lc.client(timeout=20) as c:
+                c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+                for i in range(1, 11):
+                    c.execute("INSERT INTO t(id, v) VALUES (?, 'a')", [i])
+                assert rx.wait_for(lambda: len(rx.indexes()) >= 10)
+                lc.kill(leader)
+                for i in range(11, 21):
+                    c.execute("INSERT INTO t(id, v) VALUES (?, 'b')", [i])
+                c.execute("UPDATE t SET v = 'c' WHERE id = 20")
+                c.execute("DELETE FROM t WHERE id = 1")
+            assert rx.wait_for(lambda: len(rx.indexes()) >= 22), sorted(rx.indexes())
+    finally:
+        rx.close()
+    assert rx.refused == 1                               # refused once, then sent again
+    by_index = rx.indexes()
+    events = [ev for i in sorted(by_index) for ev in by_index[i]["events"]]
+    inserted = {ev["new_row_id"] for ev in events if ev["op"] == "INSERT"}
+    assert inserted == set(range(1, 21))
+    assert all(b["node_id"] in {"1", "2", "3"} for b in rx.bodies)
+    upd = next(ev for ev in events if ev["op"] == "UPDATE")
+    assert upd == {"op": "UPDATE", "table": "t", "old_row_id": 20, "new_row_id": 20,
+                   "before": {"id": 20, "v": "b"}, "after": {"id": 20, "v": "c"}}
+    dele = next(ev for ev in events if ev["op"] == "DELETE")
+    assert dele == {"op": "DELETE", "table": "t", "old_row_id": 1, "before": {"id": 1, "v": "a"}}
+    assert len({b["node_id"] for b in rx.bodies}) >= 2    # the new leader took over sending
