@@ -2,6 +2,7 @@
 kill, resumed after a disconnect, identical on every replica, bounded by retention."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import threading
@@ -9,8 +10,11 @@ import time
 
 import pytest
 
+from ddb_node.async_client import AsyncClient
 from ddb_node.cluster import LocalCluster
 from ddb_node.errors import BadRequest, ChangesTruncated, ConnectionFailed, DdbError
+
+from tests.http_support import request
 
 LC_OPTIONS = {"storage": "disk"}
 
@@ -190,7 +194,7 @@ def test_a_transaction_that_rolls_back_emits_nothing(lc):
 
 
 def test_a_reader_behind_retention_is_told_the_oldest_retained_index(tmp_path):
-    with LocalCluster(1, data_dir=str(tmp_path), storage="memory",
+    with LocalCluster(1, data_dir=str(tmp_path), storage="memory", http=True,
                       extra_args=("--changes-keep-entries", "5")) as one:
         one.wait_for_leader()
         with one.client() as c:
@@ -204,6 +208,9 @@ def test_a_reader_behind_retention_is_told_the_oldest_retained_index(tmp_path):
             kept = list(c.changes(oldest - 1, follow=False))
             assert kept and kept[0].index == oldest
             assert [e.new["x"] for e in kept] == list(range(20))[-len(kept):]
+        # over HTTP: 410, with the oldest retained index
+        r = request("GET", f"http://{one.nodes[1].http_addr}/db/changes", params={"since": 0})
+        assert r.status == 410 and json.loads(r.body)["oldest"] == oldest
 
 
 def test_a_node_with_capture_off_says_so(tmp_path):
@@ -213,3 +220,19 @@ def test_a_node_with_capture_off_says_so(tmp_path):
         with one.client() as c:
             with pytest.raises(BadRequest, match="change capture is off"):
                 list(c.changes(0, follow=False))
+
+
+def test_the_async_client_reads_the_same_stream(lc):
+    lc.wait_for_leader()
+    with lc.client() as c:
+        start = applied_everywhere(lc, c)
+        c.execute("INSERT INTO orders(id, item, qty) VALUES (4001, 'async', 1)")
+        c.execute("DELETE FROM orders WHERE id = 4001")
+        applied_everywhere(lc, c)
+        sync = [e.to_dict() for e in c.changes(start, tables=["orders"], follow=False)]
+
+    async def read():
+        async with AsyncClient(lc.client_addresses()) as ac:
+            return [e.to_dict() async for e in ac.changes(start, tables=["orders"], follow=False)]
+    got = asyncio.run(read())
+    assert got == sync and [e["op"] for e in got] == ["insert", "delete"]
