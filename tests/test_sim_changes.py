@@ -89,3 +89,16 @@ def test_the_changes_operation_answers_from_any_simulated_node():
         assert [(e[2], e[3], e[5]) for e in reply["events"]] == [
             ("insert", "a", {"k": "a", "v": 1}), ("update", "a", {"k": "a", "v": 2})]
         assert reply["node"] == node
+
+
+def test_a_long_poll_that_times_out_leaves_no_wait_behind():
+    sim = _sim(9)
+    sim.run_until(lambda s: s.leader() is not None)
+    _write(sim, "CREATE TABLE t(x)", 1)
+    assert sim.run_until(_converged, max_steps=100_000)
+    node = next(n for n in sim.nodes if n != sim.leader())
+    replica = sim.nodes[node].replica
+    for _ in range(3):          # nothing is written: each poll answers empty at its deadline
+        reply = _call(sim, {"op": "changes", "since": 0, "wait": 0.2}, node=node)
+        assert reply["events"] == [] and reply["through"] == sim.nodes[node].sm.applied_index
+    assert replica.applied_waits == []

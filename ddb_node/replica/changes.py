@@ -53,9 +53,13 @@ def serve(r, token, body: dict) -> None:
     if log is None or not log.enabled:
         raise bad_request(f"node {r.id} records no changes (change capture is off)")
 
+    waiting: list = []          # the applied-index wait this long poll left, if any
+
     def answer(final: bool) -> None:
         if token not in r.pending_tokens:
             return
+        if final and waiting:    # answered at the deadline: drop the wait it left behind
+            r.applied_waits = [w for w in r.applied_waits if w[1] is not waiting[0]]
         applied = r.app.applied_index
         try:
             events, through = log.read(since, applied, tables=tables, max_entries=max_entries,
@@ -68,7 +72,8 @@ def serve(r, token, body: dict) -> None:
             return r.reply(token, {"events": events, "through": max(through, since),
                                    "oldest": log.pruned + 1, "applied": applied})
         # nothing yet: answer when the next entry is applied (or at the deadline)
-        r.wait_applied(max(through, since) + 1, lambda: answer(False))
+        waiting[:] = [lambda: answer(False)]
+        r.wait_applied(max(through, since) + 1, waiting[0])
 
     if wait > 0:
         r.set_deadline(token, wait, "changes", on_expire=lambda: answer(True))
