@@ -2,6 +2,7 @@
 (sql/changes.py)."""
 from __future__ import annotations
 
+import apsw
 import pytest
 
 from ddb_node.sql import StateMachine
@@ -182,3 +183,15 @@ def test_capture_off_keeps_no_log_and_says_so(tmp_path):
     with pytest.raises(ChangesTruncated):
         sm.changes.read(0, sm.applied_index)
     sm.close()
+
+
+def test_a_users_copy_of_the_database_leaves_the_change_log_out(tmp_path):
+    sm = StateMachine(str(tmp_path / "a.db"))
+    apply_one(sm, SCHEMA)
+    apply_one(sm, "INSERT INTO t VALUES (1, 'a')")
+    sm.export_copy(str(tmp_path / "copy.db"))
+    sm.close()
+    copy = apsw.Connection(str(tmp_path / "copy.db"))
+    names = {r[0] for r in copy.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    copy.close()
+    assert names == {"t"}
