@@ -113,11 +113,17 @@ class Webhook:
     async def run(self) -> None:
         try:
             while True:
-                if not self.server.replica.is_leader:
-                    await self._learn_hwm()
+                try:
+                    if not self.server.replica.is_leader:
+                        await self._learn_hwm()
+                        await asyncio.sleep(POLL_S)
+                        continue
+                    await self._lead_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001  the webhook never stops for good
+                    log.exception("cdc: webhook loop failed; going on")
                     await asyncio.sleep(POLL_S)
-                    continue
-                await self._lead_once()
         finally:
             if self._peer is not None:
                 await self._peer.close()
