@@ -2,7 +2,8 @@
 
 apply: entries/s and rows/s of StateMachine.apply_batch with capture on vs off, same entries,
   runs alternated, best of --repeat each (workloads: `single`, one single-row INSERT per
-  entry; `multi`, 20 single-row INSERTs per entry; `update`, one UPDATE of 20 rows per entry).
+  entry; `session`, the same with a client session, as every Python client write carries;
+  `multi`, 20 single-row INSERTs per entry; `update`, one UPDATE of 20 rows per entry).
 latency: a 3-node LocalCluster, a reader on a follower (client.changes), a writer on the
   leader; for each of --writes writes, the time from the write's commit answer to the event
   at the reader (p50, p99). cluster_writes: write throughput of a 3-node cluster, capture
@@ -33,14 +34,16 @@ def build(workload, entries):
     out = []
     for k in range(entries):
         idx = k + 3
-        if workload == "single":
+        if workload in ("single", "session"):
             stmts = [Statement(INSERT, [f"name-{k}", k * 0.5, k])]
         elif workload == "multi":
             stmts = [Statement(INSERT, [f"name-{k}-{j}", j * 0.5, j]) for j in range(20)]
         else:
             lo = (k * 20) % 20_000
             stmts = [Statement("UPDATE t SET n = n + 1 WHERE id > ? AND id <= ?", [lo, lo + 20])]
-        out.append((idx, 1, encode_entry(Request(stmts), timestamp_ms=1_700_000_000_000 + idx, seed=idx)))
+        session = (f"client-{k % 16}", k // 16 + 1) if workload == "session" else None
+        out.append((idx, 1, encode_entry(Request(stmts), timestamp_ms=1_700_000_000_000 + idx,
+                                         seed=idx, session=session)))
     return out
 
 
@@ -70,7 +73,7 @@ def run_apply(dirname, entries, on, group):
 def apply_bench(entries_n, repeat, group):
     out = {}
     with tempfile.TemporaryDirectory() as d:
-        for workload in ("single", "multi", "update"):
+        for workload in ("single", "session", "multi", "update"):
             entries = build(workload, entries_n)
             best = {True: float("inf"), False: float("inf")}
             size = 0

@@ -61,6 +61,10 @@ class ChangeConfig:
             raise ValueError("prune_every must be positive")
 
 
+class _NoOwner:
+    _internal = False
+
+
 class ChangesTruncated(Exception):
     """Asked for changes after an index whose successors the log no longer holds."""
 
@@ -79,8 +83,9 @@ class ChangeLog:
     of one state machine's connection. ``run(sql, params)`` runs ddb's own SQL past the
     authorizer and returns the rows."""
 
-    def __init__(self, config: ChangeConfig, run, run_many):
+    def __init__(self, config: ChangeConfig, run, run_many, owner=None):
         self.config = config
+        self._owner = owner              # its `_internal` is true while ddb runs its own SQL
         self._run = run
         self._run_many = run_many        # run_many(sql, seq_of_params), internal too
         self.rows: list = []             # the current entry's changes, as the hook saw them
@@ -117,8 +122,11 @@ class ChangeLog:
         self.bytes = conn.execute("SELECT total(length(data)) FROM _ddb_changes").fetchall()[0][0]
         self.bytes = int(self.bytes)
         append = self.rows.append
+        owner = self._owner if self._owner is not None else _NoOwner
 
         def hook(u):
+            if owner._internal:
+                return         # ddb's own tables (sessions, the applied index, this log)
             append((u.op, u.table_name, u.rowid, u.old, u.new))
         conn.preupdate_hook(hook)
 

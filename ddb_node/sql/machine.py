@@ -61,7 +61,7 @@ class StateMachine(QueryEngine):
         self.sessions = Sessions(self._internal_rows, max_sessions=max_sessions,
                                  ttl_entries=session_ttl_entries, expire_every=session_expire_every)
         self.changes = ChangeLog(changes if changes is not None else ChangeConfig(),
-                                 self._internal_rows, self._internal_many)
+                                 self._internal_rows, self._internal_many, owner=self)
         determinism.install()
         self._conn = None
         self._image = None
