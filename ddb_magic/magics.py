@@ -11,7 +11,7 @@ from traitlets import Bool, Float, Int, Unicode
 from ddb_node.errors import (BadRequest, ConnectionFailed, DdbError, NoLeader, NotLeader, Stale,
                              StatementError, Timeout, Unavailable)
 
-from . import check, lifecycle, persist, snippets
+from . import check, lifecycle, persist, snippets, watch
 from .parsing import (CELL_USAGE, LEVELS, UsageProblem, bind_parameters, parse_cell,
                       parse_groups, parse_node_list, render_template, split_args,
                       split_statements)
@@ -527,6 +527,11 @@ class DdbMagic(Magics):
             lines = b.run_until(a.what, a.max_steps)
             return self._picture_with_log(b, lines)
         return self._guard(run)
+
+    @line_magic
+    def ddb_watch(self, line):
+        """%ddb_watch TABLE [--since N] [--rows R] [--stop]: follow TABLE's changes (watch.py)."""
+        return self._guard(watch.magic, self, line)
 
     def _picture_with_log(self, b, lines):
         from .sim import StepLog

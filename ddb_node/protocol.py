@@ -24,11 +24,12 @@ MAX_TIMEOUT = 300.0          # seconds; a request asking for longer is capped
 OPS = ("request", "map", "map_result", "ping", "status", "nodes", "faults", "join",
        "remove", "promote", "transfer", "snapshot", "read_index", "applied",
        "fetch", "close",    # fetch/close: the next chunk of a cursor, or drop it
-       "log", "trace")      # log: a node's recent log entries; trace: its recent peer messages
+       "log", "trace",      # log: a node's recent log entries; trace: its recent peer messages
+       "changes")           # the node's applied row changes after an index (CDC)
 
 # Error types a node answers with; the client maps each to an exception class.
 ERROR_TYPES = ("BadRequest", "NotLeader", "NoLeader", "Unavailable", "Stale", "Timeout",
-               "ReadOnly", "Internal")
+               "ReadOnly", "Internal", "ChangesTruncated")
 
 
 class RequestError(Exception):

@@ -21,6 +21,7 @@ from ddb_node.raft import ConfChange, ConfChangeType, NotLeader, ProposalDropped
 from ddb_node.sql import SQL_FAILURES, Request, Statement, encode_entry
 from ddb_node.sql.query import OverBudget
 
+from . import changes as _changes
 from .entries import FAIL, OK, decode_map_step, encode_address_update, encode_map_step
 from .log_view import log_view
 from .members import encode_addresses
@@ -46,6 +47,7 @@ class Requests:
             "remove": self.remove, "promote": self.promote, "transfer": self.transfer,
             "snapshot": self.snapshot, "reap": self.reap, "read_index": self.read_index, "applied": self.applied,
             "log": self.log,
+            "changes": lambda token, body: _changes.serve(self.r, token, body),
         }
 
     def handle(self, token, body: dict) -> None:

@@ -88,6 +88,14 @@ def add_node_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--join-as", default=None, help="the users-file user this node joins as")
     p.add_argument("--extensions-path", default=None,
                    help="SQLite loadable extensions to load: a directory, a .so file or a .zip")
+    p.add_argument("--changes", choices=("on", "off"), default="on",
+                   help="record every applied row change (change data capture; default on)")
+    p.add_argument("--changes-keep-entries", type=int, default=100_000, metavar="N",
+                   help="keep the changes of the last N log indexes (0: no bound)")
+    p.add_argument("--changes-keep-bytes", type=int, default=64 << 20, metavar="BYTES",
+                   help="keep at most about this many bytes of changes (0: no bound)")
+    p.add_argument("--cdc-config", default=None, metavar="URL",
+                   help="rqlite's CDC webhook: the leader POSTs batches of changes to URL")
 
 
 def options_from_args(args: argparse.Namespace) -> NodeOptions:
@@ -118,7 +126,11 @@ def options_from_args(args: argparse.Namespace) -> NodeOptions:
         remove_on_shutdown=getattr(args, "remove_on_shutdown", False),
         sole_survivor=getattr(args, "sole_survivor", False),
         http_auth=getattr(args, "auth", None), join_as=getattr(args, "join_as", None),
-        extensions_path=getattr(args, "extensions_path", None))
+        extensions_path=getattr(args, "extensions_path", None),
+        changes=getattr(args, "changes", "on") != "off",
+        changes_keep_entries=getattr(args, "changes_keep_entries", 100_000),
+        changes_keep_bytes=getattr(args, "changes_keep_bytes", 64 << 20),
+        cdc_webhook=getattr(args, "cdc_config", None))
 
 
 def _adv(addr: str | None) -> str | None:

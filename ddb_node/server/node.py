@@ -36,6 +36,7 @@ from ddb_node.sql.extensions import ExtensionError, resolve as resolve_extension
 from ddb_node.storage import MemoryStorage, SqliteLogStorage
 
 from . import membership
+from .cdc import Webhook
 from .http.service import start_http
 from .http.auth import CredentialStore, UsersFileError
 from .loop import run as run_loop
@@ -91,7 +92,8 @@ class NodeServer:
                                                           tempfile.mkdtemp(prefix="ddb-ext-"), "x")) \
                 if opts.extensions_path else []
             sm = StateMachine(opts.path("data.db") if disk else ":memory:", sync=opts.user_db_sync,
-                              extension_files=tuple(self.extension_files))
+                              extension_files=tuple(self.extension_files),
+                              changes=opts.change_config())
         except ExtensionError as e:
             storage.close()
             raise StartupRefused(str(e)) from None
@@ -126,6 +128,7 @@ class NodeServer:
         self.forwarders: dict[str, zmq.asyncio.Socket] = {}
         self.http = None
         self.reaper = Reaper(opts.reap_node_timeout, opts.reap_read_only_node_timeout)
+        self.webhook = Webhook(self, opts.cdc_webhook) if opts.cdc_webhook else None
         self._startup: asyncio.Task | None = None     # joining / bootstrapping at start
         self.refused: StartupRefused | None = None     # why the node stopped by itself
         self.bootstrap_candidate: list | None = None   # --bootstrap-expect (membership.py)
@@ -177,6 +180,8 @@ class NodeServer:
         if self.opts.http_addr:
             self.http = await start_http(self)
         tasks = [asyncio.ensure_future(self._ticker())]
+        if self.webhook is not None:           # rqlite's CDC webhook (cdc.py)
+            tasks.append(asyncio.ensure_future(self.webhook.run()))
         if self.reaper.enabled:
             tasks.append(asyncio.ensure_future(self._reap_nodes()))
         if self.opts.bootstrap_expect:
@@ -580,6 +585,7 @@ class NodeServer:
             "non_voter": self.opts.non_voter,
             "bootstrap_candidate": self.bootstrap_candidate,
             "pid": os.getpid(),
+            "cdc": self.webhook.status() if self.webhook is not None else None,
         })
         return st
 

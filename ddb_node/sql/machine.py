@@ -14,9 +14,10 @@ from typing import Iterator
 
 import apsw
 
-from . import determinism, extensions, snapshot as snap
+from . import determinism, extensions, policy, snapshot as snap
 from .image import BytesImage, FileImage
 from . import export
+from .changes import ChangeConfig, ChangeLog
 from .checkpointer import Checkpointer
 from .codec import EntryDecodeError, decode_fast
 from .commands import Request
@@ -43,7 +44,7 @@ class StateMachine(QueryEngine):
                  foreign_keys: bool = False, max_sessions: int = 10_000,
                  session_ttl_entries: int = 1_000_000, session_expire_every: int = 1_000,
                  checkpoint_pages: int = 1024, statement_cache: int = 256,
-                 extension_files: tuple = ()):
+                 extension_files: tuple = (), changes: ChangeConfig | None = None):
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {sorted(SYNC_MODES)}")
         self.path = path
@@ -59,6 +60,8 @@ class StateMachine(QueryEngine):
         self._nonce = secrets.token_hex(8)     # keeps internal SQL out of users' cache entries
         self.sessions = Sessions(self._internal_rows, max_sessions=max_sessions,
                                  ttl_entries=session_ttl_entries, expire_every=session_expire_every)
+        self.changes = ChangeLog(changes if changes is not None else ChangeConfig(),
+                                 self._internal_rows, self._internal_many, owner=self)
         determinism.install()
         self._conn = None
         self._image = None
@@ -107,6 +110,8 @@ class StateMachine(QueryEngine):
                          "INSERT OR IGNORE INTO _ddb_applied VALUES (0, 0, 0);" + SESSIONS_SCHEMA)
         self._applied_index, self._applied_term = conn.execute(
             "SELECT idx, term FROM _ddb_applied WHERE id = 0").fetchall()[0]
+        self.changes.attach(conn, self._applied_index)
+        self._capture = self.changes.rows if self.changes.enabled else None
         conn.authorizer = self._authorize
         self._cur = conn.cursor()
         self._cur.exec_trace = self._tracer
@@ -127,6 +132,8 @@ class StateMachine(QueryEngine):
                 self.sync()
 
     def _authorize(self, code, a3, a4, db, trig):
+        if code in policy.DDL_CODES:
+            self.changes.schema_changed()     # column names / primary keys may differ now
         # an entry being applied may not call a non-deterministic extension function: the
         # leader's classification refuses it, and a replica refuses it identically
         if code == apsw.SQLITE_FUNCTION and self.nondeterministic and not self._internal \
@@ -200,6 +207,9 @@ class StateMachine(QueryEngine):
         applied = self._applied_index
         out: list[EntryResult | None] = []
         last_index, last_term = applied, self._applied_term
+        changes = self.changes
+        capture = changes.enabled
+        changes.begin_batch()
         self._internal_exec(self._sql_begin)
         try:
             for idx, term, payload in entries:
@@ -212,10 +222,15 @@ class StateMachine(QueryEngine):
                     out.append(None)
                 if idx % self.sessions.expire_every == 0:
                     self.sessions.maybe_expire(idx)
+                if capture:
+                    changes.maybe_prune(idx)
                 last_index, last_term = idx, term
+            if capture:
+                changes.write()
             self._internal_exec(self._sql_set_applied, (last_index, last_term))
             self._internal_exec(self._sql_commit)
         except BaseException:
+            changes.rollback()
             determinism.context.end()
             if not conn.get_autocommit():
                 self._internal_exec(self._sql_rollback)
@@ -247,6 +262,9 @@ class StateMachine(QueryEngine):
         append = results.append
         if tx:
             self._internal_exec(self._sql_sp)
+        captured = self._capture
+        if captured is not None:
+            captured.clear()          # anything ddb itself wrote since the last entry
         cur = self._cur
         execute = cur.execute
         total_changes = conn.total_changes
@@ -263,11 +281,14 @@ class StateMachine(QueryEngine):
                     self._mark = None
                     t0 = _perf()
                     tc = total_changes()
+                    n0 = 0 if captured is None else len(captured)
                     try:
                         execute(sql, params)
                         rows = cur.fetchall()
                     except Exception as e:
                         res = self._failed(k, e, t0)
+                        if captured is not None and total_changes() == tc:
+                            del captured[n0:]     # SQLite undid the statement (ABORT)
                     else:
                         mark = self._mark
                         if mark is None:
@@ -303,11 +324,25 @@ class StateMachine(QueryEngine):
         if tx:
             if error is not None:
                 self._internal_exec(self._sql_rollback_to)
+                if captured is not None:
+                    captured.clear()      # rolled back: nothing happened
             self._internal_exec(self._sql_release)
+        if captured:
+            self.changes.flush(idx)
         er = EntryResult(idx, results, error)
         if session is not None:
             self.sessions.record(idx, session[0], session[1], er)
         return er
+
+    def _run_one(self, k, sql, params, cur, max_rows, max_bytes) -> Result:
+        captured = self._capture if determinism.context.active else None
+        if captured is None:
+            return super()._run_one(k, sql, params, cur, max_rows, max_bytes)
+        n0, tc = len(captured), self._conn.total_changes()
+        res = super()._run_one(k, sql, params, cur, max_rows, max_bytes)
+        if res.error is not None and self._conn.total_changes() == tc:
+            del captured[n0:]             # SQLite undid the statement (ABORT)
+        return res
 
     def _after_commit(self):
         if self.memory:
