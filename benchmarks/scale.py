@@ -84,12 +84,18 @@ def term(lc, c) -> int:
 STALL_S = 10.0     # a batch slower than this gets every node's status (and stack) on stderr
 
 
-def _report_stall(lc, row: int) -> None:
+def _report_stall(lc, row: int, c=None) -> None:
     """What every node is doing while one write hangs (an intermittent 60 s stall was seen
-    near 10^7 rows): its status, and its Python stack when py-spy is installed."""
+    near 10^7 rows): the writing client's view (whom it believes, and the nodes' real
+    addresses), every node's status, and its Python stack when py-spy is installed."""
     import subprocess
     from ddb_node.client import Client
     print(f"scale: a write at row {row} is taking over {STALL_S:g}s", file=sys.stderr, flush=True)
+    if c is not None:
+        v = c.view
+        print(f"scale: client view members={v.members} leader={v.leader} term={v.term}; "
+              f"nodes {dict((i, n.client_addr) for i, n in lc.nodes.items())}",
+              file=sys.stderr, flush=True)
     spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     with Client(lc.client_addresses(), timeout=5.0) as c2:
         for nid, n in lc.nodes.items():
@@ -159,7 +165,7 @@ def load(c, start: int, stop: int, time_limit: float, lc=None) -> dict:
         params = []
         for j in range(i, i + BATCH):
             params += [f"key-{j:010d}", VALUE, j]
-        timer = threading.Timer(STALL_S, _report_stall, (lc, i)) if lc is not None else None
+        timer = threading.Timer(STALL_S, _report_stall, (lc, i, c)) if lc is not None else None
         if timer is not None:
             timer.daemon = True
             timer.start()
@@ -174,10 +180,17 @@ def load(c, start: int, stop: int, time_limit: float, lc=None) -> dict:
             "load_rows_per_s": round((i - start) / dt) if dt else None, "rows": i}
 
 
+def counters(c, node: int, time_limit: float = 30.0) -> dict:
+    """A node's counters (its status may come back without them while it is busy, e.g. an
+    error answer during an election: asked again)."""
+    return wait(lambda: c.status(node, timeout=5.0).get("counters"), time_limit,
+                f"a status answer with counters from node {node}")
+
+
 def writes(lc, c, count: int, time_limit: float, prefix: str) -> dict:
     """Single-row writes from one client until `count` entries or the time limit."""
     leader = lc.wait_for_leader(10)
-    before = c.status(leader)["counters"]["snapshots_taken"]
+    before = counters(c, leader)["snapshots_taken"]
     lat = []
     errors = 0
     t0 = time.perf_counter()
@@ -188,7 +201,7 @@ def writes(lc, c, count: int, time_limit: float, prefix: str) -> dict:
             lat.append(time.perf_counter() - s)
         except DdbError:
             errors += 1
-    after = c.status(leader)["counters"]["snapshots_taken"]
+    after = counters(c, leader)["snapshots_taken"]
     return {f"{prefix}_ops": len(lat), f"{prefix}_errors": errors,
             f"{prefix}_p50_ms": round(pct(lat, 50) * 1000, 2) if lat else None,
             f"{prefix}_p99_ms": round(pct(lat, 99) * 1000, 2) if lat else None,
@@ -203,6 +216,9 @@ def measure(lc, c, rows: int, args, rec: dict) -> dict:
     data_db = os.path.join(lc.nodes[leader].data_dir, "data.db")
     rec["db_mb"] = round(sum(os.path.getsize(data_db + s) for s in ("", "-wal")
                              if os.path.exists(data_db + s)) / 1e6, 1)
+    raft_db = os.path.join(lc.nodes[leader].data_dir, "raft.db")
+    rec["raft_db_mb"] = round(sum(os.path.getsize(raft_db + s) for s in ("", "-wal")
+                                  if os.path.exists(raft_db + s)) / 1e6, 1)
     rec["loadavg_1m"] = round(os.getloadavg()[0], 1)    # the machine is shared
 
     t = time.perf_counter()
@@ -269,8 +285,7 @@ def measure(lc, c, rows: int, args, rec: dict) -> dict:
         rec["join_catch_up_s"] = round(time.perf_counter() - t, 2)
     finally:
         rec.update(probe.stop("join_leader"))
-    st = c.status(new)
-    rec["join_snapshots_installed"] = st["counters"]["snapshots_installed"]
+    rec["join_snapshots_installed"] = counters(c, new)["snapshots_installed"]
     rec["join_node_peak_rss_mb"] = rss_mb(lc.nodes[new].pid)[1]
     rec["leader_peak_rss_mb"] = rss_mb(lc.nodes[leader].pid)[1]
     rec["term_change_join"] = term(lc, c) != t0
@@ -315,7 +330,7 @@ def chart(jsonl: str, png: str) -> None:
     a.legend(fontsize=7)
     mems = [("node_rss_mb", "node RSS"), ("node_peak_rss_mb", "node peak RSS"),
             ("join_node_peak_rss_mb", "joining node peak RSS"), ("client_rss_mb", "client RSS"),
-            ("db_mb", "data.db size")]
+            ("db_mb", "data.db size"), ("raft_db_mb", "raft.db (log) size")]
     for key, label in mems:
         pts = [(x, r[key]) for x, r in zip(xs, recs) if r.get(key)]
         if pts:
@@ -327,7 +342,8 @@ def chart(jsonl: str, png: str) -> None:
     fig.savefig(png, dpi=110)
 
 
-COLUMNS = [("rows", "rows", 0), ("db_mb", "data.db MB", 1), ("load_rows_per_s", "bulk load rows/s", 0),
+COLUMNS = [("rows", "rows", 0), ("db_mb", "data.db MB", 1), ("raft_db_mb", "raft.db MB", 1),
+           ("load_rows_per_s", "bulk load rows/s", 0),
            ("scan_s", "full scan s", 3), ("select_all_s", "`SELECT *` s", 3),
            ("client_rss_delta_mb", "client RSS growth MB", 1), ("snapshot_s", "snapshot s", 4),
            ("control_max_ms", "write max ms, no snapshot", 1),

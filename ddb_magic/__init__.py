@@ -13,8 +13,10 @@ _KEY = "_ddb_magic_instance"
 def load_ipython_extension(shell) -> None:
     if getattr(shell, _KEY, None) is None:
         from .magics import DdbMagic
+        from .protocol_magics import ProtocolMagics
         magics = DdbMagic(shell=shell)
         shell.register_magics(magics)
+        shell.register_magics(ProtocolMagics(shell, magics))
         setattr(shell, _KEY, magics)
     # IPython remembers loaded extensions and prints "already loaded" on a second
     # %load_ext (which would break nbval's output comparison). Forget it before the next

@@ -305,6 +305,32 @@ class LiveBackend(Backend):
                 df[c] = df[c].astype("Int64")
         return df
 
+    def _each_node(self, body: dict, timeout: float = 2.0) -> dict[int, dict | None]:
+        """Ask every node the same operation: {node: answer, or None if it did not answer}."""
+        try:
+            self.client.refresh()
+        except ConnectionFailed:
+            pass
+        out: dict[int, dict | None] = {}
+        for nid in sorted(set(self.cluster.node_ids()) | set(self.client.members)):
+            addr = self.client.members.get(nid)
+            try:
+                reply = self.client.call(addr, body, timeout) if addr else None
+            except ConnectionFailed:
+                reply = None
+            out[nid] = reply if reply and reply.get("ok") else None
+        return out
+
+    def logs(self, last: int = 20) -> dict[int, dict | None]:
+        """Each node's recent log (`log` operation), None for a node that did not answer."""
+        return {n: (a or {}).get("log") for n, a in self._each_node({"op": "log", "last": last}).items()}
+
+    def sequence(self, last: int = 200):
+        """The nodes' recent peer messages as one sequence (`trace` operation)."""
+        from .sequence import from_traces
+        traces = {n: a for n, a in self._each_node({"op": "trace", "last": last}).items() if a}
+        return from_traces(traces)
+
     def close(self) -> None:
         try:
             self.client.close()

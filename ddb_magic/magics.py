@@ -11,7 +11,7 @@ from traitlets import Bool, Float, Int, Unicode
 from ddb_node.errors import (BadRequest, ConnectionFailed, DdbError, NoLeader, NotLeader, Stale,
                              StatementError, Timeout, Unavailable)
 
-from . import lifecycle
+from . import check, lifecycle, persist, snippets, watch
 from . import transactions as txmagic
 from .parsing import (CELL_USAGE, LEVELS, UsageProblem, bind_parameters, parse_cell,
                       parse_groups, parse_node_list, render_template, split_args,
@@ -27,13 +27,18 @@ DDB_USAGE = """\
 %ddb level [LEVEL]                 default read level: none, weak, linearizable, strong, auto
 %ddb add-node | remove-node N      membership          %ddb wait leader|commit|quiet [--timeout S]
 %ddb stop [--name NAME | --all]    stop a cluster      %ddb list     the clusters of this session
+%ddb log [N]                       every node's last N log entries side by side
+%ddb_sequence [--last N] [--node A,B]   sequence diagram of the recent messages
+%ddb_check [--workload]            check the session's register reads/writes for linearizability
+%ddb_plot hist|box|bar COL --table T   a plot computed in the cluster (matplotlib Axes)
 %ddb SELECT ...                    a line of SQL (x = %ddb SELECT ... keeps the DataFrame)
 %%ddb --begin [--tx NAME] SQL      begin a transaction   %%ddb --tx NAME SQL   run in it
 %ddb commit [NAME] | rollback [NAME]                               end it
-%%ddb [--node N] [--level L] [--transaction] [--name C] [--map-reduce] [VAR <<] SQL ..."""
+%%ddb [--node N] [--level L] [--transaction] [--name C] [--map-reduce] [VAR <<] SQL ...
+%%ddb --save NAME | --with NAME | --file PATH    compose queries    %ddb --persist DF [TABLE]"""
 
 SUBCOMMANDS = ("launch", "attach", "status", "nodes", "stop", "add-node", "remove-node", "leader",
-               "level", "wait", "list", "help", "commit", "rollback")
+               "level", "wait", "list", "help", "log", "commit", "rollback")
 
 
 class _ArgParser(argparse.ArgumentParser):
@@ -68,6 +73,9 @@ class DdbMagic(Magics):
     raise_errors = Bool(False, help="Raise (stop Run All) on errors instead of showing one "
                                     "line.").tag(config=True)
     launch_timeout = Float(60.0, help="Seconds %ddb launch waits for a leader.").tag(config=True)
+    autopandas = Bool(False, help="A %%ddb cell ending in a read returns its DataFrame as the "
+                                  "cell's value (shown by pandas, kept in _) instead of "
+                                  "displaying it with its caption.").tag(config=True)
 
     def __init__(self, shell=None, **kw):
         super().__init__(shell=shell, **kw)
@@ -127,6 +135,12 @@ class DdbMagic(Magics):
     # ---------------------------------------------------------------- SQL
     def _run_sql(self, line, cell):
         opts = parse_cell(line, cell)
+        if opts.persist or opts.append:
+            return persist.command(self, opts)
+        opts.sql = snippets.prepare(self, opts)
+        if opts.save and opts.no_execute:
+            display(Note(f"saved {opts.save!r} (use it with %%ddb --with {opts.save})"))
+            return None
         if not opts.sql:
             raise UsageProblem("no SQL to run\n" + CELL_USAGE)
         backend = self._backend(opts.name)
@@ -154,9 +168,10 @@ class DdbMagic(Magics):
             bound = [(s, bind_parameters(s, ns)) for s in statements]
             try:
                 fetch = None if opts.fetch_all or self.fetchlimit <= 0 else self.fetchlimit
-                reply = backend.execute(bound, level=level, transaction=opts.transaction,
-                                        node=opts.node, timeout=timeout, no_wait=opts.no_wait,
-                                        fetch_rows=fetch)
+                reply = check.recorded(
+                    self, backend, bound, level, opts.node, lambda: backend.execute(
+                        bound, level=level, transaction=opts.transaction, node=opts.node,
+                        timeout=timeout, no_wait=opts.no_wait, fetch_rows=fetch))
             except BadRequest as e:
                 raise _with_statement(e, statements) from None
         outputs = []
@@ -187,6 +202,10 @@ class DdbMagic(Magics):
                 return None
         if cell is None and not opts.target:
             return value          # the line form: x = %ddb SELECT ...
+        if self.autopandas and not failed and outputs and isinstance(outputs[-1], ReadResult):
+            for o in outputs[:-1]:
+                display(o)
+            return value          # the cell's value is the DataFrame itself (Out[n], _)
         for o in outputs:
             display(o)
         if failed and self.raise_errors:
@@ -195,6 +214,10 @@ class DdbMagic(Magics):
         return None
 
     # ---------------------------------------------------------------- subcommands
+    def _cmd_log(self, rest):
+        from . import log_grid
+        return log_grid.command(self, rest)
+
     def _cmd_commit(self, rest):
         display(Note(txmagic.end(self._backend(None), rest, commit=True)))
 
@@ -516,6 +539,11 @@ class DdbMagic(Magics):
             lines = b.run_until(a.what, a.max_steps)
             return self._picture_with_log(b, lines)
         return self._guard(run)
+
+    @line_magic
+    def ddb_watch(self, line):
+        """%ddb_watch TABLE [--since N] [--rows R] [--stop]: follow TABLE's changes (watch.py)."""
+        return self._guard(watch.magic, self, line)
 
     def _picture_with_log(self, b, lines):
         from .sim import StepLog

@@ -30,6 +30,12 @@ class CellOptions:
     tx: str | None = None           # --tx NAME: run in that open transaction
     target: str | None = None       # VAR of `VAR <<`
     display_too: bool = False       # `VAR= <<`
+    persist: str | None = None      # --persist DF [TABLE]: write a DataFrame as a new table
+    append: str | None = None       # --append DF [TABLE]: add its rows to a table
+    save: str | None = None         # --save NAME: keep this query as a snippet
+    with_: str | None = None        # --with A,B: the saved snippets as CTEs
+    no_execute: bool = False        # --no-execute: with --save, only save
+    file: str | None = None         # --file PATH: the SQL of a .sql file
     sql: str = ""
 
 
@@ -44,13 +50,18 @@ _OPTS = {
     "--timeout": ("timeout", True, float),
     "--limit": ("limit", True, int),
     "--all": ("fetch_all", False, None),
+    "--persist": ("persist", True, str), "--append": ("append", True, str),
+    "--save": ("save", True, str), "--with": ("with_", True, str),
+    "--no-execute": ("no_execute", False, None), "--file": ("file", True, str),
     "--begin": ("begin", False, None),
     "--tx": ("tx", True, str),
 }
 
 CELL_USAGE = ("usage: %%ddb [--node N] [--level none|weak|linearizable|strong|auto] [--transaction] "
-              "[--name CLUSTER] [--map-reduce] [--timeout S] [--limit ROWS] [--all] [--begin] [--tx NAME] "
-              "[VAR <<|VAR= <<] SQL")
+              "[--name CLUSTER] [--map-reduce] [--timeout S] [--limit ROWS] [--all] [--save NAME "
+              "[--no-execute]] [--with NAME[,NAME]] [--file PATH] [--begin] [--tx NAME] "
+              "[VAR <<|VAR= <<] SQL\n"
+              "       %ddb --persist DF [TABLE] | %ddb --append DF [TABLE]   write a DataFrame")
 
 _CAPTURE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=?)\s*<<\s*")
 _OPT_TOKEN = re.compile(r"\s*(\S+)")

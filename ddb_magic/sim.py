@@ -22,6 +22,7 @@ from ddb_node.sql import Result, StateMachine
 
 from .backends import Backend, Reply, _require, complete_partition, describe_partition
 from .parsing import UsageProblem
+from .sequence import SimRecorder
 from .view import ClusterView, LinkView, NodeView, Timeline, norm_role
 
 ROLE = {Role.FOLLOWER: "follower", Role.PRE_CANDIDATE: "pre-candidate",
@@ -63,6 +64,7 @@ class SimBackend(Backend):
         self.name = name
         self.seed = seed
         self.sim = Simulator(n, seed=seed, sm_factory=lambda: StateMachine(":memory:"), **kw)
+        self.recorder = SimRecorder(self.sim)      # what %ddb_sequence draws
         self.timeline = Timeline(clock=lambda: self.sim.now)
         self.timeline.t0 = 0.0
         self.timeline.add(f"launched {n} simulated nodes (seed {seed})")
@@ -75,9 +77,12 @@ class SimBackend(Backend):
         sim = self.sim
         before = _raft_state(sim)
         sent = sim.net.stats.sent
+        stats = (sim.net.stats.delivered, sim.net.stats.dropped)
         ev = sim.step() if node is None else sim.step_node(node)
         if ev is None:
             return None
+        if ev.kind == DELIVER and (sim.net.stats.delivered, sim.net.stats.dropped) != stats:
+            self.recorder.delivered(ev.payload, sim.net.stats.delivered > stats[0])
         after = _raft_state(sim)
         text = f"t={sim.now:8.2f}ms  " + self._describe(ev)
         notes = []
@@ -87,6 +92,7 @@ class SimBackend(Backend):
                 continue
             if b[1] != role:
                 notes.append(f"n{i} becomes {role} (term {term})")
+                self.recorder.mark(i, f"{role} (term {term})", "role", role)
                 if role == "leader":
                     self.timeline.add(f"term {term}: n{i} became leader")
                 elif b[1] == "leader":
@@ -97,6 +103,7 @@ class SimBackend(Backend):
                 notes.append(f"n{i} moves to term {term}")
             if b[3] is not None and commit is not None and commit > b[3]:
                 notes.append(f"n{i} commits up to {commit}")
+                self.recorder.mark(i, f"commit {commit}", "commit")
             if b[4] is not None and applied is not None and applied > b[4]:
                 notes.append(f"n{i} applies up to {applied}")
         k = sim.net.stats.sent - sent
@@ -459,6 +466,15 @@ class SimBackend(Backend):
                       node not in self.sim.members().voters, timeout)
         self.sim.retire(node)
         return f"remove n{node}"
+
+    def logs(self, last: int = 20) -> dict[int, dict | None]:
+        """Each node's recent log, read from its replica (no simulated time passes)."""
+        from ddb_node.replica.log_view import log_view
+        return {i: (log_view(n.replica, last) if n.alive and n.replica is not None else None)
+                for i, n in self.sim.nodes.items() if not n.retired}
+
+    def sequence(self, last: int = 200):
+        return self.recorder.sequence()
 
     def nodes_table(self):
         import pandas as pd

@@ -11,6 +11,7 @@ from typing import Callable, Iterable
 import zmq
 import zmq.asyncio
 
+from ddb_node.changes_client import _Position, aiter_changes
 from ddb_node.client_shared import (CHUNK_ROWS, ClientSettings, choose_nodes_reply, client_route,
                                     cluster_view, one_statement, statement_list)
 from ddb_node.errors import ConnectionFailed, DdbError, NodeDown, StatementError, Timeout, from_reply
@@ -315,6 +316,13 @@ class AsyncClient(ClientSettings):
                     except DdbError:
                         pass
         return raise_statement_errors(resp) if self.raise_on_error else resp
+
+    def changes(self, since: int = 0, tables=None, *, node: int | None = None,
+                follow: bool = True, wait: float = 1.0, timeout: float | None = None,
+                max_entries: int | None = None):
+        """An async iterator of ChangeEvents, as Client.changes (``async for ev in ...``)."""
+        pos = _Position(since, tables, node, follow, wait, max_entries, timeout)
+        return aiter_changes(self, pos)
 
     async def _member_addr(self, node_id: int) -> str:
         if node_id not in self.members:

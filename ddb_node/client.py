@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 import zmq
 
 from ddb_node.async_client import AsyncClient
+from ddb_node.changes_client import ChangeStream
 from ddb_node.client_shared import (CHUNK_ROWS, ClientSettings, choose_nodes_reply, client_route,
                                     cluster_view, curve_from_env, one_statement, statement_list)
 from ddb_node.errors import ConnectionFailed, DdbError, NodeDown, StatementError, Timeout, from_reply
@@ -527,6 +528,18 @@ class Client(ClientSettings):
     def remove_node(self, node_id: int, timeout: float | None = None) -> None:
         self._send({"op": "remove", "node_id": node_id}, to_leader=True, timeout=timeout)
         self.members.pop(node_id, None)
+
+    # ---- change data capture -------------------------------------------------------------
+    def changes(self, since: int = 0, tables=None, *, node: int | None = None,
+                follow: bool = True, wait: float = 1.0, timeout: float | None = None,
+                max_entries: int | None = None) -> ChangeStream:
+        """Every committed row change after log index `since`, as ChangeEvents in log order,
+        from any member (`node` pins one); a blocking iterator that waits for new changes
+        (``follow=False``: stop when caught up). Resumable: ``stream.since``. Raises
+        ChangesTruncated (with `.oldest`) when `since` is older than the retained changes.
+        See changes_client.py."""
+        return ChangeStream(self, since, tables, node=node, follow=follow, wait=wait,
+                            timeout=timeout, max_entries=max_entries)
 
     # ---- map / reduce --------------------------------------------------------------------
     def map_reduce(self, map_sql: str, reduce: str | Callable | None = None, params=None, *,

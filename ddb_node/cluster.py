@@ -352,8 +352,8 @@ class LocalCluster(ClusterControl):
         """Start the nodes; return once every one of them follows one leader (a majority can
         elect it before the slowest process is up, within one short election timeout)."""
         deadline = time.monotonic() + timeout
-        for node in self.nodes.values():
-            if node.state in ("new", "stopped", "killed"):
+        for nid, node in self.nodes.items():
+            if node.state in ("new", "stopped", "killed") or self._proc_state(nid) == "exited":
                 self._spawn(node)
         while True:
             leader = self.wait_for_leader(max(0.1, deadline - time.monotonic()))
@@ -395,8 +395,8 @@ class LocalCluster(ClusterControl):
 
     def pause(self, i: int) -> None:
         node = self.node(i)
-        if node.state != "running":
-            raise DdbError(f"node {i} is {node.state}, not running")
+        if self._proc_state(i) != "running":
+            raise DdbError(f"node {i} is {self._proc_state(i)}, not running")
         node.proc.send_signal(signal.SIGSTOP)
         _wait_signalled(node.proc.pid, stopped=True)
         node.state = "paused"
@@ -467,7 +467,7 @@ class LocalCluster(ClusterControl):
         if node is None:
             return None
         if node.state == "running" and node.proc is not None and node.proc.poll() is not None:
-            node.state = "killed"   # it died on its own: report it, never hide it
+            return "exited"         # it died on its own: say so, and leave it to crashed()
         return node.state
 
     def processes(self) -> dict[int, dict]:

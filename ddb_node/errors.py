@@ -64,6 +64,16 @@ class Internal(DdbError):
     """The node failed in a way that is not the request's fault (a bug: please report it)."""
 
 
+class ChangesTruncated(DdbError):
+    """Asked for changes after an index the node's change log no longer holds (retention):
+    `oldest` is the oldest index still retained; resume from `oldest - 1` (missing what lies
+    between) or start again from a fresh copy of the data."""
+
+    def __init__(self, message: str, oldest: int | None = None):
+        super().__init__(message)
+        self.oldest = oldest
+
+
 class ConnectionFailed(DdbError):
     """No node could be reached at the given addresses."""
 
@@ -95,6 +105,8 @@ def from_reply(err: dict) -> DdbError:
     msg = err.get("message") or err.get("type") or "error"
     if cls is NotLeader:
         exc = NotLeader(msg, err.get("leader"))
+    elif cls is ChangesTruncated:
+        exc = ChangesTruncated(msg, err.get("oldest"))
     elif issubclass(cls, BadRequest):
         exc = cls(msg, err.get("statement"), err.get("detail"))
     else:

@@ -24,11 +24,14 @@ MAX_TIMEOUT = 300.0          # seconds; a request asking for longer is capped
 OPS = ("request", "map", "map_result", "ping", "status", "nodes", "faults", "join",
        "remove", "promote", "transfer", "snapshot", "read_index", "applied",
        "fetch", "close",    # fetch/close: the next chunk of a cursor, or drop it
+       "log", "trace",      # log: a node's recent log entries; trace: its recent peer messages
+       "changes",           # the node's applied row changes after an index (CDC)
        "tx")                # a statement of an interactive transaction (sql/transactions.py)
 
 # Error types a node answers with; the client maps each to an exception class.
 ERROR_TYPES = ("BadRequest", "NotLeader", "NoLeader", "Unavailable", "Stale", "Timeout",
-               "ReadOnly", "Internal", "TransactionConflict", "TransactionAborted")
+               "ReadOnly", "Internal", "ChangesTruncated", "TransactionConflict",
+               "TransactionAborted")
 
 
 class RequestError(Exception):

@@ -30,11 +30,11 @@ def load(cluster, stop: threading.Event) -> None:
         c.execute("INSERT INTO city VALUES ('Lyon', 522250, 47.87), ('Nice', 342669, 71.92), "
                   "('Nantes', 320732, 65.19)")
         c.execute("CREATE TABLE IF NOT EXISTS visit(city TEXT, at INTEGER)")
-        i = 0
-        while not stop.is_set():
+        for i in range(100_000):     # bounded: the run stops it long before
+            if stop.is_set():
+                break
             c.execute("INSERT INTO visit VALUES (?, ?)", ["Lyon", i])
             c.query("SELECT count(*) FROM visit", level="none")
-            i += 1
             stop.wait(0.02)          # a small, steady load (the pace of the picture)
 
 

@@ -3,6 +3,7 @@
 
 - `lc`: a 3-node durable `LocalCluster` for the whole module (real processes on loopback).
 - `cluster`: the same with the rqlite-compatible HTTP API on every node.
+- `browser`: a headless chromium context (tests/browser_support.py) for the whole module.
 
 A module adjusts either one with a module-level dict, e.g. `CLUSTER_OPTIONS = {"storage":
 "memory"}` (faster, for tests that never restart a node) or `LC_OPTIONS = {...}`; a module
@@ -12,6 +13,8 @@ from __future__ import annotations
 import pytest
 
 from ddb_node.cluster import LocalCluster
+
+from tests.browser_support import chromium
 
 
 @pytest.fixture(scope="module")
@@ -25,3 +28,9 @@ def cluster(request):
     opts = {"http": True, **getattr(request.module, "CLUSTER_OPTIONS", {})}
     with LocalCluster(3, **opts) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as ctx:
+        yield ctx

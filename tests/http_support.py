@@ -5,8 +5,9 @@ import base64
 import http.client
 import json
 import ssl
-import time
 from urllib.parse import urlencode, urlsplit
+
+from tests.nodehelpers import wait_until  # noqa: F401  (the HTTP tests' import)
 
 
 class Resp:
@@ -55,21 +56,6 @@ def request(method: str, url: str, body=None, *, params=None, ctype="application
         return Resp(r.status, r.getheaders(), r.read())
     finally:
         conn.close()
-
-
-def wait_until(pred, timeout: float = 20.0, what: str = "condition", interval: float = 0.05):
-    """Poll `pred` (a state check, not a sleep-based synchronisation) until true."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = pred()
-            if last:
-                return last
-        except Exception as e:   # a node may be electing or restarting
-            last = e
-        time.sleep(interval)
-    raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
 
 
 def leader_url(cluster) -> str:

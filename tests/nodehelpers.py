@@ -16,7 +16,7 @@ from ddb_node.errors import DdbError, StatementError
 from ddb_node.net.codec import KIND_REQUEST, KIND_RESPONSE, decode_client, encode_client
 
 
-def wait_until(pred, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+def wait_until(pred, timeout: float = 20.0, what: str = "condition", interval: float = 0.05):
     """Poll `pred()` until it returns something truthy; return that value.
 
     Exceptions from `pred` count as "not yet" (the last one is reported on timeout)."""

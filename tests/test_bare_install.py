@@ -15,7 +15,8 @@ import textwrap
 import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXTRA_ONLY = ("pandas", "IPython", "ipykernel", "nbclient", "nbformat", "prompt_toolkit", "pygments")
+EXTRA_ONLY = ("pandas", "IPython", "ipykernel", "nbclient", "nbformat", "prompt_toolkit", "pygments",
+              "matplotlib")
 
 HIDE = textwrap.dedent(f"""
     import importlib.abc, sys

@@ -1,7 +1,8 @@
 """In a real browser: JupyterLab on loopback, Debian's chromium (headless, driven by
-Playwright with the system binary; never `playwright install`), open 01-quickstart with its
-outputs cleared, run all cells, and check that a DataFrame table and the cluster picture
-appear. A screenshot is kept in artifacts/browser-01-quickstart.png."""
+Playwright with the system binary; never `playwright install`), open a tutorial with its
+outputs cleared, run all cells, and check what appears: in 01-quickstart a DataFrame table
+and the cluster picture (artifacts/browser-01-quickstart*.png), in 00-raft-step-by-step the
+sequence diagram and the log grid (artifacts/browser-00-sequence.png, -log-grid.png)."""
 from __future__ import annotations
 
 import json
@@ -52,14 +53,16 @@ def _api(base, token, path, method="GET"):
 
 
 @pytest.fixture
-def lab(tmp_path):
+def lab(tmp_path, request):
+    """JupyterLab serving one tutorial (01-quickstart unless parametrized), outputs cleared."""
+    name = getattr(request, "param", "01-quickstart")
     work = tmp_path / "work"
     work.mkdir()
-    nb = nbformat.read(ROOT / "notebooks" / "01-quickstart.ipynb", 4)
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", 4)
     for c in nb.cells:
         if c.cell_type == "code":
             c.outputs, c.execution_count = [], None
-    nbformat.write(nb, work / "01-quickstart.ipynb")
+    nbformat.write(nb, work / f"{name}.ipynb")
     port, token = _free_port(), "ddb-browser-test"
     settings = tmp_path / "settings"
     for rel, value in {"@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {
@@ -102,6 +105,65 @@ def lab(tmp_path):
             pass
         stop_process(proc, 20)
         log.close()
+
+
+def _run_all(page, base, token, name):
+    """Open the notebook, wait for its kernel, Run All, wait for the last cell's output."""
+    page.goto(f"{base}/lab/tree/{name}.ipynb?reset&token={token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    deadline = time.monotonic() + 120
+    while not any((s.get("kernel") or {}).get("execution_state") == "idle"
+                  for s in _api(base, token, "/api/sessions") or []):
+        if time.monotonic() > deadline:
+            page.screenshot(path=str(ARTIFACT.parent / "browser-failure.png"))
+            pytest.fail("the notebook's kernel did not start within 120 s")
+        page.wait_for_timeout(200)      # poll interval
+    page.click(".lm-MenuBar-item:has-text('Run')")
+    page.click(".lm-Menu-item:has-text('Run All Cells')")
+    try:
+        page.wait_for_selector(".jp-OutputArea-output:has-text(\"stopped 'default'\")",
+                               state="attached", timeout=240_000)   # the last cell ran
+    except Exception:
+        ARTIFACT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACT.parent / "browser-failure.png"), full_page=True)
+        (ARTIFACT.parent / "browser-failure.html").write_text(page.content())
+        raise
+
+
+@pytest.mark.parametrize("lab", ["00-raft-step-by-step"], indirect=True)
+def test_sequence_diagram_and_log_grid_in_jupyterlab(lab):
+    base, token = lab
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            _run_all(page, base, token, "00-raft-step-by-step")
+            ARTIFACT.parent.mkdir(exist_ok=True)
+            diagrams = page.locator(".jp-OutputArea-output .ddb-sequence-view svg")
+            assert diagrams.count() == 2
+            first = diagrams.nth(0)
+            first.scroll_into_view_if_needed()
+            assert first.is_visible()
+            assert first.locator("line.lifeline").count() == 3
+            assert first.locator("g.msg.delivered").count() >= 10
+            second = diagrams.nth(1)
+            assert second.locator("g.msg.dropped path.cross").count() >= 1    # the partition
+            second.scroll_into_view_if_needed()
+            second.screenshot(path=str(ROOT / "artifacts" / "browser-00-sequence.png"))
+            grids = page.locator(".jp-OutputArea-output .ddb-log-grid table")
+            assert grids.count() == 3
+            conflict = grids.nth(1)
+            assert conflict.locator("th.node").count() == 3
+            assert conflict.locator("td.conflict").count() == 1       # the cut-off leader's entry
+            assert grids.nth(2).locator("td.conflict").count() == 0   # healed: one log again
+            conflict.scroll_into_view_if_needed()
+            assert conflict.is_visible()
+            page.locator(".jp-OutputArea-output .ddb-log-grid").nth(1).screenshot(
+                path=str(ROOT / "artifacts" / "browser-00-log-grid.png"))
+            for f in ("browser-00-sequence.png", "browser-00-log-grid.png"):
+                assert (ROOT / "artifacts" / f).stat().st_size > 5_000
+        finally:
+            browser.close()
 
 
 def test_quickstart_in_jupyterlab(lab):

@@ -10,109 +10,47 @@ which buttons need the launcher. Screenshots go to artifacts/."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
+import time
 
 import pytest
 
-from ddb_node.cli.cluster import alive, stop_control
+from ddb_node.cli.cluster import _proc_stat
 from ddb_node.cluster import free_ports
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "artifacts")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+from tests.browser_support import (needs_chromium, no_horizontal_overflow, open_dashboard, row,
+                                   screenshot, wait_row)
+from tests.cluster_up import leave_nothing_behind
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium not installed")]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    profile = tempfile.mkdtemp(prefix="ddb-chromium-")
-    with sync_api.sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(profile, executable_path=CHROMIUM,
-                                                    headless=True, args=FLAGS,
-                                                    viewport={"width": 1280, "height": 800})
-        try:
-            yield ctx
-        finally:
-            ctx.close()
-            shutil.rmtree(profile, ignore_errors=True)
-
-
-
-
-def _row(page, nid: int, attr: str) -> str:
-    return page.locator(f"#nodes tbody tr[data-node='{nid}']").get_attribute(f"data-{attr}")
-
-
-def _wait_row(page, nid: int, cond: str, timeout=20_000):
-    try:
-        page.wait_for_function(
-            f"(() => {{ const r = document.querySelector(\"#nodes tbody tr[data-node='{nid}']\");"
-            f" return r && ({cond}); }})()", timeout=timeout)
-    except Exception as e:     # say what the page showed instead
-        rows = page.evaluate("[...document.querySelectorAll('#nodes tbody tr')].map((r) => "
-                             "JSON.stringify(Object.assign({}, r.dataset)))")
-        timeline = page.locator("#timeline").inner_text()[:1500]
-        _screenshot(page, "dashboard-failure.png")
-        raise AssertionError(f"node {nid}: {cond} not reached ({e}); rows {rows}; "
-                             f"summary {page.locator('#summary').inner_text()!r}; "
-                             f"timeline:\n{timeline}") from None
-
-
-def _screenshot(page, name):
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    path = os.path.join(ARTIFACTS, name)
-    page.screenshot(path=path, full_page=True)
-    assert os.path.getsize(path) > 10_000
-    return path
-
-
-def _no_horizontal_overflow(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-
-
-def _open(browser, url):
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url)
-    page.wait_for_function("document.querySelectorAll('#nodes tbody tr').length === 3")
-    return page, errors
+pytestmark = [pytest.mark.slow, needs_chromium]
 
 
 def test_pause_and_restart_a_node_from_the_page(browser, cluster):
     leader = cluster.wait_for_leader()
     page_node, victim = [i for i in cluster.nodes if i != leader]
-    page, errors = _open(browser, cluster.dashboard_url(page_node))
+    page, errors = open_dashboard(browser, cluster.dashboard_url(page_node))
     try:
         assert "token=" not in page.url                   # the token leaves the address bar
         page.wait_for_selector("#control-note.ok")
         page.select_option("[data-testid=node-select]", str(victim))
-        _wait_row(page, victim, "r.dataset.state === 'running' && r.dataset.pid !== ''")
-        pid = int(_row(page, victim, "pid"))
+        wait_row(page, victim, "r.dataset.state === 'running' && r.dataset.pid !== ''")
+        pid = int(row(page, victim, "pid"))
 
         page.click("[data-testid=pause]")
-        _wait_row(page, victim, "r.dataset.state === 'paused'")
+        wait_row(page, victim, "r.dataset.state === 'paused'")
         assert cluster.nodes[victim].state == "paused"
         assert page.locator("[data-testid=pause]").is_disabled()
         page.click("[data-testid=resume]")
-        _wait_row(page, victim, "r.dataset.state === 'running'")
+        wait_row(page, victim, "r.dataset.state === 'running'")
 
         page.click("[data-testid=restart]")    # a new process, and it answers the page itself
-        _wait_row(page, victim, f"r.dataset.pid !== '' && r.dataset.pid !== '{pid}'"
+        wait_row(page, victim, f"r.dataset.pid !== '' && r.dataset.pid !== '{pid}'"
                                 f" && r.dataset.state === 'running' && r.dataset.nodePid === r.dataset.pid",
                   timeout=30_000)
-        assert int(_row(page, victim, "pid")) == cluster.nodes[victim].pid != pid
+        assert int(row(page, victim, "pid")) == cluster.nodes[victim].pid != pid
         assert page.locator("#timeline li", has_text=f"restart node {victim}: running").count() == 1
         assert not errors, errors
     finally:
@@ -122,7 +60,7 @@ def test_pause_and_restart_a_node_from_the_page(browser, cluster):
 def test_the_console_runs_statements_at_a_level_and_keeps_a_history(browser, cluster):
     leader = cluster.wait_for_leader()
     page_node = next(i for i in cluster.nodes if i != leader)
-    page, errors = _open(browser, cluster.dashboard_url(page_node))
+    page, errors = open_dashboard(browser, cluster.dashboard_url(page_node))
     try:
         sql = page.locator("[data-testid=sql]")
         sql.fill("CREATE TABLE IF NOT EXISTS city(name TEXT, pop INTEGER, area REAL)")
@@ -148,7 +86,7 @@ def test_the_console_runs_statements_at_a_level_and_keeps_a_history(browser, clu
         assert "linearizable" in meta.inner_text() and meta.get_attribute("data-node")
         assert int(meta.get_attribute("data-index")) >= 3
         page.locator("[data-testid=console-out]").scroll_into_view_if_needed()
-        _screenshot(page, "dashboard-console.png")
+        screenshot(page, "dashboard-console.png")
 
         sql.fill("SELECT * FROM no_such_table")
         sql.press("Enter")
@@ -172,17 +110,18 @@ def test_the_console_runs_statements_at_a_level_and_keeps_a_history(browser, clu
 def test_the_charts_move_under_load_and_mark_an_election(browser, cluster):
     leader = cluster.wait_for_leader()
     page_node = next(i for i in cluster.nodes if i != leader)
-    page, errors = _open(browser, cluster.dashboard_url(page_node))
+    page, errors = open_dashboard(browser, cluster.dashboard_url(page_node))
     stop = threading.Event()
 
-    def load():                      # a small load: one client, writes and reads
+    def load():      # a small load: one client, writes and reads, at most 20,000 or 90 s
+        deadline = time.monotonic() + 90
         with cluster.client() as c:
             c.execute("CREATE TABLE IF NOT EXISTS load(i INTEGER)")
-            i = 0
-            while not stop.is_set():
+            for i in range(20_000):
+                if stop.is_set() or time.monotonic() > deadline:
+                    break
                 c.execute("INSERT INTO load VALUES (?)", [i])
                 c.query("SELECT count(*) FROM load", level="none")
-                i += 1
 
     t = threading.Thread(target=load, daemon=True)
     try:
@@ -211,12 +150,12 @@ def test_the_charts_move_under_load_and_mark_an_election(browser, cluster):
             f"Number(document.getElementById('charts').dataset.elections) > {elections0}", timeout=10_000)
         page.wait_for_function("Number(document.getElementById('chart-latency').dataset.points) >= 3",
                                timeout=20_000)
-        assert _no_horizontal_overflow(page)
-        _screenshot(page, "dashboard.png")
+        assert no_horizontal_overflow(page)
+        screenshot(page, "dashboard.png")
         page.set_viewport_size({"width": 420, "height": 800})
         page.wait_for_function("document.getElementById('chart-rate').clientWidth < 420")
-        assert _no_horizontal_overflow(page)
-        _screenshot(page, "dashboard-narrow.png")
+        assert no_horizontal_overflow(page)
+        screenshot(page, "dashboard-narrow.png")
         assert not errors, errors
     finally:
         stop.set()
@@ -226,7 +165,7 @@ def test_the_charts_move_under_load_and_mark_an_election(browser, cluster):
 
 
 def test_node_labels_fit_their_circles_whatever_the_role(browser, cluster):
-    page, errors = _open(browser, f"http://{cluster.nodes[1].http_addr}/dashboard")
+    page, errors = open_dashboard(browser, f"http://{cluster.nodes[1].http_addr}/dashboard")
     try:
         roles = ["leader", "follower", "pre_candidate", "candidate", "learner",
                  "a-role-name-nobody-has-yet-thought-of"]
@@ -262,7 +201,7 @@ def test_node_labels_fit_their_circles_whatever_the_role(browser, cluster):
 
 
 def test_without_the_launcher_the_page_says_which_buttons_need_it(browser, cluster):
-    page, errors = _open(browser, f"http://{cluster.nodes[1].http_addr}/dashboard")
+    page, errors = open_dashboard(browser, f"http://{cluster.nodes[1].http_addr}/dashboard")
     try:
         note = page.locator("[data-testid=control-note]")
         page.wait_for_function("document.getElementById('control-note').textContent.includes('launcher')")
@@ -278,7 +217,7 @@ def test_without_the_launcher_the_page_says_which_buttons_need_it(browser, clust
 
 
 def test_every_control_is_reachable_from_the_keyboard(browser, cluster):
-    page, errors = _open(browser, cluster.dashboard_url(1))
+    page, errors = open_dashboard(browser, cluster.dashboard_url(1))
     try:
         page.wait_for_selector("#control-note.ok")
         # Tab walks through the controls in order; every button, field and node is on the way
@@ -315,34 +254,38 @@ def test_the_link_of_ddb_cluster_up_makes_pause_and_restart_work(browser, tmp_pa
     try:
         out = ddb("cluster", "up", "-n", "3", "--http", http, "--dir", d)
         link = re.search(r"^dashboard: (\S+)$", out, re.M).group(1)
-        page, errors = _open(browser, link)
+        page, errors = open_dashboard(browser, link)
         try:
             page.wait_for_selector("#control-note.ok")
             page.wait_for_function("document.getElementById('summary').dataset.leader")
             leader = int(page.locator("#summary").get_attribute("data-leader"))
             victim = next(i for i in (3, 2) if i != leader)      # node 1 serves the page
             page.select_option("[data-testid=node-select]", str(victim))
-            _wait_row(page, victim, "r.dataset.state === 'running' && r.dataset.pid !== ''")
-            pid = _row(page, victim, "pid")
+            wait_row(page, victim, "r.dataset.state === 'running' && r.dataset.pid !== ''")
+            pid = row(page, victim, "pid")
             page.click("[data-testid=pause]")
-            _wait_row(page, victim, "r.dataset.state === 'paused'")
+            wait_row(page, victim, "r.dataset.state === 'paused'")
             page.click("[data-testid=resume]")
-            _wait_row(page, victim, "r.dataset.state === 'running'")
+            wait_row(page, victim, "r.dataset.state === 'running'")
             page.click("[data-testid=restart]")
-            _wait_row(page, victim, f"r.dataset.pid !== '' && r.dataset.pid !== '{pid}'"
+            wait_row(page, victim, f"r.dataset.pid !== '' && r.dataset.pid !== '{pid}'"
                                     f" && r.dataset.state === 'running' && r.dataset.nodePid === r.dataset.pid",
                       timeout=30_000)
             state = json.loads((d / "cluster.json").read_text())
-            assert str(state["nodes"][victim - 1]["pid"]) == _row(page, victim, "pid")
+            assert str(state["nodes"][victim - 1]["pid"]) == row(page, victim, "pid")
+            # crash is the launcher's SIGKILL; stop a clean shutdown; restart after either
+            for button, down in (("#btn-crash", "killed"), ("#btn-stop", "stopped")):
+                pid = row(page, victim, "pid")
+                page.click(button)
+                wait_row(page, victim, f"r.dataset.state === '{down}' && r.dataset.role === 'down'")
+                assert _proc_stat(int(pid)) in (None, "Z", "X")         # that process is gone
+                page.click("[data-testid=restart]")
+                wait_row(page, victim, f"r.dataset.pid !== '' && r.dataset.pid !== '{pid}'"
+                                       f" && r.dataset.state === 'running' && r.dataset.nodePid === r.dataset.pid",
+                         timeout=30_000)
             assert not errors, errors
         finally:
             page.close()
         ddb("cluster", "down", "--dir", d)
     finally:
-        state_file = d / "cluster.json"
-        if state_file.exists():            # never leave processes behind, even on failure
-            for n in json.loads(state_file.read_text())["nodes"]:
-                if alive(n):
-                    os.kill(n["pid"], signal.SIGKILL)
-        if d.exists():
-            stop_control(str(d))           # only if it is still our control process
+        leave_nothing_behind(d)            # never leave processes behind, even on failure

@@ -5,65 +5,46 @@ Loads /dashboard of a running 3-node cluster, sees three nodes and a leader, cli
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-
-import pytest
 
 from ddb_node.cluster import LocalCluster
 
+from tests.browser_support import chromium, needs_chromium, screenshot
 from tests.http_support import request, wait_until
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "artifacts")
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium not installed")
-
-
+@needs_chromium
 def test_dashboard_isolate_leader():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    profile = tempfile.mkdtemp(prefix="ddb-chromium-")
-    with LocalCluster(3, http=True, storage="memory") as c, sync_api.sync_playwright() as pw:
+    with LocalCluster(3, http=True, storage="memory") as c, chromium() as ctx:
         old = c.wait_for_leader()
         # serve the page from a node that is not the leader, so isolating the leader does
         # not isolate the page's own node (isolation cuts Raft traffic only, never HTTP)
         page_node = next(i for i in c.nodes if i != old)
         url = f"http://{c.nodes[page_node].http_addr}/dashboard"
-        ctx = pw.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
-        try:
-            page = ctx.new_page()
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url)
-            rows = page.locator("[data-testid=nodes] tbody tr")
-            rows.first.wait_for()
-            page.wait_for_function("document.querySelectorAll('#nodes tbody tr').length === 3")
-            page.wait_for_function(f"document.getElementById('summary').dataset.leader === '{old}'")
-            assert page.locator("#nodes tbody tr.leader").count() == 1
-            term0 = int(page.locator("#summary").get_attribute("data-term"))
-            page.click("[data-testid=isolate-leader]")
-            page.wait_for_function(
-                f"(() => {{ const s = document.getElementById('summary').dataset;"
-                f" return s.leader && s.leader !== '{old}' && Number(s.term) > {term0}; }})()",
-                timeout=20_000)
-            new = int(page.locator("#summary").get_attribute("data-leader"))
-            assert new != old
-            assert c.wait_for_leader(exclude=(old,)) == new
-            page.wait_for_selector("#timeline li.k-fault")
-            page.screenshot(path=os.path.join(ARTIFACTS, "dashboard-isolate-leader.png"), full_page=True)
-            assert not errors, errors
-            page.click("[data-testid=heal]")
-            wait_until(lambda: all(not v.get("faults", {}).get("isolated")
-                                   for v in request("GET", url.replace("/dashboard", "/ddb/cluster"))
-                                   .json()["nodes"]), 10, "heal")
-        finally:
-            ctx.close()
-            shutil.rmtree(profile, ignore_errors=True)
+        page = ctx.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        rows = page.locator("[data-testid=nodes] tbody tr")
+        rows.first.wait_for()
+        page.wait_for_function("document.querySelectorAll('#nodes tbody tr').length === 3")
+        page.wait_for_function(f"document.getElementById('summary').dataset.leader === '{old}'")
+        assert page.locator("#nodes tbody tr.leader").count() == 1
+        term0 = int(page.locator("#summary").get_attribute("data-term"))
+        page.click("[data-testid=isolate-leader]")
+        page.wait_for_function(
+            f"(() => {{ const s = document.getElementById('summary').dataset;"
+            f" return s.leader && s.leader !== '{old}' && Number(s.term) > {term0}; }})()",
+            timeout=20_000)
+        new = int(page.locator("#summary").get_attribute("data-leader"))
+        assert new != old
+        assert c.wait_for_leader(exclude=(old,)) == new
+        page.wait_for_selector("#timeline li.k-fault")
+        screenshot(page, "dashboard-isolate-leader.png")
+        assert not errors, errors
+        page.click("[data-testid=heal]")
+        wait_until(lambda: all(not v.get("faults", {}).get("isolated")
+                               for v in request("GET", url.replace("/dashboard", "/ddb/cluster"))
+                               .json()["nodes"]), 10, "heal")
 
 
 def test_ws_stream_subset_and_cluster_relay():

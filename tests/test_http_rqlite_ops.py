@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -164,8 +165,10 @@ def test_boot_restores_a_single_node_that_then_grows_into_a_cluster(tmp_path):
 
 
 def test_snapshot_on_request_and_the_status_that_shows_it(cluster):
-    """rqlite http/service.go handleSnapshot (docs/Guides/Security: the `snapshot`
-    permission): POST /snapshot snapshots the node it is sent to, 200 with no body, 204 when
+    """rqlite.io docs/Guides/Security "User-level permissions" ("_snapshot_: user may
+    initiate a Raft Snapshot via the endpoint `/snapshot`") and docs/Guides/Performance
+    "Snapshotting" (a snapshot truncates the log); the answer's details are rqlite
+    http/service.go handleSnapshot's, which no page documents: 200 with no body, 204 when
     there is nothing new; /status store.raft.last_snapshot_index then shows it."""
     F = follower_url(cluster)
     L = leader_url(cluster)
@@ -184,8 +187,10 @@ def test_snapshot_on_request_and_the_status_that_shows_it(cluster):
 
 
 def test_reap_deletes_unreferenced_snapshot_files_and_checkpoints_the_wal(cluster):
-    """rqlite http/service.go handleReap (the rqlite shell's `.reap`): POST /reap answers
-    {"snapshots_reaped": n, "wals_checkpointed": c}, encoded by Go's json.Encoder."""
+    """rqlite.io has no page for /reap; it is guarded by the `snapshot` permission like
+    /snapshot (docs/Guides/Security "User-level permissions"), and its answer is rqlite
+    http/service.go handleReap's: {"snapshots_reaped": n, "wals_checkpointed": c}, encoded
+    by Go's json.Encoder."""
     lid = cluster.wait_for_leader()
     url = node_url(cluster, lid)
     request("POST", url + "/snapshot")
@@ -204,9 +209,11 @@ def test_reap_deletes_unreferenced_snapshot_files_and_checkpoints_the_wal(cluste
 def test_the_leader_reaps_a_node_unreachable_for_longer_than_the_timeout():
     """rqlite.io docs/Clustering/general-guidelines "Automatically removing failed nodes":
     with -raft-reap-node-timeout the leader removes a voting node it cannot reach for that
-    long; the others stay."""
+    long, with -raft-reap-read-only-node-timeout a read replica (docs/Clustering/
+    read-replicas "Automatically reaping failed replicas"); the others stay."""
     with LocalCluster(3, http=True, storage="memory",
-                      extra_args=("--raft-reap-node-timeout", "3s")) as lc:
+                      extra_args=("--raft-reap-node-timeout", "3s",
+                                  "--raft-reap-read-only-node-timeout", "3s")) as lc:
         nid = lc.add_node()
         url = leader_url(lc)
         assert sorted(request("GET", url + "/nodes").json()) == ["1", "2", "3", str(nid)]
@@ -219,6 +226,18 @@ def test_the_leader_reaps_a_node_unreachable_for_longer_than_the_timeout():
         reaped = [request("GET", node_url(lc, i) + "/status").json()["ddb"]["counters"]["nodes_reaped"]
                   for i in (1, 2, 3)]
         assert sum(reaped) == 1           # by the leader of the moment, once
+        # a read replica that never answers: listed by ?nonvoters, then reaped
+        peer, client = free_ports(2)
+        r = request("POST", url + "/join", {"id": "9", "addr": f"127.0.0.1:{peer}",
+                                            "client": f"127.0.0.1:{client}", "voter": False})
+        assert r.status == 200, r
+        with Client(lc.client_addresses(), cluster_id=lc.cluster_id) as c:
+            assert 9 in c.status(lc.wait_for_leader())["learners"]    # the clock starts now: 3 s
+        wait_until(lambda: [n["id"] for n in request("GET", url + "/nodes", params={
+            "ver": "2", "nonvoters": None, "timeout": "1s"}).json()["nodes"]] == ["1", "2", "3"],
+            30, "the read replica reaped")
+        assert sum(request("GET", node_url(lc, i) + "/status").json()["ddb"]["counters"]
+                   ["nodes_reaped"] for i in (1, 2, 3)) == 2
 
 
 def test_reap_policy_counts_silence_from_this_leaderships_start():
@@ -284,18 +303,35 @@ def test_debug_vars_is_an_expvar_document_of_real_counters(cluster):
 
 
 def test_status_shows_snapshots_the_snapshot_store_and_sqlite_settings(cluster):
-    """rqlite.io docs/Guides/Monitoring rqlite "Status API"; rqlite store/store.go Stats and
-    db/db.go pragmas: store.raft.last_snapshot_index, store.snapshot_store {dir, dir_size,
-    snapshots}, store.sqlite3.version and .pragmas {ro, rw} of five settings as text."""
+    """rqlite.io docs/Guides/Monitoring rqlite "Status API" (rqlite store/store.go Stats,
+    which converts hashicorp raft's Stats() strings to numbers where they parse, and
+    snapshot/store.go Stats; db/db.go pragmas): store.raft.last_snapshot_index a number,
+    last_contact 0 on the leader and Go's duration elsewhere,
+    store.raft.latest_configuration Go's `%+v` of the servers, store.dir_size,
+    store.snapshot_store {dir, snapshots} with ids `term-index-msec`, store.sqlite3.version
+    and .pragmas {ro, rw} of five settings as text."""
     F = follower_url(cluster)
+    fid = next(i for i in cluster.nodes if node_url(cluster, i) == F)
+    t0 = time.time()
     request("POST", F + "/snapshot")
     st = request("GET", F + "/status").json()
     store = st["store"]
-    assert isinstance(store["raft"]["last_snapshot_index"], int)
-    assert store["raft"]["last_snapshot_index"] > 0
+    raft = store["raft"]
+    assert isinstance(raft["last_snapshot_index"], int) and raft["last_snapshot_index"] > 0
+    assert raft["latest_configuration"] == "[" + " ".join(
+        f"{{Suffrage:Voter ID:{i} Address:{cluster.nodes[i].peer_addr.removeprefix('tcp://')}}}"
+        for i in sorted(cluster.nodes)) + "]"
+    assert re.fullmatch(r"[0-9.]+(ns|µs|ms|s)", raft["last_contact"]), raft   # a follower
+    assert request("GET", leader_url(cluster) + "/status").json()["store"]["raft"][
+        "last_contact"] == 0
+    assert store["node_id"] == str(fid) and isinstance(store["dir_size"], int)
+    assert store["dir_size"] >= os.path.getsize(os.path.join(cluster.nodes[fid].data_dir, "raft.db"))
     snap = store["snapshot_store"]
-    assert set(snap) == {"dir", "dir_size", "snapshots"} and isinstance(snap["dir_size"], int)
-    assert snap["snapshots"] == [f'{store["raft"]["last_snapshot_term"]}-{store["raft"]["last_snapshot_index"]}']
+    assert set(snap) == {"dir", "snapshots"} and snap["dir"] == store["dir"]
+    [sid] = snap["snapshots"]
+    term, index, msec = (int(x) for x in sid.split("-"))
+    assert (term, index) == (raft["last_snapshot_term"], raft["last_snapshot_index"])
+    assert t0 - 1 <= msec / 1000 <= time.time() + 1          # when this node took it
     assert store["sqlite3"]["version"] == request("GET", F + "/db/query", params={
         "q": "SELECT sqlite_version()", "level": "none"}).json()["results"][0]["values"][0][0]
     pragmas = store["sqlite3"]["pragmas"]
@@ -310,9 +346,10 @@ def test_status_shows_snapshots_the_snapshot_store_and_sqlite_settings(cluster):
 
 def test_nodes_in_both_of_rqlites_shapes(cluster):
     """rqlite.io docs/Guides/Monitoring rqlite "Nodes API"; rqlite http/nodes.go: the legacy
-    form is a map by id, `ver=2` a list under "nodes", sorted by id; a node that answered has
-    time and time_s (Go's duration text), one that did not has version "" and an error and no
-    time; `nonvoters` adds the non-voting nodes (ddb: learners)."""
+    form is a map by id, `ver=2` a list under "nodes", sorted by id; every node has time and
+    time_s (Go's duration text: how long asking it took, Node.Test's deferred timing), one
+    that did not answer has version "" and an error; `nonvoters` adds the non-voting nodes
+    (ddb: learners)."""
     lid = cluster.wait_for_leader()
     F = follower_url(cluster)
     down = next(i for i in cluster.nodes if i != lid and node_url(cluster, i) != F)
@@ -325,7 +362,9 @@ def test_nodes_in_both_of_rqlites_shapes(cluster):
             nid = int(n["id"])
             addr = cluster.nodes[nid].peer_addr.removeprefix("tcp://")
             if nid == down:
-                assert list(n) == ["id", "addr", "version", "voter", "reachable", "leader", "error"]
+                assert list(n) == ["id", "addr", "version", "voter", "reachable", "leader", "time",
+                                   "time_s", "error"]
+                assert isinstance(n["time"], float) and n["time"] > 0
                 assert (n["addr"], n["version"], n["voter"], n["reachable"], n["leader"]) == \
                     (addr, "", True, False, False)
             else:
@@ -361,7 +400,7 @@ def test_nodes_lists_non_voters_only_when_asked(cluster):
                                                       "timeout": "1s"}).json()["nodes"]
         assert [(n["id"], n["voter"], n["reachable"]) for n in nodes] == \
             [("1", True, True), ("2", True, True), ("3", True, True), ("9", False, False)]
-        assert {k: v for k, v in nodes[3].items() if k != "error"} == {
+        assert {k: v for k, v in nodes[3].items() if k not in ("error", "time", "time_s")} == {
             "id": "9", "addr": f"127.0.0.1:{peer}", "version": "", "voter": False,
             "reachable": False, "leader": False}
     finally:

@@ -116,6 +116,25 @@ def test_non_voter_replicates_never_votes_and_serves_auto_reads_locally(procs, c
                                    "level": "auto"}, 5.0)
         assert reply["ok"] and reply["node"] == 4 and "forwarded_by" not in reply, reply
         assert reply["results"][0]["values"] == [[1]]
+        # over HTTP ("Read Consistency" > "Auto"): with `redirect` a voting follower sends an
+        # auto read to the leader (weak), the read-only node answers it itself (none)
+        q = {"q": "SELECT x FROM t", "level": "auto", "redirect": None}
+        follower = next(i for i in lc.nodes if i != leader)
+        resp = request("GET", f"http://{lc.nodes[follower].http_addr}/db/query", params=q)
+        assert resp.status == 301, resp
+        resp = request("GET", f"http://{ro.http}/db/query", params=q)
+        assert resp.status == 200 and resp.json()["results"][0]["values"] == [[1]], resp
+        # "Nodes API": only with `nonvoters` is the read-only node listed, live, not voting
+        url = f"http://{lc.nodes[leader].http_addr}/nodes"
+        assert [n["id"] for n in request("GET", url, params={"ver": "2"}).json()["nodes"]] == \
+            ["1", "2", "3"]
+        nodes = request("GET", url, params={"ver": "2", "nonvoters": None}).json()["nodes"]
+        assert [(n["id"], n["voter"], n["reachable"]) for n in nodes] == \
+            [("1", True, True), ("2", True, True), ("3", True, True), ("4", False, True)]
+        assert (nodes[3]["api_addr"], nodes[3]["addr"], nodes[3]["leader"]) == \
+            (f"http://{ro.http}", ro.peer.removeprefix("tcp://"), False)
+        assert "Suffrage:Nonvoter ID:4 Address:" + ro.peer.removeprefix("tcp://") in request(
+            "GET", f"http://{ro.http}/status").json()["store"]["raft"]["latest_configuration"]
 
 
 def test_restarted_node_rejoins_from_new_addresses(procs, clients):
@@ -134,6 +153,14 @@ def test_restarted_node_rejoins_from_new_addresses(procs, clients):
             sts = [c.status(i) for i in (1, 2)]
             return all(s["members"]["3"]["peer"] == moved.peer for s in sts)
         wait_until(everyone_knows, 30, what="members to learn node 3's new address")
+        # "Nodes API": the members show and reach node 3 at its new addresses
+        for i in (1, 2):
+            three = wait_until(lambda i=i: next(n for n in request(
+                "GET", f"http://{lc.nodes[i].http_addr}/nodes", params={"ver": "2"}
+            ).json()["nodes"] if n["id"] == "3" and n["reachable"]), 30,
+                what=f"node {i} to reach node 3 at its new address")
+            assert (three["addr"], three["api_addr"], three["voter"]) == \
+                (moved.peer.removeprefix("tcp://"), f"http://{moved.http}", True)
         wait_until(lambda: request("GET", f"http://{moved.http}/db/query",
                                    params={"q": "SELECT x FROM t", "level": "none"}
                                    ).json()["results"][0].get("values") == [[42]],
@@ -158,12 +185,17 @@ def test_node_of_one_cluster_refuses_to_join_another(procs):
 def test_remove_on_shutdown_leaves_the_cluster(procs, clients):
     """"-raft-cluster-remove-shutdown": a node stopped gracefully leaves the configuration,
     so the others keep a quorum of those still there."""
-    with LocalCluster(3, cluster_id=procs.cluster_id,
+    with LocalCluster(3, http=True, cluster_id=procs.cluster_id,
                       extra_args=("--raft-cluster-remove-shutdown",)) as lc:
         c = clients(lc)
         lc.stop(3)
         wait_until(lambda: c.status(lc.wait_for_leader())["voters"] == [1, 2], 20,
                    what="node 3 to leave the configuration")
+        # "Nodes API": node 3 is no longer a member at all (not listed, not unreachable)
+        for i in (1, 2):
+            nodes = request("GET", f"http://{lc.nodes[i].http_addr}/nodes",
+                            params={"ver": "2", "nonvoters": None}).json()["nodes"]
+            assert [(n["id"], n["reachable"]) for n in nodes] == [("1", True), ("2", True)]
         lc.stop(lc.wait_for_leader())          # the leader leaves too: one voter remains
         rest = next(i for i in (1, 2) if lc.nodes[i].state == "running")
         wait_until(lambda: c.status(rest)["voters"] == [rest] and c.status(rest)["role"] == "leader",
@@ -174,8 +206,10 @@ def test_remove_on_shutdown_leaves_the_cluster(procs, clients):
 
 @pytest.mark.parametrize("name", ["0", "node-a"])
 def test_string_node_ids_join_and_are_removed_by_name(procs, name, clients):
-    """Node ids are strings in rqlite (`-node-id`), "0" included: a node joins with one and
-    is removed by it (DELETE /remove {"id": ...})."""
+    """Node ids are strings in rqlite (`-node-id`), "0" included: a node joins with one, is
+    shown by it wherever rqlite shows an id ("Nodes API" `id` and the legacy map's keys,
+    sorted as strings; "Status API" `store.node_id`, `store.leader.node_id`,
+    `store.raft.latest_configuration`), and is removed by it (DELETE /remove {"id": ...})."""
     with LocalCluster(3, http=True, cluster_id=procs.cluster_id) as lc:
         p = procs.new(name)
         procs.start(p, "--join", ",".join(lc.client_addresses()))
@@ -185,6 +219,26 @@ def test_string_node_ids_join_and_are_removed_by_name(procs, name, clients):
                    what=f"node {name!r} to become a voter")
         st = c.status(lc.wait_for_leader())
         assert st["members"][str(nid)]["name"] == name
+        url = f"http://{lc.nodes[1].http_addr}"
+        nodes = request("GET", url + "/nodes", params={"ver": "2"}).json()["nodes"]
+        assert [(n["id"], n["reachable"]) for n in nodes] == \
+            sorted([("1", True), ("2", True), ("3", True), (name, True)])
+        assert next(n for n in nodes if n["id"] == name)["api_addr"] == f"http://{p.http}"
+        assert sorted(request("GET", url + "/nodes").json()) == sorted(["1", "2", "3", name])
+        own = request("GET", f"http://{p.http}/status").json()["store"]
+        assert own["node_id"] == name
+        assert f"ID:{name} Address:{p.peer.removeprefix('tcp://')}}}" in own["raft"]["latest_configuration"]
+        assert request("GET", url + "/status").json()["store"]["raft"]["latest_configuration"] \
+            == own["raft"]["latest_configuration"]
+        # the new node leading: /leader and every store.leader.node_id name it as written
+        resp = request("POST", url + "/leader", {"id": name})
+        assert resp.status == 200 and resp.json() == {"leader": {"id": name}}, resp
+        wait_until(lambda: request("GET", url + "/status").json()["store"]["leader"]["node_id"]
+                   == name, 20, what=f"node {name!r} to be shown as the leader")
+        assert request("GET", url + "/leader").json()["id"] == name
+        resp = request("POST", url + "/leader", {"id": "1"})     # hand it back before removal
+        assert resp.status == 200, resp
+        wait_until(lambda: c.status(1)["role"] == "leader", 20, what="node 1 to lead again")
         resp = request("DELETE", f"http://{lc.nodes[lc.wait_for_leader()].http_addr}/remove",
                        {"id": name})
         assert resp.status == 200, resp
@@ -212,6 +266,15 @@ def test_advertised_addresses_are_what_the_cluster_is_told(procs, clients):
         assert book["http"] == adv.http.replace("127.0.0.1", "localhost")
         st = procs.status(adv)
         assert st["addresses"]["peer"] == bound.peer and st["advertised"]["peer"] == adv.peer
+        # "Nodes API" and "Status API" show the advertised addresses, never the bound ones
+        four = wait_until(lambda: next(n for n in request(
+            "GET", f"http://{lc.nodes[1].http_addr}/nodes", params={"ver": "2"}
+        ).json()["nodes"] if n["id"] == "4" and n["reachable"]), 30, what="node 4 to answer")
+        assert (four["addr"], four["api_addr"]) == \
+            (adv.peer.removeprefix("tcp://"), "http://" + adv.http.replace("127.0.0.1", "localhost"))
+        own = request("GET", f"http://{adv.http}/status").json()["store"]
+        assert own["addr"] == adv.peer.removeprefix("tcp://")
+        assert f"ID:4 Address:{adv.peer.removeprefix('tcp://')}}}" in own["raft"]["latest_configuration"]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -106,6 +106,23 @@ def test_a_non_deterministic_extension_function_is_refused_in_writes_allowed_in_
     assert r.json()["results"][0]["values"] == [[1]], r
 
 
+def test_a_strong_read_refuses_a_non_deterministic_extension_function(cluster):
+    """"Read Consistency" > "Strong": a strong read goes through the Raft log and is run by
+    every replica as it applies the entry, so like a write it may not call an extension
+    function that is not declared deterministic; a deterministic one is served."""
+    for i in cluster.nodes:          # from any node: a follower sends it to the leader
+        r = request("GET", f"http://{cluster.nodes[i].http_addr}/db/query",
+                    params={"q": "SELECT ticket()", "level": "strong"})
+        assert r.status == 200, r
+        [res] = r.json()["results"]
+        assert "values" not in res, res
+        assert "ticket() comes from an extension that does not declare it deterministic" \
+            in res["error"], res
+        r = request("GET", f"http://{cluster.nodes[i].http_addr}/db/query",
+                    params={"q": "SELECT triple(5)", "level": "strong"})
+        assert r.status == 200 and r.json()["results"][0]["values"] == [[15]], r
+
+
 def test_extensions_load_from_a_zip_a_tarball_and_a_single_file(ext_dir, tmp_path):
     so = os.path.join(ext_dir, "ddbtest.so")
     z = tmp_path / "ext.zip"

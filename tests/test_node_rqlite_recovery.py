@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ddb_node.cluster import LocalCluster
+from ddb_node.cluster import LocalCluster, free_ports
 
 from tests.http_support import request
 from tests.nodehelpers import wait_until
@@ -60,10 +60,12 @@ def test_peers_json_recovers_a_three_node_cluster_that_lost_two_nodes_forever(cl
                         what="the survivor to lead the recovered cluster")
         assert st["voters"] == [survivor] and st["learners"] == []
         assert not os.path.exists(os.path.join(node.data_dir, "raft", "peers.json"))
+        assert os.path.exists(os.path.join(node.data_dir, "raft", "peers.info"))
         assert _values(lc, survivor, "SELECT count(*) FROM t") == [[20]]
         status = request("GET", f"http://{node.http_addr}/status").json()
-        assert status["store"]["raft"]["latest_configuration"] == [{"id": str(survivor),
-                                                                     "voter": True}]
+        # hashicorp raft's Stats()["latest_configuration"], Go's %+v of the servers
+        assert status["store"]["raft"]["latest_configuration"] == \
+            f"[{{Suffrage:Voter ID:{survivor} Address:{node.peer_addr.removeprefix('tcp://')}}}]"
         resp = request("POST", f"http://{node.http_addr}/db/execute", ["INSERT INTO t VALUES (20)"])
         assert resp.status == 200 and "error" not in resp.json()["results"][0], resp
 
@@ -105,3 +107,40 @@ def test_a_bad_peers_json_is_refused_with_a_clear_error(tmp_path, clients):
         lc.restart(1)
         c = clients(lc)
         wait_until(lambda: c.status(1)["role"] == "leader", 30, what="the node to start")
+
+
+def test_peers_json_naming_several_voters_forces_only_a_confirmed_sole_survivor(clients):
+    """rqlite's procedure writes peers.json on every survivor; ddb forces the log of the node
+    that reads it, and two survivors each forcing their own log could commit different
+    entries at one index. So a file naming several voters, on a node with a log, stops the
+    node (exit 2, the file kept) unless --recover-sole-survivor says this is the one
+    survivor; then it forces that configuration, and the other voter is expected to come
+    back empty and --join it."""
+    with LocalCluster(1, http=True) as lc:
+        c = clients(lc)
+        c.execute("CREATE TABLE t(x)")
+        lc.stop(1)
+        node = lc.nodes[1]
+        peer, client = free_ports(2)
+        path = os.path.join(node.data_dir, "raft", "peers.json")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump([{"id": "1", "address": node.peer_addr.removeprefix("tcp://")},
+                       {"id": "2", "address": f"127.0.0.1:{peer}", "client": f"127.0.0.1:{client}"}], f)
+        lc.restart(1)
+        assert node.proc.wait(30) == 2
+        with open(node.log_path) as f:
+            assert "lists 2 voters and this node has a log" in f.read()
+        assert os.path.exists(path)                      # nothing was changed
+        lc.extra_args += ("--recover-sole-survivor",)
+        lc.restart(1)
+        st = wait_until(lambda: (s := c.status(1))["voters"] == [1, 2] and s, 30,
+                        what="the forced configuration of two voters")
+        assert st["role"] != "leader"                    # node 2 must come back to make a quorum
+        # "Once recovery is completed, the peers.json file is renamed to peers.info"
+        assert os.path.exists(os.path.join(os.path.dirname(path), "peers.info"))
+        assert not os.path.exists(path)
+        raft = request("GET", f"http://{node.http_addr}/status").json()["store"]["raft"]
+        assert raft["latest_configuration"] == (
+            f"[{{Suffrage:Voter ID:1 Address:{node.peer_addr.removeprefix('tcp://')}}} "
+            f"{{Suffrage:Voter ID:2 Address:127.0.0.1:{peer}}}]")

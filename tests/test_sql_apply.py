@@ -340,3 +340,62 @@ def test_durable_index_survives_reopen(tmp_path):
     sm.apply_batch(log.entries)
     sm.close()
     assert StateMachine(path).durable_index == 1
+
+
+def test_an_image_for_the_loop_never_waits_for_a_running_checkpoint(tmp_path):
+    """open_image(wait=False) is what a leader's loop asks when a follower needs a snapshot:
+    while the background checkpoint runs it says "not now" at once (SnapshotError; the core
+    asks again at the next probe) instead of holding the loop for the checkpoint of a large
+    database (3.5 s measured during a join at 10^7 rows)."""
+    from ddb_node.sql.errors import SnapshotError
+    sm = StateMachine(str(tmp_path / "db"), sync="normal", checkpoint_pages=10 ** 9)
+    log = Log()
+    log.add("CREATE TABLE t(a)")
+    log.add("INSERT INTO t VALUES (1)")
+    sm.apply_batch(log.entries)
+    cp = sm._checkpointer
+    with cp.exclusive():                      # as if the thread's checkpoint were running
+        t = time.monotonic()
+        with pytest.raises(SnapshotError, match="checkpoint is running"):
+            sm.open_image(wait=False)
+        assert time.monotonic() - t < 1.0
+    img = sm.open_image(wait=False)          # a small WAL: copied inline, opened
+    assert img.index == sm.applied_index == 2
+    img.close()
+    sm.close()
+
+
+def test_an_image_for_the_loop_leaves_a_long_wal_to_the_background_checkpoint(tmp_path, monkeypatch):
+    from ddb_node.sql.errors import SnapshotError
+    sm = StateMachine(str(tmp_path / "db"), sync="normal", checkpoint_pages=400)
+    log = Log()
+    log.add("CREATE TABLE t(a)")
+    sm.apply_batch(log.entries)
+    cp = sm._checkpointer
+    asked = []
+    monkeypatch.setattr(cp, "backlog_pages", lambda path: 5_000)
+    monkeypatch.setattr(cp, "request", lambda index: asked.append(index))
+    with pytest.raises(SnapshotError, match="5000 WAL pages"):
+        sm.open_image(wait=False)
+    assert asked == [sm.applied_index]       # the checkpoint is left to the thread
+    monkeypatch.undo()
+    sm.close()
+
+
+def test_the_wal_backlog_is_read_from_the_wal_index(tmp_path):
+    """Frames in the WAL not yet copied into the database (mxFrame - nBackfill)."""
+    from ddb_node.sql.checkpointer import Checkpointer
+    path = str(tmp_path / "w.db")
+    c = apsw.Connection(path)
+    c.execute("PRAGMA journal_mode=WAL")
+    c.execute("PRAGMA wal_autocheckpoint=0")
+    c.execute("CREATE TABLE t(x)")
+    for _ in range(40):
+        c.execute("INSERT INTO t VALUES (randomblob(5000))")
+    backlog = Checkpointer.backlog_pages(path)
+    assert backlog > 40                      # two pages a row, and the table's
+    c.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+    assert Checkpointer.backlog_pages(path) == 0
+    c.execute("INSERT INTO t VALUES (randomblob(5000))")
+    assert 0 < Checkpointer.backlog_pages(path) < backlog
+    c.close()

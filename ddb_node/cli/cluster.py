@@ -213,7 +213,8 @@ class StateCluster(ClusterControl):
     def _proc_state(self, nid: int) -> str | None:
         n = self.node(nid)
         if not alive(n):
-            return "killed" if n.get("state") == "killed" else "stopped"
+            # killed or stopped by a command, or it died on its own
+            return n.get("state") if n.get("state") in ("killed", "stopped") else "exited"
         return "paused" if paused(n) else "running"
 
     def processes(self) -> dict[int, dict]:
@@ -234,8 +235,6 @@ class StateCluster(ClusterControl):
             n = self.node(nid)
             s.setdefault("id", nid)
             s["pid"] = n.get("pid") if alive(n) else None
-            if s.get("state") == "stopped" and n.get("state") not in ("stopped",):
-                s["state"] = "exited"          # it died on its own: say so
         return out
 
     # ---- processes ----

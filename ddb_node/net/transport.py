@@ -104,6 +104,7 @@ class PeerTransport:
         delays = self.faults.outgoing(m.to)
         if not delays:
             self.stats["dropped_fault"] += 1
+            self._observe("drop", m)
             return
         frame = encode_message(self.cluster_id, m)
         for d in delays:
@@ -111,8 +112,12 @@ class PeerTransport:
                 self._send_now(m.to, frame)
             else:
                 self.loop.call_later(d, self._send_now, m.to, frame)
+        self._observe("send", m)
+
+    def _observe(self, what: str, m: Message) -> None:
+        """Observers see ("send" | "recv" | "drop", message): the dashboard, the trace."""
         for ob in self.observers:
-            ob("send", m)
+            ob(what, m)
 
     def _send_now(self, to: int, frame: bytes) -> None:
         sock = self.peers.get(to)
@@ -163,11 +168,11 @@ class PeerTransport:
             return
         if not self.faults.incoming_ok(m.frm):
             self.stats["dropped_fault"] += 1
+            self._observe("drop", m)
             return
         self.stats["received"] += 1
         self.last_seen[m.frm] = time.monotonic()
-        for ob in self.observers:
-            ob("recv", m)
+        self._observe("recv", m)
         self.on_message(m)
 
     def reachable(self, within: float) -> list[int]:

@@ -13,6 +13,8 @@ follower is sent the live database read as it is when it needs it ("lazy"); othe
 """
 from __future__ import annotations
 
+import collections
+
 from ddb_node.raft import SnapshotMeta, SnapshotTemporarilyUnavailable
 from ddb_node.sql.errors import SnapshotError
 from ddb_node.storage.snapshot_sources import BytesSource, ConcatSource, SharedSource
@@ -21,10 +23,20 @@ from .members import members_trailer, read_members, split_members
 
 
 class Compaction:
-    def __init__(self, replica, *, every: int, trailing: int):
+    """When to compact is counted in entries and in bytes: `every` entries applied since
+    the last snapshot, or `log_bytes` bytes of them, take one; behind it at most `trailing`
+    entries stay for slow followers, and at most half of `log_bytes` (a bulk load's entries
+    are large: at 120 kB an entry, 20,000 entries would be a log of 2.4 GB beside the
+    database). Sizes are those of the entries applied since this replica started; entries
+    older than that count as empty."""
+
+    def __init__(self, replica, *, every: int, trailing: int, log_bytes: int = 0):
         self.r = replica
         self.every = every              # snapshot after this many applied entries (0: never)
         self.trailing = trailing        # entries kept behind a snapshot for slow followers
+        self.log_bytes = log_bytes      # ...or after this many bytes of them (0: no bound)
+        self._sizes: collections.deque = collections.deque()   # (index, bytes) still in the log
+        self._bytes_since_snapshot = 0
         app, storage = replica.app, replica.storage
         self.lazy = replica.durable and hasattr(app, "snapshot_source") and \
             hasattr(storage, "set_snapshot_provider")
@@ -75,7 +87,7 @@ class Compaction:
         if r.app.applied_index != r.raft.applied:
             raise SnapshotTemporarilyUnavailable("a Ready is being applied")
         try:
-            stream = r.app.snapshot_source()
+            stream = r.app.snapshot_source(wait=False)    # never waits on the loop
         except SnapshotError as exc:      # e.g. the checkpoint could not complete
             raise SnapshotTemporarilyUnavailable(str(exc)) from None
         except Exception as exc:          # noqa: BLE001  (apsw's BusyError and friends)
@@ -87,6 +99,18 @@ class Compaction:
         return ConcatSource(meta, [stream, BytesSource(meta, members_trailer(r.book.members))])
 
     # ---------------------------------------------------------------- compacting
+    def note_applied(self, entries) -> None:
+        """Count the applied entries' bytes (for the `log_bytes` bound)."""
+        if not self.log_bytes:
+            return
+        total = 0
+        sizes = self._sizes
+        for e in entries:
+            n = len(e.data)
+            sizes.append((e.index, n))
+            total += n
+        self._bytes_since_snapshot += total
+
     def maybe_compact(self) -> None:
         """Runs every Ready: only cheap, in-memory questions here."""
         r = self.r
@@ -95,12 +119,29 @@ class Compaction:
         if images.current is not None:
             return   # an image is being sent: its checkpoint hold and its log entries stay
         st = r.storage
-        if not self.every:
-            return
         applied = r.app.applied_index
-        if applied - max(st.first_index() - 1, st.snapshot_meta().index) < self.every:
-            return
-        self.take(sync=False)
+        due = self.every and \
+            applied - max(st.first_index() - 1, st.snapshot_meta().index) >= self.every
+        if due or (self.log_bytes and self._bytes_since_snapshot >= self.log_bytes):
+            self.take(sync=False)
+
+    def _bytes_floor(self) -> int:
+        """The lowest index the trailing entries may keep within half of `log_bytes`: the
+        newest entries whose bytes fit, the older ones compacted."""
+        if not self.log_bytes:
+            return 0
+        budget = self.log_bytes // 2
+        for index, n in reversed(self._sizes):
+            budget -= n
+            if budget < 0:
+                return index
+        return 0
+
+    def _forget_compacted(self, keep_from: int, snapshot_index: int) -> None:
+        sizes = self._sizes
+        while sizes and sizes[0][0] <= keep_from:
+            sizes.popleft()
+        self._bytes_since_snapshot = sum(n for i, n in sizes if i > snapshot_index)
 
     def take(self, trailing: int | None = None, sync: bool = True) -> int:
         """Snapshot at the applied index and compact the log up to `applied - trailing`.
@@ -136,8 +177,9 @@ class Compaction:
                 st.create_snapshot(applied, r.raft.conf_state, data)
                 size = len(data)
             r.counters["snapshots_taken"] += 1
+            r.snapshot_at_ms = r.wall_ms()
             r.event("snapshot", index=applied, bytes=size)
-        keep_from = min(applied - keep, st.snapshot_meta().index)
+        keep_from = min(max(applied - keep, self._bytes_floor()), st.snapshot_meta().index)
         if r.durable and not self.lazy:
             # never discard entries the user database has not made durable (relaxed sync)
             if app.durable_index < keep_from:
@@ -145,4 +187,6 @@ class Compaction:
             keep_from = min(keep_from, app.durable_index)
         if keep_from >= st.first_index():
             st.compact(keep_from)
+        if self.log_bytes:
+            self._forget_compacted(st.first_index() - 1, st.snapshot_meta().index)
         return applied

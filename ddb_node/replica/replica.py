@@ -64,7 +64,8 @@ class Replica:
     def __init__(self, node_id: int, storage, app, *, config: Config, rng: random.Random,
                  clock: Callable[[], float], wall_ms: Callable[[], int],
                  book: AddressBook | None = None, snapshot_entries: int = 20_000,
-                 snapshot_trailing: int = 2_000, request_timeout: float = 10.0,
+                 snapshot_trailing: int = 2_000, snapshot_bytes: int = 0,
+                 request_timeout: float = 10.0,
                  durable: bool = False, observer=None, raft_rng: random.Random | None = None,
                  raft_factory: Callable | None = None, offload_reads: bool = False):
         self.id = node_id
@@ -73,13 +74,15 @@ class Replica:
         self.rng = rng
         self.clock = clock
         self.wall_ms = wall_ms
+        self.snapshot_at_ms = wall_ms()    # when the current snapshot was taken or installed
         self.book = book if book is not None else AddressBook(None)
         self.request_timeout = request_timeout
         self.durable = durable          # storage and app survive a crash (compaction bound)
         self.observer = observer        # the simulator's checker bridge; None on a node
         self.offload_reads = offload_reads  # reads go out as ("read", ...) for the shell to run
         self.halted = False             # set by a driver that crashed this replica mid-Ready
-        self.compaction = Compaction(self, every=snapshot_entries, trailing=snapshot_trailing)
+        self.compaction = Compaction(self, every=snapshot_entries, trailing=snapshot_trailing,
+                                     log_bytes=snapshot_bytes)
         self.compaction.recover()
         config.applied = app.applied_index
         raft_rng = raft_rng if raft_rng is not None else random.Random(rng.getrandbits(64))
@@ -352,6 +355,7 @@ class Replica:
     def _restore(self, snap) -> None:
         self.compaction.install(snap.meta.index)
         self.counters["snapshots_installed"] += 1
+        self.snapshot_at_ms = self.wall_ms()
         if self.observer is not None:
             self.observer.restored(self, snap)
         for idx in [i for i in self.proposals if i <= snap.meta.index]:
@@ -383,6 +387,7 @@ class Replica:
         if batch:
             results.extend(app.apply_batch(batch))
         self.counters["applied_entries"] += len(entries)
+        self.compaction.note_applied(entries)
         proposals = self.proposals
         for e, r in zip(entries, results):
             if ob is not None:

@@ -21,7 +21,9 @@ from ddb_node.raft import ConfChange, ConfChangeType, NotLeader, ProposalDropped
 from ddb_node.sql import SQL_FAILURES, Request, Statement, encode_entry
 from ddb_node.sql.query import OverBudget
 
+from . import changes as _changes
 from .entries import FAIL, OK, decode_map_step, encode_address_update, encode_map_step
+from .log_view import log_view
 from .members import encode_addresses
 from . import transactions
 
@@ -45,6 +47,8 @@ class Requests:
             "ping": self.ping, "status": self.status, "nodes": self.nodes, "join": self.join,
             "remove": self.remove, "promote": self.promote, "transfer": self.transfer,
             "snapshot": self.snapshot, "reap": self.reap, "read_index": self.read_index, "applied": self.applied,
+            "log": self.log,
+            "changes": lambda token, body: _changes.serve(self.r, token, body),
             "tx": lambda token, body: transactions.tx(self, token, body),
         }
 
@@ -358,6 +362,13 @@ class Requests:
 
     def status(self, token, body: dict) -> None:
         self.r.reply(token, {"status": self.r.status()})
+
+    def log(self, token, body: dict) -> None:
+        """This node's recent log entries and its marks (`%ddb log`); `last` bounds them."""
+        last = body.get("last", 20)
+        if not isinstance(last, int) or isinstance(last, bool) or last < 1:
+            raise bad_request("last must be a positive integer")
+        self.r.reply(token, {"log": log_view(self.r, last)})
 
     def nodes(self, token, body: dict) -> None:
         """Members, leader and term. With `after_term` T it is a long poll: the answer waits

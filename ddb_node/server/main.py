@@ -59,6 +59,9 @@ def add_node_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heartbeat-tick", type=int, default=HEARTBEAT_TICK)
     p.add_argument("--snapshot-entries", type=int, default=20_000)
     p.add_argument("--snapshot-trailing", type=int, default=2_000)
+    p.add_argument("--snapshot-bytes", type=int, default=64 << 20,
+                   help="also snapshot after this many bytes of applied log entries, and keep at "
+                        "most half of it behind a snapshot (0: count entries only)")
     p.add_argument("--snapshot-chunk", type=int, default=1 << 20,
                    help="bytes of a snapshot per message to a follower")
     p.add_argument("--raft-reap-node-timeout", type=duration, default=0.0, metavar="DURATION",
@@ -78,10 +81,21 @@ def add_node_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--http-adv-addr", default=None, help="HTTP address clients are told about")
     p.add_argument("--raft-cluster-remove-shutdown", dest="remove_on_shutdown",
                    action="store_true", help="leave the cluster on a graceful shutdown")
+    p.add_argument("--recover-sole-survivor", dest="sole_survivor", action="store_true",
+                   help="DATA_DIR/raft/peers.json names several voters and this node is the one "
+                        "survivor whose log is forced; the others come back empty and --join it")
     p.add_argument("--auth", default=None, help="users file (rqlite's); also guards joins")
     p.add_argument("--join-as", default=None, help="the users-file user this node joins as")
     p.add_argument("--extensions-path", default=None,
                    help="SQLite loadable extensions to load: a directory, a .so file or a .zip")
+    p.add_argument("--changes", choices=("on", "off"), default="on",
+                   help="record every applied row change (change data capture; default on)")
+    p.add_argument("--changes-keep-entries", type=int, default=100_000, metavar="N",
+                   help="keep the changes of the last N log indexes (0: no bound)")
+    p.add_argument("--changes-keep-bytes", type=int, default=64 << 20, metavar="BYTES",
+                   help="keep at most about this many bytes of changes (0: no bound)")
+    p.add_argument("--cdc-config", default=None, metavar="URL",
+                   help="rqlite's CDC webhook: the leader POSTs batches of changes to URL")
 
 
 def options_from_args(args: argparse.Namespace) -> NodeOptions:
@@ -101,7 +115,7 @@ def options_from_args(args: argparse.Namespace) -> NodeOptions:
         join=[a for a in (args.join or "").split(",") if a], http_addr=args.http,
         tick_ms=args.tick_ms, election_tick=args.election_tick, heartbeat_tick=args.heartbeat_tick,
         snapshot_entries=args.snapshot_entries, snapshot_trailing=args.snapshot_trailing,
-        snapshot_chunk=args.snapshot_chunk, curve=curve,
+        snapshot_bytes=args.snapshot_bytes, snapshot_chunk=args.snapshot_chunk, curve=curve,
         reap_node_timeout=args.raft_reap_node_timeout,
         reap_read_only_node_timeout=args.raft_reap_read_only_node_timeout,
         non_voter=getattr(args, "non_voter", False),
@@ -110,8 +124,13 @@ def options_from_args(args: argparse.Namespace) -> NodeOptions:
         client_adv_addr=_adv(getattr(args, "client_adv_addr", None)),
         http_adv_addr=getattr(args, "http_adv_addr", None),
         remove_on_shutdown=getattr(args, "remove_on_shutdown", False),
+        sole_survivor=getattr(args, "sole_survivor", False),
         http_auth=getattr(args, "auth", None), join_as=getattr(args, "join_as", None),
-        extensions_path=getattr(args, "extensions_path", None))
+        extensions_path=getattr(args, "extensions_path", None),
+        changes=getattr(args, "changes", "on") != "off",
+        changes_keep_entries=getattr(args, "changes_keep_entries", 100_000),
+        changes_keep_bytes=getattr(args, "changes_keep_bytes", 64 << 20),
+        cdc_webhook=getattr(args, "cdc_config", None))
 
 
 def _adv(addr: str | None) -> str | None:

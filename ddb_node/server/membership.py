@@ -107,6 +107,22 @@ def read_peers_json(path: str, book) -> tuple[list[int], list[int], dict]:
     return voters, learners, addrs
 
 
+def check_sole_survivor(path: str, voters, storage, confirmed: bool) -> None:
+    """rqlite's procedure writes peers.json on every survivor. ddb forces the log of the node
+    that reads it (replica/recovery.py): two survivors doing so could commit different
+    entries at one index. So a file naming several voters, on a node whose log holds
+    anything, is refused unless the operator says this is the one survivor to force."""
+    if len(voters) < 2 or confirmed:
+        return
+    if storage.last_index() == 0 and storage.snapshot_meta().index == 0:
+        return
+    raise StartupRefused(
+        f"{path} lists {len(voters)} voters and this node has a log: ddb forces the log of "
+        "the node it recovers, so only one survivor may read peers.json. Keep the file on "
+        "the most up-to-date survivor and start it with --recover-sole-survivor; start the "
+        "others with an empty data directory and --join it")
+
+
 # ---------------------------------------------------------------------- join
 def _credentials(server) -> dict | None:
     """The users-file user this node joins as (`--join-as`): rqlite reads its password from

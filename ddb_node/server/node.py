@@ -36,6 +36,7 @@ from ddb_node.sql.extensions import ExtensionError, resolve as resolve_extension
 from ddb_node.storage import MemoryStorage, SqliteLogStorage
 
 from . import membership
+from .cdc import Webhook
 from .http.service import start_http
 from .http.auth import CredentialStore, UsersFileError
 from .loop import run as run_loop
@@ -44,6 +45,7 @@ from .metrics import LatencyHistogram
 from .options import NodeOptions
 from .reads import ReadService
 from .reaper import Reaper
+from .trace import PeerTrace
 
 __all__ = ["NodeServer", "StartupRefused", "run_node"]
 
@@ -90,7 +92,8 @@ class NodeServer:
                                                           tempfile.mkdtemp(prefix="ddb-ext-"), "x")) \
                 if opts.extensions_path else []
             sm = StateMachine(opts.path("data.db") if disk else ":memory:", sync=opts.user_db_sync,
-                              extension_files=tuple(self.extension_files))
+                              extension_files=tuple(self.extension_files),
+                              changes=opts.change_config())
         except ExtensionError as e:
             storage.close()
             raise StartupRefused(str(e)) from None
@@ -100,6 +103,7 @@ class NodeServer:
             self.id, storage, sm, config=cfg, rng=random.Random(self.rng.getrandbits(64)),
             clock=time.monotonic, wall_ms=lambda: int(time.time() * 1000), book=self.book,
             snapshot_entries=opts.snapshot_entries, snapshot_trailing=opts.snapshot_trailing,
+            snapshot_bytes=opts.snapshot_bytes,
             request_timeout=opts.request_timeout, durable=disk, offload_reads=disk)
         self.replica.cluster_identity = identity
         # reads run on worker threads with their own connections (a memory database has
@@ -109,6 +113,7 @@ class NodeServer:
         self.shell_counters = {k: 0 for k in SHELL_COUNTERS}
         self.events: deque = deque(maxlen=500)
         self.observers: list = []          # callables(event: dict) for the event stream
+        self.trace = PeerTrace(self)       # recent peer messages for `trace` (%ddb_sequence)
         self.latency = LatencyHistogram()  # SQL requests as their askers see them (metrics.py)
         self.waiters: dict[int, asyncio.Future] = {}
         self.token_seq = 0
@@ -123,6 +128,7 @@ class NodeServer:
         self.forwarders: dict[str, zmq.asyncio.Socket] = {}
         self.http = None
         self.reaper = Reaper(opts.reap_node_timeout, opts.reap_read_only_node_timeout)
+        self.webhook = Webhook(self, opts.cdc_webhook) if opts.cdc_webhook else None
         self._startup: asyncio.Task | None = None     # joining / bootstrapping at start
         self.refused: StartupRefused | None = None     # why the node stopped by itself
         self.bootstrap_candidate: list | None = None   # --bootstrap-expect (membership.py)
@@ -161,6 +167,7 @@ class NodeServer:
         for nid, addrs in self.book.members.items():
             if nid != self.id:
                 self.transport.set_peer(nid, addrs["peer"])
+        self.trace.attach(self.transport)
         self.client_sock = ClientEndpoint(self.ctx, self.opts.client_addr, self._on_client_frames,
                                           curve=self.opts.curve)
         self.transport.start()
@@ -173,6 +180,8 @@ class NodeServer:
         if self.opts.http_addr:
             self.http = await start_http(self)
         tasks = [asyncio.ensure_future(self._ticker())]
+        if self.webhook is not None:           # rqlite's CDC webhook (cdc.py)
+            tasks.append(asyncio.ensure_future(self.webhook.run()))
         if self.reaper.enabled:
             tasks.append(asyncio.ensure_future(self._reap_nodes()))
         if self.opts.bootstrap_expect:
@@ -216,6 +225,7 @@ class NodeServer:
             return None
         try:
             voters, learners, addrs = membership.read_peers_json(path, self.book)
+            membership.check_sole_survivor(path, voters, storage, self.opts.sole_survivor)
             own = addrs.get(self.id) or self.book.get(self.id)
             ctx = encode_addresses(own["peer"], own["client"], own.get("http"), own.get("name"))
             index = force_configuration(storage, self.id, voters, learners, ctx)
@@ -226,7 +236,7 @@ class NodeServer:
             if nid != self.id:
                 self.book.set(nid, a)
         self.book.keep_only(set(voters) | set(learners))
-        os.replace(path, path + ".recovered")
+        os.replace(path, os.path.join(os.path.dirname(path), "peers.info"))   # rqlite's name
         log.warning("node %d: recovered the cluster from %s: voters %s, learners %s (entry %d)",
                     self.id, path, voters, learners, index)
         return index
@@ -394,6 +404,8 @@ class NodeServer:
             return self._faults(body)
         if op == "status":
             return {"ok": True, "status": self.status(), "node": self.id, "term": self.raft.term}
+        if op == "trace":
+            return self.trace.answer(body)
         if op == "join" and self.creds is not None and not await self._may_join(body):
             return {"ok": False, "node": self.id, "error": {
                 "type": "Unauthorized",
@@ -573,6 +585,7 @@ class NodeServer:
             "non_voter": self.opts.non_voter,
             "bootstrap_candidate": self.bootstrap_candidate,
             "pid": os.getpid(),
+            "cdc": self.webhook.status() if self.webhook is not None else None,
         })
         return st
 

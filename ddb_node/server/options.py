@@ -5,6 +5,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from ddb_node.sql.changes import ChangeConfig
+
 # Raft timing, the one definition (the command line and LocalCluster default to these).
 # Failover costs about one election timeout (randomized in [election, 2*election) ticks), so
 # the tick is short: 10 ms x 15 = 150-300 ms. Under load the leader's appends reset the
@@ -56,9 +58,19 @@ class NodeOptions:
     client_adv_addr: str | None = None
     http_adv_addr: str | None = None
     remove_on_shutdown: bool = False     # leave the configuration on a graceful shutdown
+    sole_survivor: bool = False          # peers.json with several voters: force this log anyway
     http_auth: str | None = None         # users file (also DDB_HTTP_AUTH); guards /join too
     join_as: str | None = None           # the users-file user this node joins as
     extensions_path: str | None = None   # SQLite loadable extensions: a dir, a .so or a .zip
+    # change data capture (sql/changes.py): configure every node alike (snapshots carry it)
+    changes: bool = True                 # record every applied row change
+    changes_keep_entries: int = 100_000  # log indexes of changes kept (0: no bound)
+    changes_keep_bytes: int = 64 << 20   # encoded bytes of changes kept (0: no bound)
+    cdc_webhook: str | None = None       # rqlite's -cdc-config URL: the leader POSTs batches
+
+    def change_config(self) -> ChangeConfig:
+        return ChangeConfig(enabled=self.changes, keep_entries=self.changes_keep_entries,
+                            keep_bytes=self.changes_keep_bytes)
 
     @property
     def advertised(self) -> dict:
@@ -101,6 +113,10 @@ class NodeOptions:
                 raise ValueError(f"{flag} {addr!r} is not host:port")
         if self.http_adv_addr and not self.http_addr:
             raise ValueError("--http-adv-addr needs --http (the address the API binds)")
+        if self.changes_keep_entries < 0 or self.changes_keep_bytes < 0:
+            raise ValueError("--changes-keep-entries and --changes-keep-bytes must not be negative")
+        if self.cdc_webhook and not self.changes:
+            raise ValueError("--cdc-config needs change capture (drop --changes off)")
         for ext in (self.extensions_path or "").split(","):
             if ext.strip() and not os.path.exists(os.path.expanduser(ext.strip())):
                 raise ValueError(f"--extensions-path {ext.strip()}: no such file or directory")

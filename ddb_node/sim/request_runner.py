@@ -95,6 +95,11 @@ def _verify_final(sim: Simulator, res: RunResult) -> None:
         if _table(sim.nodes[i]) != ref:
             sim.checker.fail("state machine safety", f"n{i}'s registers or sessions differ from "
                              f"the leader n{lid}'s after convergence")
+    # change data capture: every member recorded the very same change log
+    digests = {i: sim.nodes[i].sm.changes.digest() for i in tuple(cs.voters) + tuple(cs.learners)}
+    if len(set(digests.values())) > 1:
+        sim.checker.fail("state machine safety", f"the change logs differ between members "
+                         f"after convergence: {digests}")
 
 
 def ok(res: RunResult) -> bool:

@@ -183,7 +183,7 @@ class Simulator:
                  node_factory: Callable | None = None,
                  storage_factory: Callable | None = None,
                  copy_messages: bool = True,
-                 auto_compact: tuple[int, int] | None = None,
+                 auto_compact: tuple[int, ...] | None = None,
                  request_timeout_s: float = 2.0,
                  log: Callable[[str], None] | None = None):
         self.seed = seed
@@ -226,7 +226,8 @@ class Simulator:
     # ==== node lifecycle =======================================================
     def _boot(self, node: SimNode) -> None:
         cfg = Config(id=node.id, **self.config)
-        every, keep = self.auto_compact if self.auto_compact is not None else (0, 0)
+        # (every entries, trailing entries[, log bytes]): the Replica's compaction thresholds
+        every, keep, log_bytes = (tuple(self.auto_compact) + (0,))[:3] if self.auto_compact else (0, 0, 0)
         sim = self
         node.replica = Replica(
             node.id, node.storage, as_application(node.sm), config=cfg,
@@ -234,7 +235,7 @@ class Simulator:
             raft_rng=self.rng_factory(self.seed, node.id, node.incarnation),
             raft_factory=self.node_factory,
             clock=lambda: sim.now / 1000.0, wall_ms=lambda: EPOCH_MS + int(sim.now),
-            snapshot_entries=every, snapshot_trailing=keep,
+            snapshot_entries=every, snapshot_trailing=keep, snapshot_bytes=log_bytes,
             request_timeout=self.request_timeout_s, observer=_Observer(self, node))
         node.forwards = {}
         node.alive, node.paused, node.tick_due = True, False, False

@@ -13,9 +13,13 @@ WAL the checkpoint reads: the claim never runs ahead of the file.
 """
 from __future__ import annotations
 
+import struct
 import threading
 
 import apsw
+
+
+_U32 = struct.Struct("=I")
 
 
 class Checkpointer:
@@ -63,6 +67,25 @@ class Checkpointer:
                     self.durable = index
             else:
                 self.incomplete += 1
+
+    @staticmethod
+    def backlog_pages(path: str) -> int:
+        """WAL frames not yet copied into the database file: the wal-index header's mxFrame
+        less the checkpoint's nBackfill (SQLite's documented wal-index layout, walformat:
+        u32 at offsets 16 and 96 of the -shm file, native byte order). A 136-byte read."""
+        try:
+            with open(path + "-shm", "rb") as f:
+                head = f.read(136)
+        except FileNotFoundError:
+            return 0
+        if len(head) < 136:
+            return 0
+        return max(0, _U32.unpack_from(head, 16)[0] - _U32.unpack_from(head, 96)[0])
+
+    def try_exclusive(self) -> bool:
+        """Hold back the thread's checkpoints if none is in progress (release with
+        `exclusive().release()`); False at once if one is."""
+        return self._running.acquire(blocking=False)
 
     def exclusive(self):
         """Hold back the thread's checkpoints (waiting out the one in progress, 10-40 ms at

@@ -14,9 +14,10 @@ from typing import Iterator
 
 import apsw
 
-from . import determinism, extensions, snapshot as snap
+from . import determinism, extensions, policy, snapshot as snap
 from .image import BytesImage, FileImage
 from . import export
+from .changes import ChangeConfig, ChangeLog
 from .checkpointer import Checkpointer
 from .codec import EntryDecodeError, decode_fast
 from .commands import Request
@@ -44,7 +45,7 @@ class StateMachine(Transactions, QueryEngine):
                  foreign_keys: bool = False, max_sessions: int = 10_000,
                  session_ttl_entries: int = 1_000_000, session_expire_every: int = 1_000,
                  checkpoint_pages: int = 1024, statement_cache: int = 256,
-                 extension_files: tuple = ()):
+                 extension_files: tuple = (), changes: ChangeConfig | None = None):
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {sorted(SYNC_MODES)}")
         self.path = path
@@ -60,6 +61,8 @@ class StateMachine(Transactions, QueryEngine):
         self._nonce = secrets.token_hex(8)     # keeps internal SQL out of users' cache entries
         self.sessions = Sessions(self._internal_rows, max_sessions=max_sessions,
                                  ttl_entries=session_ttl_entries, expire_every=session_expire_every)
+        self.changes = ChangeLog(changes if changes is not None else ChangeConfig(),
+                                 self._internal_rows, self._internal_many, owner=self)
         determinism.install()
         self._conn = None
         self._image = None
@@ -109,6 +112,8 @@ class StateMachine(Transactions, QueryEngine):
                          + VERSIONS_SCHEMA)
         self._applied_index, self._applied_term = conn.execute(
             "SELECT idx, term FROM _ddb_applied WHERE id = 0").fetchall()[0]
+        self.changes.attach(conn, self._applied_index)
+        self._capture = self.changes.rows if self.changes.enabled else None
         conn.authorizer = self._authorize
         self._tx_init()
         self._cur = conn.cursor()
@@ -132,6 +137,8 @@ class StateMachine(Transactions, QueryEngine):
     def _authorize(self, code, a3, a4, db, trig):
         if self._tx_tables is not None and not self._internal:
             self._tx_record(code, a3)       # the tables an interactive transaction uses
+        if code in policy.DDL_CODES:
+            self.changes.schema_changed()     # column names / primary keys may differ now
         # an entry being applied may not call a non-deterministic extension function: the
         # leader's classification refuses it, and a replica refuses it identically
         if code == apsw.SQLITE_FUNCTION and self.nondeterministic and not self._internal \
@@ -205,6 +212,9 @@ class StateMachine(Transactions, QueryEngine):
         applied = self._applied_index
         out: list[EntryResult | None] = []
         last_index, last_term = applied, self._applied_term
+        changes = self.changes
+        capture = changes.enabled
+        changes.begin_batch()
         self._internal_exec(self._sql_begin)
         try:
             self._versions_begin()
@@ -218,11 +228,16 @@ class StateMachine(Transactions, QueryEngine):
                     out.append(None)
                 if idx % self.sessions.expire_every == 0:
                     self.sessions.maybe_expire(idx)
+                if capture:
+                    changes.maybe_prune(idx)
                 last_index, last_term = idx, term
             self._versions_flush()
+            if capture:
+                changes.write()
             self._internal_exec(self._sql_set_applied, (last_index, last_term))
             self._internal_exec(self._sql_commit)
         except BaseException:
+            changes.rollback()
             determinism.context.end()
             if not conn.get_autocommit():
                 self._internal_exec(self._sql_rollback)
@@ -240,13 +255,8 @@ class StateMachine(Transactions, QueryEngine):
             if dup is not None:
                 return dup
         self._write_idx = idx
-        if len(obj) == 10:       # an interactive transaction's commit: validate first
-            conflict = self._tx_conflict(obj[9][0], obj[9][1])
-            if conflict is not None:
-                er = EntryResult(idx, [], conflict)
-                if session is not None:
-                    self.sessions.record(idx, session[0], session[1], er)
-                return er
+        if len(obj) == 10 and (refused := self._tx_refused(idx, obj[9], session)) is not None:
+            return refused       # an interactive transaction's commit whose condition failed
         conn = self._conn
         ctx = determinism.context
         ctx.timestamp_ms = ts          # EntryContext.begin(), inlined: this is the hot path
@@ -262,6 +272,9 @@ class StateMachine(Transactions, QueryEngine):
         append = results.append
         if tx:
             self._internal_exec(self._sql_sp)
+        captured = self._capture
+        if captured is not None:
+            captured.clear()          # anything ddb itself wrote since the last entry
         cur = self._cur
         execute = cur.execute
         total_changes = conn.total_changes
@@ -279,11 +292,14 @@ class StateMachine(Transactions, QueryEngine):
                     self._mark = None
                     t0 = _perf()
                     tc = total_changes()
+                    n0 = 0 if captured is None else len(captured)
                     try:
                         execute(sql, params)
                         rows = cur.fetchall()
                     except Exception as e:
                         res = self._failed(k, e, t0)
+                        if captured is not None and total_changes() == tc:
+                            del captured[n0:]     # SQLite undid the statement (ABORT)
                     else:
                         mark = self._mark
                         if mark is None:
@@ -322,13 +338,27 @@ class StateMachine(Transactions, QueryEngine):
         if tx:
             if error is not None:
                 self._internal_exec(self._sql_rollback_to)
+                if captured is not None:
+                    captured.clear()      # rolled back: nothing happened
             self._internal_exec(self._sql_release)
         if ddl:
             self._note_schema(idx)
+        if captured:
+            self.changes.flush(idx)
         er = EntryResult(idx, results, error)
         if session is not None:
             self.sessions.record(idx, session[0], session[1], er)
         return er
+
+    def _run_one(self, k, sql, params, cur, max_rows, max_bytes, can_cache=True) -> Result:
+        captured = self._capture if determinism.context.active else None
+        if captured is None:
+            return super()._run_one(k, sql, params, cur, max_rows, max_bytes, can_cache)
+        n0, tc = len(captured), self._conn.total_changes()
+        res = super()._run_one(k, sql, params, cur, max_rows, max_bytes, can_cache)
+        if res.error is not None and self._conn.total_changes() == tc:
+            del captured[n0:]             # SQLite undid the statement (ABORT)
+        return res
 
     def _after_commit(self):
         if self.memory:
@@ -343,15 +373,27 @@ class StateMachine(Transactions, QueryEngine):
         if self._checkpointer is not None:
             self._checkpointer.request(self._applied_index)
 
-    def _truncate_wal(self) -> None:
+    def _truncate_wal(self, wait: bool = True) -> None:
         """Copy the whole WAL into the database file and empty it (the background checkpoint
-        waits meanwhile: two checkpoints at once would make this one busy)."""
+        waits meanwhile: two checkpoints at once would make this one busy). `wait=False`:
+        only if that is quick (see `open_image`), else SnapshotError."""
         cp = self._checkpointer
         if cp is None:
             self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
-        else:
+        elif wait:
             with cp.exclusive():
                 self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
+        else:
+            backlog = cp.backlog_pages(self.path)
+            if backlog > self.checkpoint_pages // 4:
+                cp.request(self._applied_index)
+                raise SnapshotError(f"{backlog} WAL pages are being checkpointed first")
+            if not cp.try_exclusive():
+                raise SnapshotError("a checkpoint is running: the image is opened after it")
+            try:
+                self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
+            finally:
+                cp.exclusive().release()
         self._wal_pages = 0
 
     def sync(self) -> int:
@@ -388,25 +430,32 @@ class StateMachine(Transactions, QueryEngine):
     def _tmp_dir(self) -> str:
         return tempfile.gettempdir() if self.memory else (os.path.dirname(os.path.abspath(self.path)) or ".")
 
-    def open_image(self):
+    def open_image(self, wait: bool = True):
         """A consistent image of the database at the applied index, read in place without a
         copy (see image.py); `index`, `term`, `size`, `read(offset, n)`, `close()`. One at a
-        time: checkpoints wait while it is open, so close it as soon as it has been read."""
+        time: checkpoints wait while it is open, so close it as soon as it has been read.
+
+        The image needs the WAL copied into the database first. `wait=False` (the node's
+        loop asking for a follower's snapshot) never waits for that: while a background
+        checkpoint runs, or while more than a quarter of `checkpoint_pages` of the WAL is not
+        yet copied, it asks for a background checkpoint and raises SnapshotError (asked
+        again at the next probe); the copy it does itself is then a few hundred pages. A
+        1.3 GB database's checkpoint had held the leader's loop for 3.5 s during a join."""
         if self._image is not None and not self._image.closed:
             raise SnapshotError("a snapshot image is already open")
         if self.memory:
             img = BytesImage(self._applied_index, self._applied_term, self._conn.serialize("main"))
         else:
-            self._truncate_wal()                                             # the WAL's worth
+            self._truncate_wal(wait)                                         # the WAL's worth
             if self.sync_mode != "off":
                 self._durable_index = self._applied_index
             img = FileImage(self.path)
         self._image = img
         return img
 
-    def snapshot_source(self) -> snap.ImageStream:
+    def snapshot_source(self, wait: bool = True) -> snap.ImageStream:
         """The snapshot stream (image, then trailer) of a freshly opened image."""
-        return snap.ImageStream(self.open_image())
+        return snap.ImageStream(self.open_image(wait))
 
     def snapshot_chunks(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """A snapshot at the applied index (taken now), as stream chunks."""

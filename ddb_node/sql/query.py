@@ -62,6 +62,13 @@ class QueryEngine:
         finally:
             self._internal = False
 
+    def _internal_many(self, sql, seq):
+        self._internal = True
+        try:
+            self._conn.executemany(f"{sql} /*{self._nonce}*/", seq)
+        finally:
+            self._internal = False
+
     # rqlite's /status reports these of each connection (db.pragmas), as text
     STATUS_PRAGMAS = ("synchronous", "journal_mode", "foreign_keys", "wal_autocheckpoint",
                       "busy_timeout")

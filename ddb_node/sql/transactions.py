@@ -24,6 +24,7 @@ import apsw
 
 from .commands import Statement
 from .errors import BadRequest, SqlError
+from .results import EntryResult
 
 VERSIONS_SCHEMA = ("CREATE TABLE IF NOT EXISTS _ddb_versions(tbl TEXT PRIMARY KEY, "
                    "idx INTEGER NOT NULL) WITHOUT ROWID;")
@@ -108,6 +109,16 @@ class Transactions:
                         "transaction again)")
         return None
 
+    def _tx_refused(self, idx: int, condition, session):
+        """The EntryResult of a commit entry whose condition [R, tables] fails, else None."""
+        conflict = self._tx_conflict(condition[0], condition[1])
+        if conflict is None:
+            return None
+        er = EntryResult(idx, [], conflict)
+        if session is not None:
+            self.sessions.record(idx, session[0], session[1], er)
+        return er
+
     # ------------------------------------------------------------------ a transaction's statements
     def tx_run(self, begin: int, writes: list[Statement], statements: list[Statement], *,
                read_only: bool, max_rows: int | None = None, max_bytes: int | None = None,
@@ -174,6 +185,9 @@ class Transactions:
                 self._internal_exec("PRAGMA query_only=0")
             conn.set_commit_hook(None)
             conn.set_progress_handler(None)
+            captured = getattr(self, "_capture", None)
+            if captured is not None:
+                captured.clear()        # the change log (CDC) saw rows that never happened
         for r in results:
             if r.error is not None and "readonly" in r.error:
                 r.error = f"{r.error} (tx.query runs reads only; use tx.execute for writes)"

@@ -3,9 +3,10 @@ state now, made by the state machine (`StateMachine.export_copy`) off the node's
 from __future__ import annotations
 
 import asyncio
-import gzip
 import os
 import tempfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import apsw
 
@@ -39,18 +40,18 @@ class BackupEndpoint(Endpoint):
                 return error_response(service, HttpError(
                     503, "leader not found" if e.type == "NoLeader" else e.message))
         path = await self._copy(s)
-        try:
-            # the dump, the read and the compression of a large copy take seconds: off the loop
-            data = await asyncio.get_running_loop().run_in_executor(
-                None, _backup_body, path, flags.fmt == "sql", flags.tables or None, flags.compress)
-        finally:
-            os.remove(path)
-        ctype = "application/sql" if flags.fmt == "sql" and not flags.compress \
-            else "application/octet-stream"
-        name = "sql" if flags.fmt == "sql" else "sqlite3"
+        as_sql = flags.fmt == "sql"
+        ctype = "application/sql" if as_sql and not flags.compress else "application/octet-stream"
+        name = "sql" if as_sql else "sqlite3"
         service.metrics.store["num_backups"] += 1
-        return Response(200, data, [("Content-Type", ctype)] + DEFAULT_HEADERS
-                        + [("Content-Disposition", f'attachment; filename="backup.{name}"')])
+        # the copy is on disk; the answer is read (dumped, compressed) from it a chunk at a
+        # time on a worker thread, so a database of any size costs the node a few chunks
+        length = None if as_sql or flags.compress else os.path.getsize(path)
+        chunks = _backup_chunks(path, as_sql, flags.tables or None, flags.compress)
+        return Response(200, headers=[("Content-Type", ctype)] + DEFAULT_HEADERS
+                        + [("Content-Disposition", f'attachment; filename="backup.{name}"')],
+                        stream=on_worker_thread(chunks, after=lambda: os.remove(path)),
+                        length=length)
 
     @staticmethod
     async def _copy(s) -> str:
@@ -70,15 +71,63 @@ class BackupEndpoint(Endpoint):
         return tmp
 
 
-def _backup_body(path: str, as_sql: bool, tables, compress: bool) -> bytes:
-    """The answer's bytes from the copy at `path` (a worker thread's job)."""
-    if as_sql:
-        c = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
-        try:
-            data = fmt.sql_dump(c, tables, is_internal).encode("utf-8")
-        finally:
-            c.close()
-    else:
-        with open(path, "rb") as f:
-            data = f.read()
-    return gzip.compress(data) if compress else data
+CHUNK = 1 << 20
+
+
+def _backup_chunks(path: str, as_sql: bool, tables, compress: bool):
+    """The answer's bytes from the copy at `path`, about a megabyte at a time (a worker
+    thread's job)."""
+    gz = zlib.compressobj(6, zlib.DEFLATED, 31) if compress else None   # 31: the gzip format
+    for chunk in (_dump_chunks(path, tables) if as_sql else _file_chunks(path)):
+        if gz is not None:
+            chunk = gz.compress(chunk)
+        if chunk:
+            yield chunk
+    if gz is not None:
+        yield gz.flush()
+
+
+def _file_chunks(path: str):
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+def _dump_chunks(path: str, tables):
+    c = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        buf, size = [], 0
+        for line in fmt.sql_dump_lines(c, tables, is_internal):
+            b = line.encode("utf-8") + b"\n"
+            buf.append(b)
+            size += len(b)
+            if size >= CHUNK:
+                yield b"".join(buf)
+                buf, size = [], 0
+        yield b"".join(buf)
+    finally:
+        c.close()
+
+
+async def on_worker_thread(gen, after=None):
+    """An async iterator over a blocking generator, each step on a thread of its own (one
+    executor per stream, so the generator is never touched by two threads at once); closing
+    it closes the generator there, then calls `after()` (also when it never started)."""
+    loop = asyncio.get_running_loop()
+    pool = ThreadPoolExecutor(1, thread_name_prefix="ddb-stream")
+    done = object()
+    try:
+        while (chunk := await loop.run_in_executor(pool, next, gen, done)) is not done:
+            yield chunk
+    finally:
+        # after a cancellation the step in flight may still be running: close behind it
+        pool.submit(_close, gen, after)
+        pool.shutdown(wait=False)
+
+
+def _close(gen, after) -> None:
+    try:
+        gen.close()
+    finally:
+        if after is not None:
+            after()

@@ -10,7 +10,7 @@ import sys
 import time
 
 
-from ddb_node.node_ids import internal_id
+from ddb_node.node_ids import display_id, internal_id
 from ddb_node.raft import NONE, Role
 
 from . import format as fmt
@@ -19,7 +19,7 @@ from .errors import HttpError
 from .endpoint import (DEFAULT_HEADERS, VERSION, Endpoint, answer_error, error_response,
                             flags_of, raft_addr, send_json, send_text)
 from .server import Response
-from .status import snapshot_store, sqlite3_status
+from .status import advertised_http, dir_size, go_configuration, snapshot_store, sqlite3_status
 from ..options import tcp
 
 
@@ -27,6 +27,23 @@ from ..options import tcp
 # ---------------------------------------------------------------------- status & cluster
 def _role_name(role) -> str:
     return {Role.LEADER: "Leader", Role.FOLLOWER: "Follower"}.get(Role(role), "Candidate")
+
+
+def node_name(server, nid) -> str:
+    """A node's id as the operator wrote it (`--id node-a`, `--id 0`): the name the address
+    book keeps for it, else its number (node_ids.py). rqlite's ids are those strings."""
+    if nid == server.id and server.opts.node_name:
+        return server.opts.node_name
+    return display_id(nid, (server.book.get(nid) or {}).get("name"))
+
+
+def _last_contact(r, st: dict):
+    """hashicorp raft's Stats()["last_contact"]: 0 on the leader (rqlite makes "0" a
+    number), "never" before any leader was heard, else Go's duration since the last."""
+    if r.role == Role.LEADER:
+        return 0
+    ms = st.get("last_leader_contact_ms")
+    return "never" if ms is None else fmt.go_duration(ms / 1000.0)
 
 
 def _sub_json(obj, key: str | None):
@@ -56,10 +73,14 @@ class StatusEndpoint(Endpoint):
             last_term = r.log_term(r.last_index) or 0
         except Exception:
             last_term = 0
+        own_peer = s.opts.advertised["peer"]        # what the others are told, as in rqlite
+
+        def addr_of(nid):
+            return raft_addr(own_peer if nid == s.id else (s.book.get(nid) or {}).get("peer"))
         store = {
-            "node_id": str(s.id),
-            "addr": raft_addr(s.opts.peer_addr),
-            "leader": {"node_id": str(leader["id"]) if leader else "",
+            "node_id": node_name(s, s.id),
+            "addr": raft_addr(own_peer),
+            "leader": {"node_id": node_name(s, leader["id"]) if leader else "",
                        "addr": raft_addr(leader.get("peer"))},
             "ready": r.leader_id != NONE,
             "raft": {"state": _role_name(r.role), "term": r.term, "commit_index": r.commit_index,
@@ -67,16 +88,18 @@ class StatusEndpoint(Endpoint):
                      "last_log_term": last_term, "first_log_index": s.storage.first_index(),
                      "snapshot_index": st.get("snapshot_index"),
                      "last_snapshot_index": snap.index, "last_snapshot_term": snap.term,
+                     "last_contact": _last_contact(r, st),
                      "voter": s.id in r.voters,
                      "num_peers": max(0, len(r.voters) - (1 if s.id in r.voters else 0)),
-                     "latest_configuration": [{"id": str(v), "voter": True} for v in sorted(r.voters)]
-                     + [{"id": str(v), "voter": False} for v in sorted(r.learners)]},
+                     "latest_configuration": go_configuration(
+                         r.voters, r.learners, lambda n: node_name(s, n), addr_of)},
             "fsm_index": s.sm.applied_index,
             "db_applied_index": s.sm.applied_index,
             "sqlite3": {"path": s.sm.path, "durable_index": s.sm.durable_index,
                         **await sqlite3_status(s)},
             "snapshot_store": snapshot_store(s),
             "dir": s.opts.data_dir or "",
+            "dir_size": dir_size(s.opts.data_dir),
             "extensions": [os.path.basename(f) for f in getattr(s, "extension_files", ())],
         }
         q = service.queue
@@ -105,8 +128,9 @@ class StatusEndpoint(Endpoint):
 class NodesEndpoint(Endpoint):
     """GET /nodes[?nonvoters][&ver=2]: every voter (and, with nonvoters, every learner) as
     this node sees it, each one asked whether it answers. rqlite's shape (http/nodes.go):
-    sorted by id, empty fields omitted except version, time only for a node that answered;
-    the legacy form is a map by id, ver=2 a list under "nodes"."""
+    sorted by id (the operator's string), empty fields omitted except version, time and
+    time_s for every node (how long asking it took, also when it did not answer); the
+    legacy form is a map by id, ver=2 a list under "nodes"."""
     perms = ("status",)
 
     async def handle(self, service, req):
@@ -118,7 +142,7 @@ class NodesEndpoint(Endpoint):
 
         async def probe(nid):
             t0 = time.perf_counter()
-            node = {"id": str(nid), "addr": raft_addr((s.book.get(nid) or {}).get("peer")),
+            node = {"id": node_name(s, nid), "addr": raft_addr((s.book.get(nid) or {}).get("peer")),
                     "version": "", "voter": nid in s.raft.voters, "reachable": False,
                     "leader": False}
             try:
@@ -126,16 +150,17 @@ class NodesEndpoint(Endpoint):
             except Exception as e:
                 node["error"] = "timeout waiting for node to respond" if "within" in str(e) \
                     else type(e).__name__
-                return node
-            http = (st.get("addresses") or {}).get("http") or service.member_http().get(nid)
-            if http:
-                node["api_addr"] = f"{service.scheme}://{http}"
+            else:
+                http = advertised_http(st) or service.member_http().get(nid)
+                if http:
+                    node["api_addr"] = f"{service.scheme}://{http}"
+                node.update(version=VERSION, reachable=True, leader=nid == leader)
             dt = time.perf_counter() - t0
-            node.update(version=VERSION, reachable=True, leader=nid == leader, time=dt,
-                        time_s=fmt.go_duration(dt))
+            node.update(time=dt, time_s=fmt.go_duration(dt))
             return node
 
-        nodes = await asyncio.gather(*(probe(n) for n in sorted(ids, key=str)))
+        nodes = await asyncio.gather(*(probe(n) for n in ids))
+        nodes.sort(key=lambda n: n["id"])
         keys = ("id", "api_addr", "addr", "version", "voter", "reachable", "leader", "time", "time_s",
                 "error")
         nodes = [{k: n[k] for k in keys if k in n and (n[k] != "" or k == "version")} for n in nodes]
@@ -185,7 +210,7 @@ class LeaderEndpoint(Endpoint):
                 await service.member_status(info["id"], min(flags.timeout or 2.0, 10.0))
             except Exception:
                 reachable = False
-        out = {"id": str(info["id"])}
+        out = {"id": node_name(s, info["id"])}
         if http:
             out["api_addr"] = f"{service.scheme}://{http}"
         out.update({"addr": raft_addr(info.get("peer")), "version": VERSION, "voter": True,
@@ -199,7 +224,7 @@ class LeaderEndpoint(Endpoint):
         if req.body.strip():
             try:
                 data = json.loads(req.body)
-                target = int(data["id"]) if isinstance(data, dict) and "id" in data else None
+                target = internal_id(data["id"]) if isinstance(data, dict) and "id" in data else None
             except (ValueError, TypeError, KeyError):
                 return error_response(service, HttpError(400, 'body must be {"id": "<node id>"}'))
         lid = s.raft.leader_id
@@ -218,7 +243,7 @@ class LeaderEndpoint(Endpoint):
                                        "timeout": flags.timeout or 10.0})
         except HttpError as e:
             return await answer_error(service, req, e, as_503=True)
-        return send_json({"leader": {"id": str(resp.get("leader", target))}}, flags)
+        return send_json({"leader": {"id": node_name(s, resp.get("leader", target))}}, flags)
 
 
 class RemoveEndpoint(Endpoint):

@@ -401,16 +401,25 @@ def _sql_literal(v) -> str:
 
 
 def sql_dump(conn, tables: list[str] | None = None, skip=lambda name: False) -> str:
-    """The text of the sqlite3 shell's ``.dump`` for an apsw connection (tables, rows,
+    """The text of the sqlite3 shell's ``.dump`` for an apsw connection (see
+    ``sql_dump_lines``), whole."""
+    return "".join(line + "\n" for line in sql_dump_lines(conn, tables, skip))
+
+
+def sql_dump_lines(conn, tables: list[str] | None = None, skip=lambda name: False):
+    """The lines of the sqlite3 shell's ``.dump`` for an apsw connection (tables, rows,
     indexes, triggers, views; sqlite_sequence), skipping the tables ``skip`` names, with
     rqlite's one difference in the rows: every ``INSERT`` quotes its table name
-    (``INSERT INTO "t" VALUES(...)``, as rqlite's ``/db/backup?fmt=sql`` writes it)."""
-    out = ["PRAGMA foreign_keys=OFF;", "BEGIN TRANSACTION;"]
+    (``INSERT INTO "t" VALUES(...)``, as rqlite's ``/db/backup?fmt=sql`` writes it).
+    A generator, so that a large database's dump is never held whole."""
+    yield "PRAGMA foreign_keys=OFF;"
+    yield "BEGIN TRANSACTION;"
     cur = conn.cursor()
     want = set(tables or [])
     rows = list(cur.execute("SELECT name, type, sql FROM sqlite_schema WHERE sql NOT NULL AND "
                             "type == 'table' ORDER BY tbl_name = 'sqlite_sequence', rowid"))
     seq_rows = None
+    writable_schema = False
     for name, _typ, sql in rows:
         if skip(name) or (want and name not in want):
             continue
@@ -418,34 +427,35 @@ def sql_dump(conn, tables: list[str] | None = None, skip=lambda name: False) -> 
             seq_rows = list(cur.execute("SELECT * FROM sqlite_sequence"))
             continue
         if name.startswith("sqlite_stat"):
-            out.append(f"ANALYZE sqlite_schema;")
+            yield "ANALYZE sqlite_schema;"
             continue
         if name.startswith("sqlite_"):
             continue
         if sql.upper().startswith("CREATE VIRTUAL TABLE"):
-            out.append("PRAGMA writable_schema=ON;")
-            out.append("INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)"
-                       f"VALUES('table',{_sql_literal(name)},{_sql_literal(name)},0,"
-                       f"{_sql_literal(sql)});")
+            writable_schema = True
+            yield "PRAGMA writable_schema=ON;"
+            yield ("INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)"
+                   f"VALUES('table',{_sql_literal(name)},{_sql_literal(name)},0,"
+                   f"{_sql_literal(sql)});")
             continue
-        out.append(sql + ";")
+        yield sql + ";"
         qname = _quote_ident(name)
-        for row in cur.execute(f"SELECT * FROM {qname}"):
-            out.append(f"INSERT INTO {qname} VALUES(" + ",".join(_sql_literal(v) for v in row) + ");")
+        rows_cur = conn.cursor()      # its own cursor: the schema's is still being read
+        for row in rows_cur.execute(f"SELECT * FROM {qname}"):
+            yield f"INSERT INTO {qname} VALUES(" + ",".join(_sql_literal(v) for v in row) + ");"
     if seq_rows is not None and not want:
-        out.append("DELETE FROM sqlite_sequence;")
+        yield "DELETE FROM sqlite_sequence;"
         for name, seq in seq_rows:
             if not skip(name):
-                out.append(f"INSERT INTO \"sqlite_sequence\" VALUES({_sql_literal(name)},{seq});")
-    for name, tbl, sql in cur.execute("SELECT name, tbl_name, sql FROM sqlite_schema WHERE sql NOT NULL "
-                                      "AND type IN ('index','trigger','view') ORDER BY rowid"):
+                yield f"INSERT INTO \"sqlite_sequence\" VALUES({_sql_literal(name)},{seq});"
+    for name, tbl, sql in list(cur.execute("SELECT name, tbl_name, sql FROM sqlite_schema WHERE sql "
+                                           "NOT NULL AND type IN ('index','trigger','view') ORDER BY rowid")):
         if skip(name) or skip(tbl) or (want and tbl not in want):
             continue
-        out.append(sql + ";")
-    if any(line == "PRAGMA writable_schema=ON;" for line in out):
-        out.append("PRAGMA writable_schema=OFF;")
-    out.append("COMMIT;")
-    return "\n".join(out) + "\n"
+        yield sql + ";"
+    if writable_schema:
+        yield "PRAGMA writable_schema=OFF;"
+    yield "COMMIT;"
 
 
 def url_quote(s: str) -> str:

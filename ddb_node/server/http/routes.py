@@ -21,6 +21,7 @@ from .server import Request, Response
 from .ws import websocket_endpoint
 
 from .backup import BackupEndpoint
+from .changes import ChangesEndpoint
 from .cluster import (JoinEndpoint, LeaderEndpoint, NodesEndpoint, ReadyEndpoint, RemoveEndpoint,
                       StatusEndpoint)
 from .dashboard import (ClusterEndpoint, ControlEndpoint, DashboardEndpoint, FaultsEndpoint,
@@ -52,6 +53,7 @@ _SLASH = {
     "/db/request": SqlEndpoint("request", ("POST",), ("query", "execute")),
     "/db/tx": TxBeginEndpoint(),
     "/db/backup": BackupEndpoint(),
+    "/db/changes": ChangesEndpoint(),
     "/db/load": LoadEndpoint(),
     "/status": StatusEndpoint(),
     "/nodes": NodesEndpoint(),

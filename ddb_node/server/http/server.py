@@ -11,7 +11,9 @@ while too many wait). Limits, all enforced here: a cap on open connections (503 
 header size (431), body size (413 before the body is read), and time limits for an idle
 connection, for the headers and for the body, checked by one sweep per second rather than
 a timer per request. A response with ``upgrade`` set hands the socket to another protocol
-(the WebSocket stream).
+(the WebSocket stream). A response with ``stream`` set sends its body as it is produced
+(a backup of a large database), waiting for the socket whenever the client reads slower than
+the body is made, so memory holds a few chunks, never the body.
 """
 from __future__ import annotations
 
@@ -90,19 +92,24 @@ def parse_query(query: str) -> dict[str, list[bytes]]:
 
 
 class Response:
-    """A complete answer. ``headers`` is a list of (name, value); the server adds Date,
+    """An answer. ``headers`` is a list of (name, value); the server adds Date,
     Content-Length and Connection. ``upgrade``, when set, is called with (transport, request,
-    leftover bytes) after the response is written and returns the socket's new protocol."""
+    leftover bytes) after the response is written and returns the socket's new protocol.
+    ``stream``, when set, is an async iterator of the body's chunks (sent with ``length`` as
+    Content-Length if known, chunked otherwise); the server closes it (``aclose``) however
+    the answer ends."""
 
-    __slots__ = ("status", "body", "headers", "close", "upgrade")
+    __slots__ = ("status", "body", "headers", "close", "upgrade", "stream", "length")
 
     def __init__(self, status: int = 200, body: bytes = b"", headers=None, *, close: bool = False,
-                 upgrade=None):
+                 upgrade=None, stream=None, length: int | None = None):
         self.status = status
         self.body = body
         self.headers = headers or []
         self.close = close
         self.upgrade = upgrade
+        self.stream = stream
+        self.length = length
 
 
 def plain(status: int, text: str | None = None, headers=None, close: bool = False) -> Response:
@@ -184,6 +191,17 @@ class HttpProtocol(asyncio.Protocol):
         self._body: list = []
         self._body_size = 0
         self._limit = 0
+        self._writable: asyncio.Future | None = None    # set while the transport is full
+
+    # ---- flow control (asyncio calls these when the write buffer passes its marks) ---
+    def pause_writing(self) -> None:
+        if self._writable is None:
+            self._writable = self.loop.create_future()
+
+    def resume_writing(self) -> None:
+        w, self._writable = self._writable, None
+        if w is not None and not w.done():
+            w.set_result(None)
 
     # ---- connection ----------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -207,6 +225,7 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = None
         if self.task is not None and not self.task.done():
             self.task.cancel()
+        self.resume_writing()          # a stream waiting for the socket ends (closing is set)
         if self.delegate is not None:
             self.delegate.connection_lost(exc)
 
@@ -328,7 +347,11 @@ class HttpProtocol(asyncio.Protocol):
                     self.delegate = resp.upgrade(self.transport, req, self._leftover or b"")
                     self.deadline = None
                     return
-                self._write(resp, req)
+                if resp.stream is not None:
+                    if not await self._write_stream(resp, req):
+                        return
+                else:
+                    self._write(resp, req)
                 if resp.close or not req.keep_alive or req.upgrade:
                     self.closing = True
                     self.transport.close()
@@ -357,6 +380,52 @@ class HttpProtocol(asyncio.Protocol):
         self.transport.write(b"".join(head) + body if len(body) < 65536 else b"".join(head))
         if len(body) >= 65536:
             self.transport.write(body)
+
+    async def _write_stream(self, resp: Response, req: Request) -> bool:
+        """Send a streamed body; False if the connection ended (or the stream failed, which
+        can only be told to the client by closing: the status line is already sent)."""
+        stream = resp.stream
+        try:
+            status = resp.status
+            head = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status,
+                    b"Date: ", self.server.date, b"\r\n"]
+            for k, v in resp.headers:
+                head.append(f"{k}: {v}\r\n".encode("latin-1"))
+            chunked = resp.length is None
+            head.append(b"Transfer-Encoding: chunked\r\n" if chunked
+                        else b"Content-Length: %d\r\n" % resp.length)
+            if resp.close or not req.keep_alive:
+                head.append(b"Connection: close\r\n")
+            head.append(b"\r\n")
+            self.transport.write(b"".join(head))
+            if req.method == "HEAD":
+                return True
+            sent = 0
+            async for chunk in stream:
+                if self.closing:
+                    return False
+                if not chunk:
+                    continue
+                sent += len(chunk)
+                self.transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+                if self._writable is not None:
+                    await self._writable
+                    if self.closing:
+                        return False
+            if not chunked and sent != resp.length:
+                raise ValueError(f"streamed {sent} bytes of a body announced as {resp.length}")
+            if chunked:
+                self.transport.write(b"0\r\n\r\n")
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("HTTP streamed answer failed: %s %s", req.method, req.path)
+            self.closing = True
+            self.transport.close()
+            return False
+        finally:
+            await stream.aclose()
 
     def _refuse(self, resp: Response, req: Request | None = None) -> None:
         """Answer at once and close: the rest of what the client sends is not read."""

@@ -42,6 +42,7 @@ from ddb_node.sql import BadRequest, Request
 
 from . import format as fmt
 from .auth import CredentialStore, parse_basic
+from .status import advertised_http
 from .errors import HttpError, StatementFailed, TransactionFailed, WritesRefused, from_error
 from .metrics import Metrics
 from .routes import Router
@@ -135,6 +136,7 @@ class HttpService:
         return self._client
 
     def member_http(self) -> dict[int, str | None]:
+        """Each member's HTTP address as the others are told it (this node's: bound)."""
         out = {}
         for nid in sorted(set(self.server.raft.voters) | set(self.server.raft.learners)
                           | set(self.server.book.members)):
@@ -152,7 +154,7 @@ class HttpService:
             raise ConnectionError(f"no client address known for node {nid}")
         reply = await self.peer_client().call_addr(a["client"], {"op": "status"}, timeout)
         st = reply.get("status") or {}
-        http = (st.get("addresses") or {}).get("http")
+        http = advertised_http(st)
         if http:
             self.http_cache[nid] = http
         return st
@@ -386,3 +388,4 @@ class WriteQueue:
 
 async def start_http(server) -> HttpService:
     return await HttpService(server).start()
+

@@ -2,7 +2,8 @@
 // events, per-link message counts and status frames (the charts), drives the network faults
 // through /ddb/faults and a node's crash through /ddb/control, and -- when the page was
 // opened from its launcher's link (#control=URL&token=T, from `ddb cluster up --http` or
-// LocalCluster.dashboard_url()) -- pause, resume, restart and stop through that launcher.
+// LocalCluster.dashboard_url()) -- pause, resume, restart and stop through that launcher,
+// which then also carries out the crash (SIGKILL: it works on a paused node too).
 // No external assets: everything here is served by the node.
 "use strict";
 
@@ -40,8 +41,13 @@ function note(text, kind) {
 }
 
 async function post(path, body) {
-  const r = await fetch(path, { method: "POST", body: JSON.stringify(body),
-                                headers: { "Content-Type": "application/json" } });
+  let r;
+  try {
+    r = await fetch(path, { method: "POST", body: JSON.stringify(body), signal: timed(10000),
+                            headers: { "Content-Type": "application/json" } });
+  } catch (e) {   // this page's own node is paused, cut off or gone
+    throw new Error(`node ${state.served ?? "?"} (this page's) did not answer: ${e.message}`);
+  }
   const text = await r.text();
   if (!r.ok) throw new Error(`${r.status} ${text.trim()}`);
   try { return JSON.parse(text); } catch (e) { return text; }
@@ -54,8 +60,11 @@ async function busy(btn, fn) {
 
 async function fault(cmd, label) {
   try {
-    await post("/ddb/faults", { cmd: cmd, nodes: "all" });
-    note(`fault: ${label}`, "fault");
+    const r = await post("/ddb/faults", { cmd: cmd, nodes: "all" });
+    // every member answers for itself: say which ones did not take it (paused, gone)
+    const missed = Object.entries(r || {}).filter(([, v]) => v && v.error)
+      .map(([id, v]) => `node ${id} (${(v.error && v.error.type) || v.error})`);
+    note(`fault: ${label}` + (missed.length ? `; not taken by ${missed.join(", ")}` : ""), "fault");
   } catch (e) { note(`fault ${label} failed: ${e.message}`, "fault"); }
   refresh();
 }
@@ -129,6 +138,8 @@ function wire() {
   $("btn-crash").onclick = async (ev) => {
     const n = selectedNode(); if (!n) return;
     await busy(ev.currentTarget, async () => {
+      // the launcher kills the process itself (a paused node too); without one, the node exits
+      if (state.launcher === "ok") { await launcher("kill", n); return; }
       try { await post("/ddb/control", { action: "crash", node: n }); note(`crash node ${n}`, "fault"); }
       catch (e) { note(`crash failed: ${e.message}`, "fault"); }
     });
@@ -151,6 +162,12 @@ function updateButtons() {
   const ok = state.launcher === "ok";
   const allow = { pause: proc === "running", resume: proc === "paused",
                   restart: proc !== undefined && proc !== "removed", stop: proc === "running" || proc === "paused" };
+  const crash = $("btn-crash");
+  if (crash.getAttribute("aria-busy") !== "true") {
+    crash.disabled = ok && !(proc === "running" || proc === "paused");
+    crash.title = ok ? `the launcher kills node ${state.selected} (SIGKILL; a paused node too)`
+      : "the node exits at once, as with kill -9 (works on any cluster, not on a paused node)";
+  }
   for (const [action, can] of Object.entries(allow)) {
     const b = $(`btn-${action}`);
     if (b.getAttribute("aria-busy") === "true") continue;
@@ -161,7 +178,8 @@ function updateButtons() {
   const el = $("control-note");
   if (state.launcher === "ok") {
     el.className = "note ok";
-    el.textContent = `Launcher control at ${control.url}: every button works.`;
+    el.textContent = `Launcher control at ${control.url}: every button works ` +
+      "(crash is the launcher's SIGKILL).";
   } else if (state.launcher === "none") {
     el.className = "note warn";
     el.textContent = "pause, resume, restart and stop need the launcher that started the nodes: " +
@@ -214,7 +232,9 @@ async function refresh() {
     state.nodes = data.nodes;
     render();
   } catch (e) {
-    $("summary").textContent = "node unreachable: " + e.message;
+    $("summary").textContent = `node ${state.served ?? "?"} (this page's) does not answer` +
+      (e.name === "AbortError" ? " within 5 s" : `: ${e.message}`) +
+      (state.launcher === "ok" ? "; the launcher's view still updates" : "");
   } finally { clusterBusy = false; }
 }
 
@@ -266,6 +286,7 @@ function render() {
     else if (f.blocked && f.blocked.length) faults.push(`${f.blocked.length} cut`);
     if (f.drop_rate) faults.push(`drop ${f.drop_rate}`);
     if (f.delay_ms) faults.push(`delay ${f.delay_ms}ms`);
+    tr.dataset.faults = faults.join(", ");
     const cells = [n.id, proc, (p && p.pid) || (n.reachable ? n.pid : "") || "", n.reachable ? n.role : "—",
                    n.term ?? "", n.leader || "", n.last_index ?? "", n.commit ?? "", n.applied ?? "", faults.join(", ")];
     cells.forEach((c, i) => {
