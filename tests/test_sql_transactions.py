@@ -147,3 +147,16 @@ def test_replicas_agree_on_versions_whatever_the_batching(tmp_path):
     assert a.dump() == b.dump()
     assert is_conflict(batched.error) and batched.error == one.error
     assert rows(a, "SELECT y FROM v") == [(2,)]          # v written at 4 > 3: refused
+
+
+def test_a_private_run_leaves_nothing_in_the_change_log(sm):
+    """The change log (CDC) sees every row the state machine writes, those of a
+    transaction's rolled-back runs included: they must never reach it."""
+    since = sm.applied_index
+    sm.tx_run(since, [S("UPDATE acct SET balance = 0 WHERE id = 1")],
+              [S("DELETE FROM acct WHERE id = 2")], read_only=False)
+    apply_one(sm, "INSERT INTO other VALUES (1)")
+    er = commit(sm, [("UPDATE acct SET balance = 5 WHERE id = 1",)], since, ["acct"])
+    events = sm.changes.read(since, sm.applied_index)[0]
+    assert [(e[0], e[1], e[2]) for e in events] == [(since + 1, "other", "insert"),
+                                                    (er.index, "acct", "update")]
