@@ -247,7 +247,10 @@ class AsyncClient(ClientSettings):
         sess[1] += 1
         body["session"] = [sess[0], sess[1]]
         try:
-            return await self.call(body, timeout)
+            reply = await self.call(body, timeout)
+            if isinstance(reply.get("index"), int) and reply["index"] > self.last_index:
+                self.last_index = reply["index"]      # read-your-writes (`min_index`)
+            return reply
         finally:
             self._free_sessions.append(sess)
 
@@ -280,15 +283,20 @@ class AsyncClient(ClientSettings):
         return raise_statement_errors(resp) if self.raise_on_error else resp
 
     async def query(self, sql: str, params=None, *, level: str | None = None,
-                    timeout: float | None = None, freshness: float | None = None) -> Response:
+                    timeout: float | None = None, freshness: float | None = None,
+                    min_index: int | None = None) -> Response:
         """One read, as Client.query: a long result comes in chunks from one consistent state
-        on the node that answered, joined into one Result."""
+        on the node that answered, joined into one Result; `min_index` as Client.query's."""
         level = level or self.level
         if level not in LEVELS:
             raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
+        if min_index is None and self.read_your_writes and level in ("weak", "none"):
+            min_index = self.last_index or None
         body = ClientRequest([statement(sql, params)], level=level, freshness=freshness,
-                             chunk_rows=CHUNK_ROWS).to_wire()
-        if level == "strong":
+                             chunk_rows=CHUNK_ROWS, min_index=min_index).to_wire()
+        if min_index is not None and level in ("weak", "none"):
+            reply = await self.call(body, timeout, to_leader=False)
+        elif level == "strong":
             reply = await self._call_in_session(body, timeout)
         else:
             reply = await self.call(body, timeout, to_leader=level != "none")

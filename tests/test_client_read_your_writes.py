@@ -42,3 +42,21 @@ def test_a_read_your_writes_client_sees_its_write_on_any_node(lc):
             r = c.query("SELECT v FROM kv WHERE k = 2", level="none")
             assert r[0].rows == [(f"v{i}",)]
             assert r.index >= w.index
+
+
+def test_the_async_client_waits_for_min_index_too(lc):
+    import asyncio
+
+    from ddb_node.client import AsyncClient
+
+    leader = lc.wait_for_leader(10)
+    follower = next(n for n in lc.node_ids() if n != leader)
+
+    async def main():
+        async with AsyncClient([lc.nodes[follower].client_addr], read_your_writes=True) as ac:
+            w = await ac.execute("INSERT OR REPLACE INTO kv VALUES (3, 'async')")
+            assert ac.last_index == w.index
+            r = await ac.query("SELECT v FROM kv WHERE k = 3", level="none")
+            return r[0].rows, r.index, w.index
+    rows, index, written = asyncio.run(main())
+    assert rows == [("async",)] and index >= written
