@@ -52,6 +52,9 @@ def tx(requests, token, body: dict) -> None:
             return r.fail(token, conflict_error(str(e)))
         except SQL_FAILURES as e:
             return r.fail(token, bad_request(str(e)))
+        except Exception as e:  # noqa: BLE001  runs inside apply: a bug answers, never crashes
+            return r.fail(token, RequestError("Internal", f"transaction statement failed: "
+                                              f"{type(e).__name__}: {e}"))
         r.reply(token, {"results": [x.to_dict() for x in results], "tables": tables,
                         "readonly": list(getattr(r.app, "tx_readonly", ())),
                         "index": r.app.applied_index})
