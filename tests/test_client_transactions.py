@@ -155,3 +155,14 @@ def test_execute_buffers_only_statements_that_write(c):
         tx.execute("UPDATE acct SET balance = 7 WHERE id = 1")
         assert len(tx.writes) == 1
     assert balances(c) == [(1, 7), (2, 100)]
+
+
+def test_an_idle_transaction_expires_in_the_client(c, monkeypatch):
+    from ddb_node import transaction as txmod
+    tx = c.transaction(idle=30.0)
+    transfer(tx)
+    later = txmod.time.monotonic() + 31
+    monkeypatch.setattr(txmod.time, "monotonic", lambda: later)
+    with pytest.raises(TransactionAborted, match="expired"):
+        tx.commit()
+    assert tx.state == "rolled back" and balances(c) == [(1, 100), (2, 100)]

@@ -160,3 +160,16 @@ def test_a_private_run_leaves_nothing_in_the_change_log(sm):
     events = sm.changes.read(since, sm.applied_index)[0]
     assert [(e[0], e[1], e[2]) for e in events] == [(since + 1, "other", "insert"),
                                                     (er.index, "acct", "update")]
+
+
+def test_write_skew_is_refused_serializable_not_snapshot_isolation(sm):
+    """Both read both accounts at one point and each writes a different one (the classic
+    write skew that snapshot isolation allows): the second commit must conflict, because
+    the first wrote a table the second read."""
+    begin = sm.applied_index
+    reads = sm.tx_run(begin, [], [S("SELECT sum(balance) FROM acct")], read_only=True)
+    assert reads[0][0].rows == [(200,)] and reads[1] == ["acct"]
+    first = commit(sm, [("UPDATE acct SET balance = balance - 150 WHERE id = 1",)], begin, ["acct"])
+    second = commit(sm, [("UPDATE acct SET balance = balance - 150 WHERE id = 2",)], begin, ["acct"])
+    assert first.error is None and is_conflict(second.error)
+    assert rows(sm, "SELECT sum(balance) FROM acct") == [(50,)]
