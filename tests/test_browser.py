@@ -172,27 +172,7 @@ def test_quickstart_in_jupyterlab(lab):
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{base}/lab/tree/01-quickstart.ipynb?reset&token={token}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            # the notebook's kernel is started and idle (asked of the server): Run All now
-            # reaches it -- a click before the session exists can be lost
-            deadline = time.monotonic() + 120
-            while not any((s.get("kernel") or {}).get("execution_state") == "idle"
-                          for s in _api(base, token, "/api/sessions") or []):
-                if time.monotonic() > deadline:
-                    page.screenshot(path=str(ARTIFACT.parent / "browser-failure.png"))
-                    pytest.fail("the notebook's kernel did not start within 120 s")
-                page.wait_for_timeout(200)      # poll interval
-            page.click(".lm-MenuBar-item:has-text('Run')")
-            page.click(".lm-Menu-item:has-text('Run All Cells')")
-            try:
-                page.wait_for_selector(".jp-OutputArea-output:has-text(\"stopped 'default'\")",
-                                       state="attached", timeout=240_000)   # the last cell ran
-            except Exception:
-                ARTIFACT.parent.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACT.parent / "browser-failure.png"), full_page=True)
-                (ARTIFACT.parent / "browser-failure.html").write_text(page.content())
-                raise
+            _run_all(page, base, token, "01-quickstart")
             table = page.wait_for_selector(".jp-OutputArea-output table.ddb-table", state="attached",
                                            timeout=90_000)
             assert "Lyon" in table.text_content()

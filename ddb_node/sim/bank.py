@@ -30,6 +30,7 @@ from ddb_node.sql.codec import EntryDecodeError, decode_entry
 from .clients import ClientLoop
 from .invariants import InvariantViolation
 from .nemesis import ACTIONS, Nemesis
+from .request_runner import setup_through_log
 from .runner import RunResult, choose_settings, play
 from .serializability import Txn, check
 from .simulator import Simulator
@@ -322,22 +323,7 @@ def _tables(node) -> list:
 
 
 def _setup(sim: Simulator, statements: list, budget_ms: float = 5_000.0) -> None:
-    body = ClientRequest(statements, session=("setup", 1), timeout=1.0).to_wire()
-    box: dict = {}
-    end = sim.now + budget_ms
-    while sim.now < end:
-        if "reply" not in box:
-            lid = sim.leader()
-            if lid is not None and not box.get("sent"):
-                box["sent"] = True
-                sim.request(lid, body, lambda reply: box.update(reply=reply))
-        elif box["reply"].get("ok"):
-            return
-        else:
-            box.clear()
-        if sim.step() is None:
-            break
-    raise RuntimeError("could not create the bank's tables within the setup budget")
+    setup_through_log(sim, statements, "the bank's tables", budget_ms)
 
 
 def run_bank(seed: int, steps: int | None = None, log=None, *, clients: int | None = None,

@@ -36,7 +36,12 @@ def _sql_state_machine() -> StateMachine:
 
 def _create_schema(sim: Simulator, budget_ms: float = 5_000.0) -> None:
     """The register table, through the log, before the chaos starts."""
-    body = ClientRequest([statement(SCHEMA)], session=("setup", 1), timeout=1.0).to_wire()
+    setup_through_log(sim, [statement(SCHEMA)], "the register table", budget_ms)
+
+
+def setup_through_log(sim: Simulator, statements: list, what: str, budget_ms: float = 5_000.0) -> None:
+    """Run `statements` through the log (retried at whoever leads) before a workload starts."""
+    body = ClientRequest(statements, session=("setup", 1), timeout=1.0).to_wire()
     box: dict = {}
     end = sim.now + budget_ms
     while sim.now < end:
@@ -51,7 +56,7 @@ def _create_schema(sim: Simulator, budget_ms: float = 5_000.0) -> None:
             box.clear()
         if sim.step() is None:
             break
-    raise RuntimeError("could not create the register table within the setup budget")
+    raise RuntimeError(f"could not create {what} within the setup budget")
 
 
 def _table(node) -> list:

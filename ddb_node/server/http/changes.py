@@ -24,9 +24,8 @@ import logging
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
-from wsproto.events import AcceptConnection, CloseConnection, Ping, TextMessage
-from wsproto.events import Request as WsRequest
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+from wsproto.events import CloseConnection, TextMessage
+from wsproto.utilities import LocalProtocolError
 
 from ddb_node.replica.changes import MAX_ENTRIES
 
@@ -34,7 +33,7 @@ from . import format as fmt
 from .endpoint import DEFAULT_HEADERS, Endpoint
 from .errors import HttpError, from_error
 from .server import Request, Response
-from .ws import _origin_ok, _request_bytes
+from .ws import _origin_ok, _request_bytes, serve_frames
 
 log = logging.getLogger("ddb.http.changes")
 
@@ -221,18 +220,7 @@ class ChangesSocket(_Stream):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        try:
-            self.ws.receive_data(data)
-            for ev in self.ws.events():
-                if isinstance(ev, WsRequest):
-                    self.transport.write(self.ws.send(AcceptConnection()))
-                elif isinstance(ev, Ping):
-                    self.transport.write(self.ws.send(ev.response()))
-                elif isinstance(ev, CloseConnection):
-                    self.transport.write(self.ws.send(ev.response()))
-                    self.close()
-                    return
-        except (LocalProtocolError, RemoteProtocolError):
+        if not serve_frames(self.ws, self.transport, data):
             self.close()
 
     def send_obj(self, obj) -> None:

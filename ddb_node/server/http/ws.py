@@ -195,6 +195,28 @@ def _topics(text: str | None) -> set:
     return {t.strip() for t in text.split(",") if t.strip() in TOPICS}
 
 
+def serve_frames(ws, transport, data: bytes, on_text=None) -> bool:
+    """A server-side WebSocket's bytes in: accept the handshake, answer pings, hand text
+    messages to `on_text`, answer a close. False when the connection is to end (closed by
+    the peer, or a protocol error); the caller closes the transport."""
+    try:
+        ws.receive_data(data)
+        for ev in ws.events():
+            if isinstance(ev, WsRequest):
+                transport.write(ws.send(AcceptConnection()))
+            elif isinstance(ev, TextMessage):
+                if on_text is not None:
+                    on_text(ev.data)
+            elif isinstance(ev, Ping):
+                transport.write(ws.send(ev.response()))
+            elif isinstance(ev, CloseConnection):
+                transport.write(ws.send(ev.response()))
+                return False
+    except (LocalProtocolError, RemoteProtocolError):
+        return False
+    return True
+
+
 class EventSocket:
     """``/ws``: one node's stream, or with ``?cluster=1`` all members' streams relayed.
 
@@ -245,21 +267,7 @@ class EventSocket:
     def _feed(self, data: bytes) -> None:
         if self._closed:
             return
-        try:
-            self.ws.receive_data(data)
-            for ev in self.ws.events():
-                if isinstance(ev, WsRequest):
-                    self.transport.write(self.ws.send(AcceptConnection()))
-                elif isinstance(ev, TextMessage):
-                    self.on_message(ev.data)
-                elif isinstance(ev, Ping):
-                    self.transport.write(self.ws.send(ev.response()))
-                elif isinstance(ev, CloseConnection):
-                    self.transport.write(self.ws.send(ev.response()))
-                    self.transport.close()
-                    self._on_close()
-                    return
-        except (LocalProtocolError, RemoteProtocolError):
+        if not serve_frames(self.ws, self.transport, data, self.on_message):
             self.transport.close()
             self._on_close()
 
