@@ -399,3 +399,24 @@ def test_the_wal_backlog_is_read_from_the_wal_index(tmp_path):
     c.execute("INSERT INTO t VALUES (randomblob(5000))")
     assert 0 < Checkpointer.backlog_pages(path) < backlog
     c.close()
+
+
+def test_a_reader_never_serves_a_state_older_than_the_read_was_decided_at(tmp_path):
+    """The shell runs a read the Replica decided at index i on a worker's read-only
+    connection; a state older than i (a read transaction left open, say) would be a stale
+    linearizable read. It is refused (StaleReader), never served."""
+    from ddb_node.sql.reader import Reader, StaleReader
+    path = str(tmp_path / "db")
+    sm = StateMachine(path, sync="normal")
+    log = Log()
+    log.add("CREATE TABLE t(a)")
+    log.add("INSERT INTO t VALUES (1)")
+    sm.apply_batch(log.entries)
+    r = Reader(path)
+    results, index = r.read(req("SELECT a FROM t"), at_least=2)
+    assert index == 2 and results[0].to_dict()["values"] == [[1]]
+    with pytest.raises(StaleReader, match="saw index 2, older than the 3"):
+        r.read(req("SELECT a FROM t"), at_least=3)
+    assert r.read(req("SELECT a FROM t"))[1] == 2          # the connection is still usable
+    r.close()
+    sm.close()

@@ -14,6 +14,7 @@ finished answer back touches the loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import itertools
 import threading
 import time
@@ -21,10 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ddb_node.protocol import RequestError, bad_request
 from ddb_node.sql import SQL_FAILURES
-from ddb_node.sql.reader import Cursor, Reader
+from ddb_node.sql.reader import Cursor, Reader, StaleReader
 
 CURSOR_IDLE_S = 60.0
 MAX_CURSORS = 32
+
+log = logging.getLogger("ddb.reads")
 
 
 def _error(e: Exception) -> dict:
@@ -55,6 +58,19 @@ class ReadService:
                 self._readers.append(r)
         return r
 
+    def _drop_reader(self) -> None:
+        """Close this thread's reader; the next read opens a fresh connection."""
+        r = getattr(self._local, "reader", None)
+        self._local.reader = None
+        if r is not None:
+            with self._lock:
+                if r in self._readers:
+                    self._readers.remove(r)
+            try:
+                r.close()
+            except Exception:  # noqa: BLE001  (a broken connection is being thrown away)
+                pass
+
     # ---- one read, decided by the Replica ------------------------------------------
     async def serve(self, request, meta: dict, term: int) -> dict:
         loop = asyncio.get_running_loop()
@@ -69,8 +85,14 @@ class ReadService:
         return out
 
     def _read(self, request, meta: dict) -> dict:
-        results, index = self._reader().read(request, max_rows=meta.get("max_rows"),
-                                             max_bytes=meta.get("max_bytes"), checked=True)
+        try:
+            results, index = self._reader().read(request, max_rows=meta.get("max_rows"),
+                                                 max_bytes=meta.get("max_bytes"), checked=True,
+                                                 at_least=meta["index"])
+        except StaleReader as e:
+            log.error("%s; the reader is replaced", e)
+            self._drop_reader()
+            raise RequestError("Unavailable", str(e), retry=True) from None
         return {"ok": True, "results": [x.to_dict() for x in results], "index": max(index, meta["index"]),
                 "level": meta["level"], "time": time.perf_counter() - meta["t0"]}
 

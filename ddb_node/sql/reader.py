@@ -30,6 +30,12 @@ from .split import split_sql
 _perf = time.perf_counter
 
 
+class StaleReader(Exception):
+    """A reader's state is older than the index a read was decided at (never expected: a
+    read transaction starts after that index was applied; checked so that it can never
+    be served silently)."""
+
+
 class Reader(QueryEngine):
     def __init__(self, path: str, *, limits: Limits = DEFAULT_LIMITS, statement_cache: int = 64,
                  extension_files: tuple = ()):
@@ -54,14 +60,18 @@ class Reader(QueryEngine):
         return self._internal_rows("SELECT idx FROM _ddb_applied WHERE id = 0")[0][0]
 
     def read(self, request: Request, *, max_rows: int | None = None, max_bytes: int | None = None,
-             checked: bool = False) -> tuple[list[Result], int]:
+             checked: bool = False, at_least: int = 0) -> tuple[list[Result], int]:
         """(results, applied index of the state they were read from), all statements in one
-        read transaction."""
+        read transaction. A state older than `at_least` (the index the read was decided at)
+        is never served: StaleReader, which the caller answers as a retryable error."""
         if not checked:
             validate(request, self.limits)
         self._internal_exec("BEGIN")
         try:
             index = self._applied()
+            if index < at_least:
+                raise StaleReader(f"this node's reader saw index {index}, older than the "
+                                  f"{at_least} the read was decided at")
             return self._run_request(request, max_rows, max_bytes), index
         finally:
             self._internal_exec("COMMIT")
