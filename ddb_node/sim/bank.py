@@ -31,7 +31,7 @@ from .clients import ClientLoop
 from .invariants import InvariantViolation
 from .nemesis import ACTIONS, Nemesis
 from .request_runner import setup_through_log
-from .runner import RunResult, choose_settings, play
+from .runner import RunResult, choose_settings, close_state_machines, play
 from .serializability import Txn, check
 from .simulator import Simulator
 
@@ -361,9 +361,5 @@ def run_bank(seed: int, steps: int | None = None, log=None, *, clients: int | No
         res.faults, res.nemesis_log = dict(nem.counts), nem.log
     res.final = sim.describe() + f"\nnetwork: {sim.net.describe()}"
     res.wall_s = time.perf_counter() - t0
-    for node in sim.nodes.values():
-        try:
-            node.sm.close()
-        except Exception:  # noqa: BLE001
-            pass
+    close_state_machines(sim)
     return res

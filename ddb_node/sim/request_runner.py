@@ -18,7 +18,7 @@ from ddb_node.sql import StateMachine
 
 from .linearizability import VIOLATION
 from .nemesis import ACTIONS, Nemesis
-from .runner import RunResult, choose_settings, play_and_check
+from .runner import RunResult, choose_settings, close_state_machines, play_and_check
 from .simulator import Simulator
 from .sql_clients import SCHEMA, SqlWorkload
 
@@ -83,11 +83,7 @@ def run_requests(seed: int, steps: int | None = None, log=None,
         res.error = "unexpected replies:\n" + "\n".join(wl.errors[:10])
     res.ops.update({f"served_{k}": v for k, v in sorted(wl.served.items())})
     res.wall_s = time.perf_counter() - t0
-    for node in sim.nodes.values():
-        try:
-            node.sm.close()
-        except Exception:  # noqa: BLE001
-            pass
+    close_state_machines(sim)
     return res
 
 

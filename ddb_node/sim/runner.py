@@ -156,6 +156,15 @@ def play_and_check(sim: Simulator, res: RunResult, wl, budget: int, make_nemesis
     res.lin_summary = lin.summary()
 
 
+def close_state_machines(sim: Simulator) -> None:
+    """After a run: close every node's SQL state machine (its connections and files)."""
+    for node in sim.nodes.values():
+        try:
+            node.sm.close()
+        except Exception:  # noqa: BLE001  (a crashed node's machine may be half closed)
+            pass
+
+
 def play(sim: Simulator, nem, wl, budget: int) -> bool:
     """Chaos for `budget` steps (nemesis and workload polled between steps), then calm and
     converge; True when the cluster converged with no operation outstanding."""
