@@ -28,6 +28,8 @@ from html import escape
 from ddb_node.sim.history import FAIL, INFO, OK, History, Op
 from ddb_node.sim.linearizability import LINEARIZABLE, VIOLATION, check_kv, check_register
 
+from .parsing import arg_parser
+
 _LIT = r"(?:'((?:[^']|'')*)'|(-?\d+(?:\.\d+)?))"
 _READ = re.compile(rf"^\s*SELECT\s+v\s+FROM\s+(\w+)\s+WHERE\s+k\s*=\s*{_LIT}\s*;?\s*$", re.I)
 _WRITE = re.compile(rf"^\s*(?:INSERT\s+OR\s+REPLACE|REPLACE)\s+INTO\s+(\w+)\s*\(\s*k\s*,\s*v\s*\)"
@@ -326,9 +328,8 @@ CHECK_USAGE = ("%ddb_check [--workload [--ops N] [--clients C] [--keys K]] [--re
 
 
 def command(magic, line: str) -> CheckView:
-    from .magics import _parser
     from .parsing import UsageProblem, split_args
-    a = _parser("%ddb_check", (["--workload"], dict(action="store_true")),
+    a = arg_parser("%ddb_check", (["--workload"], dict(action="store_true")),
                 (["--ops"], dict(type=int, default=30)),
                 (["--clients"], dict(type=int, default=3)),
                 (["--keys"], dict(type=int, default=2)),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from html import escape
 
+from .parsing import arg_parser
+
 _TERM_COLOURS = ["#d6eaf8", "#d5f5e3", "#fcf3cf", "#fadbd8", "#e8daef", "#d1f2eb", "#fdebd0",
                  "#eaecee"]
 
@@ -151,9 +153,8 @@ class LogGrid:
 
 def command(magic, rest: str) -> LogGrid:
     """%ddb log [N]: the last N entries (default 12) of every node's log."""
-    from .magics import _parser
     from .parsing import split_args
-    a = _parser("%ddb log", (["n"], dict(type=int, nargs="?", default=12)),
+    a = arg_parser("%ddb log", (["n"], dict(type=int, nargs="?", default=12)),
                 (["--name"], dict(default=None))).parse_args(split_args(rest))
     if a.n < 1:
         from .parsing import UsageProblem

@@ -1,7 +1,6 @@
 """The magics: `%ddb` / `%%ddb`, the fault magics and the simulator's stepping magics."""
 from __future__ import annotations
 
-import argparse
 import time
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
@@ -13,7 +12,7 @@ from ddb_node.errors import (BadRequest, ConnectionFailed, DdbError, NoLeader, N
 
 from . import check, lifecycle, persist, snippets, watch
 from . import transactions as txmagic
-from .parsing import (CELL_USAGE, LEVELS, UsageProblem, bind_parameters, parse_cell,
+from .parsing import (CELL_USAGE, LEVELS, UsageProblem, arg_parser, bind_parameters, parse_cell,
                       parse_groups, parse_node_list, render_template, split_args,
                       split_statements)
 from .picture import ClusterPicture
@@ -39,22 +38,6 @@ DDB_USAGE = """\
 
 SUBCOMMANDS = ("launch", "attach", "status", "nodes", "stop", "add-node", "remove-node", "leader",
                "level", "wait", "list", "help", "log", "commit", "rollback")
-
-
-class _ArgParser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageProblem(f"{message}\nusage: {self.format_usage().strip()[7:]}")
-
-    def exit(self, status=0, message=None):
-        raise UsageProblem(message or self.format_usage())
-
-
-def _parser(prog, *args):
-    p = _ArgParser(prog=prog, add_help=False)
-    for a in args:
-        names, kw = a
-        p.add_argument(*names, **kw)
-    return p
 
 
 def _short(sql: str, n: int = 60) -> str:
@@ -228,7 +211,7 @@ class DdbMagic(Magics):
         display(Note(DDB_USAGE))
 
     def _cmd_launch(self, rest):
-        p = _parser("%ddb launch",
+        p = arg_parser("%ddb launch",
                     (["-n", "--nodes"], dict(type=int, default=3)),
                     (["--dir"], dict(default=None)),
                     (["--name"], dict(default="default")),
@@ -267,7 +250,7 @@ class DdbMagic(Magics):
         display(Note(msg))
 
     def _cmd_attach(self, rest):
-        p = _parser("%ddb attach", (["addresses"], dict(nargs="+")),
+        p = arg_parser("%ddb attach", (["addresses"], dict(nargs="+")),
                     (["--name"], dict(default="default")))
         a = p.parse_args(split_args(rest))
         from ddb_node.cluster import Cluster
@@ -289,7 +272,7 @@ class DdbMagic(Magics):
         display(Note("\n".join(lines)))
 
     def _cmd_status(self, rest):
-        p = _parser("%ddb status", (["--watch"], dict(type=float, default=None)),
+        p = arg_parser("%ddb status", (["--watch"], dict(type=float, default=None)),
                     (["--every"], dict(type=float, default=0.5)),
                     (["--name"], dict(default=None)))
         a = p.parse_args(split_args(rest))
@@ -307,11 +290,11 @@ class DdbMagic(Magics):
         return None
 
     def _cmd_nodes(self, rest):
-        a = _parser("%ddb nodes", (["--name"], dict(default=None))).parse_args(split_args(rest))
+        a = arg_parser("%ddb nodes", (["--name"], dict(default=None))).parse_args(split_args(rest))
         return self._backend(a.name).nodes_table()
 
     def _cmd_stop(self, rest):
-        p = _parser("%ddb stop", (["--name"], dict(default=None)), (["--all"], dict(action="store_true")))
+        p = arg_parser("%ddb stop", (["--name"], dict(default=None)), (["--all"], dict(action="store_true")))
         a = p.parse_args(split_args(rest))
         names = list(self.clusters) if a.all else [self._backend(a.name).name]
         for n in names:
@@ -322,14 +305,14 @@ class DdbMagic(Magics):
         display(Note("stopped " + ", ".join(repr(n) for n in names)))
 
     def _cmd_add_node(self, rest):
-        a = _parser("%ddb add-node", (["--name"], dict(default=None))).parse_args(split_args(rest))
+        a = arg_parser("%ddb add-node", (["--name"], dict(default=None))).parse_args(split_args(rest))
         b = self._backend(a.name)
         nid = b.add_node()
         b.timeline.add(f"n{nid} joined")
         display(self._picture(b, f"node {nid} added (learner first, then voter)"))
 
     def _cmd_remove_node(self, rest):
-        a = _parser("%ddb remove-node", (["node"], dict(type=int)),
+        a = arg_parser("%ddb remove-node", (["node"], dict(type=int)),
                     (["--name"], dict(default=None))).parse_args(split_args(rest))
         b = self._backend(a.name)
         what = b.remove_node(a.node)
@@ -337,7 +320,7 @@ class DdbMagic(Magics):
         display(self._picture(b, what))
 
     def _cmd_leader(self, rest):
-        a = _parser("%ddb leader", (["node"], dict(type=int, nargs="?")),
+        a = arg_parser("%ddb leader", (["node"], dict(type=int, nargs="?")),
                     (["--name"], dict(default=None))).parse_args(split_args(rest))
         b = self._backend(a.name)
         if a.node is None:
@@ -360,7 +343,7 @@ class DdbMagic(Magics):
         display(Note(f"default level: {self.level}"))
 
     def _cmd_wait(self, rest):
-        p = _parser("%ddb wait", (["what"], dict(choices=["leader", "commit", "quiet"])),
+        p = arg_parser("%ddb wait", (["what"], dict(choices=["leader", "commit", "quiet"])),
                     (["--timeout"], dict(type=float, default=None)),
                     (["--not"], dict(type=int, action="append", default=[])),
                     (["--name"], dict(default=None)))
@@ -381,7 +364,7 @@ class DdbMagic(Magics):
         return self._guard(run)
 
     def _parse_fault(self, prog, line, *args):
-        p = _parser(prog, *args, (["--name"], dict(default=None)))
+        p = arg_parser(prog, *args, (["--name"], dict(default=None)))
         a = p.parse_args(split_args(line))
         self._name = a.name
         return a
@@ -509,7 +492,7 @@ class DdbMagic(Magics):
     def ddb_step(self, line):
         """%ddb_step [N] [--node I]: fire the next N events of the simulation (default 1)."""
         def run():
-            a = _parser("%ddb_step", (["n"], dict(type=int, nargs="?", default=1)),
+            a = arg_parser("%ddb_step", (["n"], dict(type=int, nargs="?", default=1)),
                         (["--node"], dict(type=int, default=None)),
                         (["--name"], dict(default=None))).parse_args(split_args(line))
             b = self._sim("%ddb_step", a.name)
@@ -521,7 +504,7 @@ class DdbMagic(Magics):
     def ddb_tick(self, line):
         """%ddb_tick [N]: let N ticks of virtual time pass (default 1)."""
         def run():
-            a = _parser("%ddb_tick", (["n"], dict(type=int, nargs="?", default=1)),
+            a = arg_parser("%ddb_tick", (["n"], dict(type=int, nargs="?", default=1)),
                         (["--name"], dict(default=None))).parse_args(split_args(line))
             b = self._sim("%ddb_tick", a.name)
             lines = b.tick(a.n)
@@ -532,7 +515,7 @@ class DdbMagic(Magics):
     def ddb_run_until(self, line):
         """%ddb_run_until leader|commit|quiet|campaign [--max-steps N]"""
         def run():
-            a = _parser("%ddb_run_until", (["what"], dict(choices=["leader", "commit", "quiet", "campaign"])),
+            a = arg_parser("%ddb_run_until", (["what"], dict(choices=["leader", "commit", "quiet", "campaign"])),
                         (["--max-steps"], dict(type=int, default=100_000)),
                         (["--name"], dict(default=None))).parse_args(split_args(line))
             b = self._sim("%ddb_run_until", a.name)

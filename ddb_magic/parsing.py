@@ -4,6 +4,8 @@ Everything here is pure (no cluster, no IPython) so it is cheap to test.
 """
 from __future__ import annotations
 
+import argparse
+
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -246,3 +248,22 @@ def parse_groups(text: str) -> list[list[int]]:
             raise UsageProblem(f"node {sorted(seen & set(g))[0]} is in two groups")
         seen |= set(g)
     return groups
+
+
+class _ArgParser(argparse.ArgumentParser):
+    """argparse for a magic's line: a usage problem is raised (and shown in one line), never
+    an exit of the kernel."""
+
+    def error(self, message):
+        raise UsageProblem(f"{message}\nusage: {self.format_usage().strip()[7:]}")
+
+    def exit(self, status=0, message=None):
+        raise UsageProblem(message or self.format_usage())
+
+
+def arg_parser(prog, *args):
+    """A magic's argument parser: `args` are (names, add_argument keywords) pairs."""
+    p = _ArgParser(prog=prog, add_help=False)
+    for names, kw in args:
+        p.add_argument(*names, **kw)
+    return p

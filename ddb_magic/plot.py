@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .parsing import UsageProblem, split_args
+from .parsing import UsageProblem, arg_parser, split_args
 
 PLOT_USAGE = ("%ddb_plot hist|box|bar COLUMN --table T [--where COND] [--bins N] [--top N] "
               "[--level L] [--name C]")
@@ -87,8 +87,7 @@ def bar_data(ask: _Ask, col: str, src: str, where: str, top: int):
 
 
 def command(magic, line: str):
-    from .magics import _parser
-    a = _parser("%ddb_plot", (["kind"], dict(choices=["hist", "box", "bar"])),
+    a = arg_parser("%ddb_plot", (["kind"], dict(choices=["hist", "box", "bar"])),
                 (["column"], dict()),
                 (["--table"], dict(required=True)),
                 (["--where"], dict(default=None)),

@@ -23,6 +23,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from html import escape
 
+from .parsing import arg_parser
+
 DELIVERED, DROPPED, LOST, IN_FLIGHT = "delivered", "dropped", "lost", "in flight"
 
 _COLOURS = {"APP": "#1f6fd1", "APP_RESP": "#6fa3e6", "HEARTBEAT": "#9a9a9a",
@@ -282,9 +284,8 @@ SEQUENCE_USAGE = "%ddb_sequence [--last N] [--node A,B] [--no-heartbeats] [--nam
 
 def command(magic, line: str) -> Sequence:
     """%ddb_sequence: the diagram of the current cluster's recent messages."""
-    from .magics import _parser
     from .parsing import parse_node_list, split_args
-    a = _parser("%ddb_sequence", (["--last"], dict(type=int, default=40)),
+    a = arg_parser("%ddb_sequence", (["--last"], dict(type=int, default=40)),
                 (["--node"], dict(default=None)),
                 (["--no-heartbeats"], dict(action="store_true")),
                 (["--name"], dict(default=None))).parse_args(split_args(line))

@@ -20,7 +20,7 @@ from collections import Counter, deque
 
 from IPython.display import display
 
-from .parsing import UsageProblem, split_args
+from .parsing import UsageProblem, arg_parser, split_args
 
 UPDATE_EVERY_S = 0.2      # a live watch redraws at most this often
 
@@ -186,8 +186,7 @@ class SimWatch:
 
 
 def _parse(line: str):
-    from .magics import _parser       # magics.py imports this module: no cycle at import time
-    return _parser("%ddb_watch", (["table"], dict(nargs="?", default=None)),
+    return arg_parser("%ddb_watch", (["table"], dict(nargs="?", default=None)),
                    (["--since"], dict(type=int, default=None)),
                    (["--rows"], dict(type=int, default=10)),
                    (["--stop"], dict(action="store_true")),

@@ -20,7 +20,11 @@ from . import nemesis as nem
 from .checkers import check_convergence
 from .history import FAIL, INFO, OK, History
 from .report import render, summarize
-from .workloads import WORKLOADS
+from .txbank import TxBank
+from .workloads import WORKLOADS as _BASE_WORKLOADS
+
+# every workload by name; txbank (interactive transactions, issue 16) builds on workloads.py
+WORKLOADS = {**_BASE_WORKLOADS, "txbank": TxBank}
 
 ALL_WORKLOADS = ["register", "bank", "append", "stale"]
 

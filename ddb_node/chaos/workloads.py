@@ -218,10 +218,3 @@ class StaleReads(Workload):
 
 WORKLOADS = {"register": Register, "bank": Bank, "append": Appends, "stale": StaleReads}
 
-
-def _txbank(**kw):
-    from .txbank import TxBank      # interactive transactions (issue 16); it imports this module
-    return TxBank(**kw)
-
-
-WORKLOADS["txbank"] = _txbank
