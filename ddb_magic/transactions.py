@@ -69,7 +69,7 @@ def end(backend, rest: str, commit: bool) -> str:
         return f"transaction {name!r} rolled back: nothing of it was applied"
     try:
         resp = tx.commit()
-    except TransactionConflict as e:
+    except (TransactionConflict, TransactionAborted) as e:
         return f"transaction {name!r} not committed, nothing applied: {e}"
     if resp is None:
         return f"transaction {name!r} committed (it wrote nothing)"

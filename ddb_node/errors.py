@@ -90,8 +90,14 @@ class TransactionConflict(DdbError):
 
 
 class TransactionAborted(DdbError):
-    """An interactive transaction ended without committing (rolled back, expired, or unknown
-    to the node asked): nothing of it was applied."""
+    """An interactive transaction ended without committing (rolled back, expired, unknown to
+    the node asked, or the leader it began with lost office): nothing of it was applied.
+    `rerun` is true when running the whole transaction again may succeed (a leader change;
+    `Client.run_transaction` does it)."""
+
+    def __init__(self, message: str, rerun: bool = False):
+        super().__init__(message)
+        self.rerun = rerun
 
 
 # the class of each wire type, from the one list of them (protocol.ERROR_TYPES)
@@ -107,6 +113,8 @@ def from_reply(err: dict) -> DdbError:
         exc = NotLeader(msg, err.get("leader"))
     elif cls is ChangesTruncated:
         exc = ChangesTruncated(msg, err.get("oldest"))
+    elif cls is TransactionAborted:
+        exc = TransactionAborted(msg, bool(err.get("rerun")))
     elif issubclass(cls, BadRequest):
         exc = cls(msg, err.get("statement"), err.get("detail"))
     else:

@@ -39,15 +39,17 @@ class RequestError(Exception):
 
     def __init__(self, type_: str, message: str, *, statement: int | None = None,
                  detail: str | None = None, leader: dict | None = None, retry: bool = False,
-                 results: list | None = None):
+                 results: list | None = None, rerun: bool = False):
         super().__init__(message)
         self.type = type_
         self.message = message
         self.statement = statement      # 0-based position of the failing statement
         self.detail = detail            # the statement's own error, without the position
         self.leader = leader
-        self.retry = retry
+        self.retry = retry              # the router may send the same request again
         self.results = results          # per-statement results up to the failing one
+        self.rerun = rerun              # a transaction that ended with nothing applied: the
+                                        # whole of it may be run again (a leader change)
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"type": self.type, "message": self.message}
@@ -61,6 +63,8 @@ class RequestError(Exception):
             d["retry"] = True
         if self.results:
             d["results"] = self.results
+        if self.rerun:
+            d["rerun"] = True
         return d
 
     @classmethod
@@ -70,7 +74,8 @@ class RequestError(Exception):
                    statement=st if isinstance(st, int) and not isinstance(st, bool) else None,
                    detail=d.get("detail") if isinstance(d.get("detail"), str) else None,
                    leader=d.get("leader") if isinstance(d.get("leader"), dict) else None,
-                   retry=bool(d.get("retry")), results=d.get("results") or None)
+                   retry=bool(d.get("retry")), results=d.get("results") or None,
+                   rerun=bool(d.get("rerun")))
 
     def __repr__(self) -> str:
         return f"RequestError({self.type!r}, {self.message!r})"
@@ -206,13 +211,24 @@ class ClientRequest:
 
 
 def parse_condition(c) -> dict:
-    """A transaction's commit condition: every table in `tables` is unchanged since `index`."""
+    """A transaction's commit condition: every table in `tables` is unchanged since `index`,
+    and (when `term` is given) the entry is proposed in that term: by the leader the
+    transaction began with."""
     index = c.get("index") if isinstance(c, dict) else None
     tables = c.get("tables") if isinstance(c, dict) else None
-    if not isinstance(index, int) or isinstance(index, bool) or index < 0 or \
-            not isinstance(tables, list) or not all(isinstance(t, str) for t in tables):
-        raise bad_request("condition must be {index: non-negative integer, tables: [names]}")
-    return {"index": index, "tables": tables}
+    term = c.get("term") if isinstance(c, dict) else None
+    if not _index(index) or not isinstance(tables, list) or \
+            not all(isinstance(t, str) for t in tables) or not (term is None or _index(term)):
+        raise bad_request("condition must be {index: non-negative integer, tables: [names], "
+                          "term: non-negative integer (optional)}")
+    out = {"index": index, "tables": tables}
+    if term is not None:
+        out["term"] = term
+    return out
+
+
+def _index(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
 def request_timeout(body: dict, default: float) -> float:

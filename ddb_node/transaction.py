@@ -10,9 +10,11 @@ tables it used. Each `query` / `execute` sends them along (the `tx` operation), 
 it reaches answers from the state at R plus those writes, or raises TransactionConflict when
 a table used changed after R. `commit` is one write (with the client's session: applied
 exactly once) carrying the writes and the condition every replica checks at apply. Nothing
-is held on a node, so a leader change, a crash of the client or an abandoned transaction
-leaves nothing behind; a transaction idle longer than `idle` seconds (or older than
-`lifetime`) is ended by the client with TransactionAborted. See sql/DESIGN.md.
+is held on a node, so a crash of the client or an abandoned transaction leaves nothing
+behind; a transaction idle longer than `idle` seconds (or older than `lifetime`) is ended
+by the client with TransactionAborted. A transaction lives in the leader's term it began in:
+after a leader change its next statement, or its commit, raises TransactionAborted with
+`rerun` (nothing applied; `run_transaction` runs it again). See sql/DESIGN.md.
 """
 from __future__ import annotations
 
@@ -27,10 +29,11 @@ OPEN, COMMITTED, ROLLED_BACK = "open", "committed", "rolled back"
 
 
 class Transaction:
-    def __init__(self, client, begin: int, *, timeout: float | None = None,
-                 idle: float = 30.0, lifetime: float = 300.0):
+    def __init__(self, client, begin: int, term: int | None = None, *,
+                 timeout: float | None = None, idle: float = 30.0, lifetime: float = 300.0):
         self.client = client
         self.begin = begin               # the read point: the state every answer is taken at
+        self.term = term                 # the leader's term at BEGIN: the transaction's life
         self.writes: list = []           # wire statements, in order
         self.tables: set[str] = set()    # every table a statement read or wrote
         self.state = OPEN
@@ -44,11 +47,11 @@ class Transaction:
         reply = client._send({"op": "read_index", **({"timeout": kw["timeout"]}
                                                     if kw.get("timeout") else {})},
                              to_leader=True, timeout=kw.get("timeout"))
-        return cls(client, reply["index"], **kw)
+        return cls(client, reply["index"], reply.get("term"), **kw)
 
     def __repr__(self) -> str:
-        return (f"<Transaction at index {self.begin}, {len(self.writes)} buffered writes, "
-                f"{self.state}>")
+        return (f"<Transaction at index {self.begin} (term {self.term}), {len(self.writes)} "
+                f"buffered writes, {self.state}>")
 
     # ---------------------------------------------------------------- statements
     def _check_open(self) -> None:
@@ -67,6 +70,8 @@ class Transaction:
         self._check_open()
         body = {"op": "tx", "begin": self.begin, "writes": self.writes,
                 "statements": [statement(sql, params)], "read_only": read_only}
+        if self.term is not None:
+            body["term"] = self.term
         if self.timeout:
             body["timeout"] = self.timeout
         return body
@@ -87,8 +92,10 @@ class Transaction:
         if not self.writes:
             self.state = COMMITTED
             return None
-        return ClientRequest(self.writes, transaction=True,
-                             condition={"index": self.begin, "tables": sorted(self.tables)}).to_wire()
+        condition = {"index": self.begin, "tables": sorted(self.tables)}
+        if self.term is not None:
+            condition["term"] = self.term
+        return ClientRequest(self.writes, transaction=True, condition=condition).to_wire()
 
     def _committed(self, reply: dict) -> Response:
         self.state = COMMITTED
@@ -99,7 +106,7 @@ class Transaction:
         body = self._body(sql, params, read_only)
         try:
             reply = self.client._send(body, to_leader=True, timeout=self.timeout)
-        except TransactionConflict:
+        except (TransactionConflict, TransactionAborted):
             self.state = ROLLED_BACK
             raise
         return self._took(reply, sql, params, read_only)
@@ -150,9 +157,16 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, 0.002 * min(attempt, 10))
 
 
+def rerun(e: BaseException) -> bool:
+    """Nothing of the transaction was applied and running it again may succeed: a conflict,
+    or the leader it began with lost office."""
+    return isinstance(e, TransactionConflict) or (isinstance(e, TransactionAborted) and e.rerun)
+
+
 def run_transaction(client, fn, *, retries: int = 10, **kw):
-    """fn(tx) in a transaction, committed; run again (a fresh transaction) after a conflict,
-    up to `retries` more times -> fn's value. The last conflict is raised."""
+    """fn(tx) in a transaction, committed; run again (a fresh transaction) after a conflict
+    or a leader change, up to `retries` more times -> fn's value. The last such error is
+    raised."""
     attempt = 0
     while True:
         tx = client.transaction(**kw)
@@ -160,8 +174,8 @@ def run_transaction(client, fn, *, retries: int = 10, **kw):
             with tx:
                 out = fn(tx)
             return out
-        except TransactionConflict:
-            if attempt >= retries:
+        except (TransactionConflict, TransactionAborted) as e:
+            if attempt >= retries or not rerun(e):
                 raise
             attempt += 1
             time.sleep(backoff(attempt))        # de-synchronise rivals
@@ -172,13 +186,13 @@ class AsyncTransaction(Transaction):
     (or `tx = await ac.transaction().start()`)."""
 
     def __init__(self, client, **kw):
-        super().__init__(client, -1, **kw)
+        super().__init__(client, -1, None, **kw)
         self._kw = kw
 
     async def start(self) -> "AsyncTransaction":
         t = self._kw.get("timeout")
         reply = await self.client.call({"op": "read_index", **({"timeout": t} if t else {})}, t)
-        self.begin = reply["index"]
+        self.begin, self.term = reply["index"], reply.get("term")
         self._started = self._last = time.monotonic()
         return self
 
@@ -186,7 +200,7 @@ class AsyncTransaction(Transaction):
         body = self._body(sql, params, read_only)
         try:
             reply = await self.client.call(body, self.timeout)
-        except TransactionConflict:
+        except (TransactionConflict, TransactionAborted):
             self.state = ROLLED_BACK
             raise
         return self._took(reply, sql, params, read_only)
@@ -227,8 +241,8 @@ async def run_transaction_async(client, fn, *, retries: int = 10, **kw):
             async with client.transaction(**kw) as tx:
                 out = await fn(tx)
             return out
-        except TransactionConflict:
-            if attempt >= retries:
+        except (TransactionConflict, TransactionAborted) as e:
+            if attempt >= retries or not rerun(e):
                 raise
             attempt += 1
             await asyncio.sleep(backoff(attempt))

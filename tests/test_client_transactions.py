@@ -1,5 +1,5 @@
 """Interactive transactions against a real 3-node cluster: the API of issue 16, conflicts and
-their retry, and a leader killed in the middle of a transaction."""
+their retry, and a leader killed in the middle of a transaction (which ends it)."""
 import threading
 
 import pytest
@@ -99,27 +99,53 @@ def test_run_transaction_retries_conflicts_and_concurrent_transfers_lose_nothing
     assert balances(c) == [(1, 100 - 200), (2, 100 + 200)]    # 20 transfers, none lost or doubled
 
 
-def test_a_leader_killed_mid_transaction_does_not_end_it(lc, c):
-    """Nothing of a transaction lives on a node: after the leader dies its next statements
-    run on the new leader, and since nobody wrote the table meanwhile the commit applies."""
+def test_a_leader_killed_mid_transaction_ends_it_with_a_clear_error_and_nothing_applied(lc, c):
+    """A transaction lives in the leader's term it began in: after the leader dies its next
+    statement raises TransactionAborted (rerun: nothing applied, run it again), and so does
+    a commit sent after the change; the database holds none of it."""
     tx = c.transaction()
     r = tx.query("SELECT balance FROM acct WHERE id = 1")
     tx.execute("UPDATE acct SET balance = ? WHERE id = 1", [r.rows[0][0] - 10])
     old = lc.wait_for_leader(10)
     lc.kill(old)
-    r = tx.query("SELECT balance FROM acct WHERE id = 2")
-    tx.execute("UPDATE acct SET balance = ? WHERE id = 2", [r.rows[0][0] + 10])
-    tx.commit()
-    assert tx.response.node != old
+    with pytest.raises(TransactionAborted, match="leader changed") as e:
+        tx.query("SELECT balance FROM acct WHERE id = 2")
+    assert e.value.rerun and tx.state == "rolled back"
+    assert balances(c) == [(1, 100), (2, 100)]
+
+
+def test_a_commit_after_a_leader_change_is_refused_at_apply(lc, c):
+    tx = c.transaction()
+    transfer(tx)
+    old = lc.wait_for_leader(10)
+    lc.kill(old)
+    with pytest.raises(TransactionAborted, match="leader changed") as e:
+        tx.commit()
+    assert e.value.rerun
+    assert balances(c) == [(1, 100), (2, 100)]
+
+
+def test_run_transaction_runs_a_transaction_again_after_a_leader_change(lc, c):
+    """run_transaction re-runs fn after the abort: the transfer applies exactly once."""
+    calls = []
+
+    def fn(tx):
+        calls.append(tx)
+        transfer(tx)
+        if len(calls) == 1:
+            lc.kill(lc.wait_for_leader(10))     # the leader dies before the commit
+
+    c.run_transaction(fn, retries=5)
+    assert len(calls) == 2 and calls[0].state == "rolled back"
     assert balances(c) == [(1, 90), (2, 110)]
 
 
-def test_a_commit_after_a_rival_wrote_through_the_new_leader_conflicts(lc, c):
+def test_a_rival_write_through_the_new_leader_stands_and_the_old_transaction_is_refused(lc, c):
     tx = c.transaction()
     transfer(tx)
     lc.kill(lc.wait_for_leader(10))
     c.execute("UPDATE acct SET balance = 0 WHERE id = 1")
-    with pytest.raises(TransactionConflict):
+    with pytest.raises(TransactionAborted):
         tx.commit()
     assert balances(c) == [(1, 0), (2, 100)]
 

@@ -4,7 +4,7 @@ condition checked identically by every replica (sql/transactions.py)."""
 import pytest
 
 from ddb_node.sql import Statement, StateMachine, encode_entry
-from ddb_node.sql.transactions import Conflict, is_conflict
+from ddb_node.sql.transactions import Conflict, is_aborted, is_conflict
 
 from tests.sqlhelpers import BASE_TS, apply_one, req, rows
 
@@ -19,11 +19,11 @@ def sm():
     m.close()
 
 
-def commit(sm, writes, begin, tables, session=None):
+def commit(sm, writes, begin, tables, session=None, *, began_in=None, term=1):
     i = sm.applied_index + 1
     payload = encode_entry(req(*writes, transaction=True), timestamp_ms=BASE_TS, seed=i,
-                           session=session, condition=(begin, tables))
-    (er,) = sm.apply_batch([(i, 1, payload)])
+                           session=session, condition=(begin, tables, began_in))
+    (er,) = sm.apply_batch([(i, term, payload)])
     return er
 
 
@@ -173,3 +173,29 @@ def test_write_skew_is_refused_serializable_not_snapshot_isolation(sm):
     second = commit(sm, [("UPDATE acct SET balance = balance - 150 WHERE id = 2",)], begin, ["acct"])
     assert first.error is None and is_conflict(second.error)
     assert rows(sm, "SELECT sum(balance) FROM acct") == [(50,)]
+
+
+def test_a_commit_proposed_in_another_term_than_its_begin_is_refused_by_every_replica(sm):
+    """A transaction lives in the leader's term it began in (issue 16: a leader change ends
+    it with a clear error). The entry's own term is the check's input, so every replica
+    refuses the same entries: one proposed by the transaction's leader (term 1) applies, one
+    proposed after a leader change (term 2) applies nothing, and its session remembers it."""
+    begin = sm.applied_index
+    ok = commit(sm, [("UPDATE acct SET balance = 1 WHERE id = 1",)], begin, ["acct"],
+                began_in=1, term=1)
+    assert ok.error is None
+    begin = sm.applied_index
+    late = commit(sm, [("UPDATE acct SET balance = 2 WHERE id = 1",)], begin, ["acct"],
+                  ("c", 1), began_in=1, term=2)
+    assert is_aborted(late.error) and "term 1" in late.error and "term 2" in late.error
+    assert rows(sm, "SELECT balance FROM acct WHERE id = 1") == [(1,)]
+    again = commit(sm, [("UPDATE acct SET balance = 2 WHERE id = 1",)], begin, ["acct"],
+                   ("c", 1), began_in=1, term=2)
+    assert again.session_duplicate and again.error == late.error
+
+
+def test_a_condition_without_a_term_is_checked_on_tables_only(sm):
+    """Entries written before terms were carried (a 2-element condition) still apply."""
+    begin = sm.applied_index
+    er = commit(sm, [("UPDATE acct SET balance = 7 WHERE id = 1",)], begin, ["acct"], term=9)
+    assert er.error is None

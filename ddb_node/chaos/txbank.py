@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import threading
 
-from ddb_node.errors import TransactionConflict
+from ddb_node.errors import TransactionAborted, TransactionConflict
 
 from .history import FAIL, INFO, OK
 from .workloads import OpSpec, Workload
@@ -73,7 +73,7 @@ class TxBank(Workload):
                 self.inflight[tid] = {"reads": rows, "writes": new}   # in case the answer is lost
             try:
                 c.run_transaction(fn, retries=self.retries)
-            except TransactionConflict:
+            except (TransactionConflict, TransactionAborted):
                 return {"tid": tid, "committed": False}, _NoResponse()
             tx = last["tx"]
             return ({"tid": tid, "committed": True, "begin": tx.begin, "reads": last["reads"],

@@ -124,7 +124,7 @@ class Requests:
             cond = req.condition
             payload = encode_entry(sreq, timestamp_ms=r.wall_ms(), seed=r.rng.getrandbits(63),
                                    session=req.session, check=False,   # classify checked it
-                                   condition=None if cond is None else (cond["index"], cond["tables"]))
+                                   condition=None if cond is None else (cond["index"], cond["tables"], cond.get("term")))
         except SQL_FAILURES as e:
             raise _sql_error(e) from None
         try:
@@ -338,7 +338,7 @@ class Requests:
         r = self.r
         self._deadline(token, body, "linearizable read (no quorum confirmed the leader)")
         try:
-            ctx = r.read_index(lambda index: r.reply(token, {"index": index}),
+            ctx = r.read_index(lambda index: r.reply(token, {"index": index, "term": r.raft.term}),
                                lambda err: r.fail(token, err))
         except NotLeader:
             raise no_leader() from None

@@ -4,7 +4,9 @@ random fault schedule (issue 16). `ddb sim --bank --seed N` replays one run.
 Accounts `acct(id, balance)` start with `INITIAL` each. Closed-loop clients either
     transfer  BEGIN (read_index), read both balances (tx op), write both and a row of
               `transfers(tid, src, dst, amount)` (tx op), COMMIT (a write with the condition
-              and a session); a TransactionConflict anywhere starts the transfer again
+              and a session); a TransactionConflict anywhere, or a TransactionAborted for
+              a leader change (the transaction lives in the term it began in), starts the
+              transfer again
     audit     BEGIN, read every balance in one transaction (read-only: no commit)
 Every step goes to a random live node (followers serve tx ops once they applied the read
 point); lost answers are retried with the same body (a commit with the same session).
@@ -95,14 +97,15 @@ class BankClient:
         self._send()
 
     def _tx(self, statements, read_only: bool, writes=()) -> dict:
-        return {"op": "tx", "begin": self.pending["begin"], "writes": list(writes),
-                "statements": statements, "read_only": read_only, "timeout": self.w.timeout_s}
+        return {"op": "tx", "begin": self.pending["begin"], "term": self.pending["term"],
+                "writes": list(writes), "statements": statements, "read_only": read_only,
+                "timeout": self.w.timeout_s}
 
     def _next_step(self, reply: dict) -> None:
         op, w = self.pending, self.w
         step = op["step"]
         if step == "begin":
-            op["begin"] = reply["index"]
+            op["begin"], op["term"] = reply["index"], reply["term"]
             op["step"] = "read"
             if op["kind"] == "audit":
                 op["body"] = self._tx([statement("SELECT id, balance FROM acct ORDER BY id")], True)
@@ -138,7 +141,7 @@ class BankClient:
             op["step"] = "commit"
             op["body"] = ClientRequest(op["writes"], transaction=True, session=session,
                                        timeout=w.timeout_s,
-                                       condition={"index": op["begin"],
+                                       condition={"index": op["begin"], "term": op["term"],
                                                   "tables": sorted(op["tables"])}).to_wire()
             w.by_session[session] = op
             return self._send()
@@ -195,8 +198,8 @@ class BankClient:
             return self._next_step(reply)
         err = reply.get("error") or {}
         typ = err.get("type")
-        if typ == "TransactionConflict":
-            self.w.counts["conflicts"] += 1
+        if typ == "TransactionConflict" or (typ == "TransactionAborted" and err.get("rerun")):
+            self.w.counts["conflicts" if typ == "TransactionConflict" else "aborts"] += 1
             op["conflicts"] += 1
             if op["step"] == "commit":
                 self.w.refused.append(op)
@@ -226,7 +229,7 @@ class BankWorkload(ClientLoop):
     violations: list = field(default_factory=list)
     txns: list = field(default_factory=list)          # audits (transfers are added at the end)
     committed_ok: list = field(default_factory=list)
-    refused: list = field(default_factory=list)       # commits answered TransactionConflict
+    refused: list = field(default_factory=list)       # commits answered a conflict or abort
     unknown: list = field(default_factory=list)
     by_session: dict = field(default_factory=dict)
     first_applied: dict = field(default_factory=dict)  # session -> (index, error)

@@ -3,7 +3,7 @@
 Layout (a msgpack array, compact and fast to decode on every replica):
 ``["ddb-sql", 1, timestamp_ms, seed, session, transaction, level, timeout, statements]``,
 optionally followed by an interactive transaction's commit condition ``[index, [tables]]``
-(sql/transactions.py), where ``session`` is ``None`` or ``[client_id, seq]`` and each statement is ``[sql]`` or
+or ``[index, [tables], term]`` (sql/transactions.py), where ``session`` is ``None`` or ``[client_id, seq]`` and each statement is ``[sql]`` or
 ``[sql, params]``. Decoding is strict: anything else raises ``EntryDecodeError`` (which the
 state machine turns into an entry-level error, identically on every replica).
 """
@@ -28,7 +28,7 @@ _packer = msgpack.Packer(use_bin_type=True)
 
 def encode_entry(request: Request, *, timestamp_ms: int, seed: int,
                  session: tuple[str, int] | None = None, limits: Limits = DEFAULT_LIMITS,
-                 check: bool = True, condition: tuple[int, list] | None = None) -> bytes:
+                 check: bool = True, condition: tuple | None = None) -> bytes:
     if check:
         validate(request, limits)
     if type(timestamp_ms) is not int or type(seed) is not int:
@@ -44,7 +44,10 @@ def encode_entry(request: Request, *, timestamp_ms: int, seed: int,
     fields = [MAGIC, VERSION, timestamp_ms, seed, session, bool(request.transaction),
               request.level, request.timeout, stmts]
     if condition is not None:
-        fields.append([int(condition[0]), sorted(set(condition[1]))])
+        cond = [int(condition[0]), sorted(set(condition[1]))]
+        if len(condition) > 2 and condition[2] is not None:
+            cond.append(int(condition[2]))     # the term the transaction began in
+        fields.append(cond)
     data = _packer.pack(fields)
     if len(data) > limits.max_entry_bytes:
         raise BadRequest(f"encoded request of {len(data)} bytes exceeds the limit of {limits.max_entry_bytes}")
@@ -77,7 +80,8 @@ def decode_fast(payload: bytes):
     _, _, ts, seed, session, tx, level, timeout, stmts = obj[:9]
     if len(obj) == 10:
         cond = obj[9]
-        if not (type(cond) is list and len(cond) == 2 and type(cond[0]) is int
+        if not (type(cond) is list and (len(cond) == 2 or (len(cond) == 3 and type(cond[2]) is int))
+                and type(cond[0]) is int
                 and type(cond[1]) is list and all(type(t) is str for t in cond[1])):
             raise EntryDecodeError("malformed transaction condition in ddb SQL entry")
     if type(ts) is not int or type(seed) is not int or type(tx) is not bool or type(stmts) is not list \

@@ -223,7 +223,7 @@ class StateMachine(Transactions, QueryEngine):
                     out.append(None)
                     continue
                 if payload:
-                    out.append(self._apply_entry(idx, payload, forced.get(idx)))
+                    out.append(self._apply_entry(idx, payload, forced.get(idx), term))
                 else:
                     out.append(None)
                 if idx % self.sessions.expire_every == 0:
@@ -244,7 +244,7 @@ class StateMachine(Transactions, QueryEngine):
             raise
         return out, last_index, last_term
 
-    def _apply_entry(self, idx: int, payload: bytes, forced) -> EntryResult:
+    def _apply_entry(self, idx: int, payload: bytes, forced, term: int) -> EntryResult:
         try:
             obj = decode_fast(payload)
         except EntryDecodeError as e:
@@ -255,7 +255,7 @@ class StateMachine(Transactions, QueryEngine):
             if dup is not None:
                 return dup
         self._write_idx = idx
-        if len(obj) == 10 and (refused := self._tx_refused(idx, obj[9], session)) is not None:
+        if len(obj) == 10 and (refused := self._tx_refused(idx, term, obj[9], session)) is not None:
             return refused       # an interactive transaction's commit whose condition failed
         conn = self._conn
         ctx = determinism.context

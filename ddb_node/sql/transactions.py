@@ -12,9 +12,10 @@ state machine's connection inside a transaction that is always rolled back: the 
 writes first, then the new statements, so they see the transaction's own writes. The
 authorizer records every table they read or write. A run whose tables changed after R raises
 ``Conflict``: every answer a transaction gets is therefore the state at R plus its own writes.
-The commit is one log entry: the buffered writes and the condition ``(R, tables)``, which
-every replica checks at apply (``_tx_conflict``) before it applies the statements, all of
-them in one savepoint, or none.
+The commit is one log entry: the buffered writes and the condition ``(R, tables, term)``,
+which every replica checks at apply (``_tx_refused``) before it applies the statements, all
+of them in one savepoint, or none. The term is the leader's at BEGIN: a commit proposed in
+another term is refused (the transaction ended with its leader).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ VERSIONS_SCHEMA = ("CREATE TABLE IF NOT EXISTS _ddb_versions(tbl TEXT PRIMARY KE
                    "idx INTEGER NOT NULL) WITHOUT ROWID;")
 SCHEMA_KEY = "_ddb_schema"          # the schema's own version (DDL)
 CONFLICT_PREFIX = "transaction conflict: "
+ABORTED_PREFIX = "transaction aborted: "
 TX_BUDGET_S = 0.1                   # a transaction's statements run on the node's loop: below
                                     # the election timeout (150 ms), or a follower would campaign
 _TABLE_CODES = frozenset((apsw.SQLITE_READ, apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE,
@@ -43,6 +45,16 @@ class Conflict(SqlError):
 
 def is_conflict(error) -> bool:
     return isinstance(error, str) and error.startswith(CONFLICT_PREFIX)
+
+
+def is_aborted(error) -> bool:
+    return isinstance(error, str) and error.startswith(ABORTED_PREFIX)
+
+
+def leader_changed(begin_term: int, term: int) -> str:
+    """Why a transaction begun in `begin_term` ends when met in `term`."""
+    return (f"{ABORTED_PREFIX}the leader changed during the transaction (it began in term "
+            f"{begin_term}, this is term {term}); nothing was applied (run it again)")
 
 
 def _user_table(name: str) -> bool:
@@ -109,12 +121,18 @@ class Transactions:
                         "transaction again)")
         return None
 
-    def _tx_refused(self, idx: int, condition, session):
-        """The EntryResult of a commit entry whose condition [R, tables] fails, else None."""
-        conflict = self._tx_conflict(condition[0], condition[1])
-        if conflict is None:
+    def _tx_refused(self, idx: int, term: int, condition, session):
+        """The EntryResult of a commit entry whose condition fails, else None: a table it used
+        was written after its read point R, or the entry was proposed in another term than
+        the transaction began in (its leader lost office meanwhile). The term is the entry's
+        own, the same on every replica."""
+        if len(condition) == 3 and condition[2] != term:
+            refusal = leader_changed(condition[2], term)
+        else:
+            refusal = self._tx_conflict(condition[0], condition[1])
+        if refusal is None:
             return None
-        er = EntryResult(idx, [], conflict)
+        er = EntryResult(idx, [], refusal)
         if session is not None:
             self.sessions.record(idx, session[0], session[1], er)
         return er

@@ -22,6 +22,8 @@ How (the design and its proof sketch are in `ddb_node/sql/DESIGN.md`):
 * **COMMIT** is one log entry holding the writes and a condition: *no table this transaction
   used was written after R*. Every replica checks it when it applies the entry, and either
   applies all the writes or none (a **conflict**, `TransactionConflict`: run it again).
+* A transaction lives in the **term** of the leader it began with: after a leader change it
+  ends with `TransactionAborted` (nothing applied; run it again).
 """),
     code("%load_ext ddb_magic"),
     code("%ddb launch -n 3", IGNORE),
@@ -108,20 +110,31 @@ print(c.query("SELECT balance, sum(balance) OVER () FROM acct ORDER BY id", leve
     md("""
 ## The leader dies in the middle of a transaction
 
-Nothing of an open transaction lives on a node, so killing the leader (SIGKILL) does not end
-it: its next statements run on the new leader, and the commit applies if nobody wrote the
-table meanwhile (a conflict, otherwise: never half a transfer).
+A transaction lives in the term of the leader it began with. Kill that leader (SIGKILL) in
+the middle of one, and its next statement says so: `TransactionAborted`, nothing applied,
+`rerun` true — the whole transaction may simply run again, which is what
+`run_transaction` does. Never half a transfer.
 """),
     code("""
+from ddb_node.errors import TransactionAborted
+
 tx = c.transaction()
 r = tx.query("SELECT balance FROM acct WHERE id = 1")
 tx.execute("UPDATE acct SET balance = ? WHERE id = 1", [r.rows[0][0] - 50])
 old = lc.wait_for_leader(10)
 lc.kill(old)                                   # the leader dies, the transaction is open
-r = tx.query("SELECT balance FROM acct WHERE id = 2")
-tx.execute("UPDATE acct SET balance = ? WHERE id = 2", [r.rows[0][0] + 50])
-tx.commit()
-print("committed by a new leader:", tx.response.node != old)
+try:
+    tx.query("SELECT balance FROM acct WHERE id = 2")
+except TransactionAborted as e:
+    print("aborted, rerun:", e.rerun)
+    print(str(e).split(" (")[0])
+print(c.query("SELECT balance FROM acct ORDER BY id", level="linearizable")[0].rows)
+"""),
+    md("""
+`run_transaction` runs it again under the new leader: the transfer applies once.
+"""),
+    code("""
+c.run_transaction(lambda tx: transfer(tx, 1, 2, 50), retries=20)
 print(c.query("SELECT balance FROM acct ORDER BY id", level="linearizable")[0].rows)
 """),
     code("lc.restart(old); c.close(); other.close()", IGNORE),

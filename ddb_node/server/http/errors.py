@@ -69,7 +69,7 @@ def from_error(err: dict) -> HttpError:
         return HttpError(409, msg)      # a join from another cluster's node
     if typ == "Unauthorized":
         return HttpError(401, msg)
-    if typ == "TransactionConflict":
+    if typ in ("TransactionConflict", "TransactionAborted"):
         return HttpError(409, msg)    # run the transaction again (from POST /db/tx)
     if typ in ("Unavailable",):
         return HttpError(503, msg)

@@ -5,6 +5,7 @@
     POST /db/query?tx=ID              as at its read point, seeing its own writes)
     POST /db/request?tx=ID
     POST /db/tx/ID/commit             -> {"results": [...], "raft_index": N}; 409 on a conflict
+                                         or a leader change (run it again from POST /db/tx)
     POST /db/tx/ID/rollback           -> {}
 
 The node serving HTTP keeps, per open transaction, what the Python client keeps (read
@@ -34,6 +35,7 @@ MAX_OPEN = 10_000
 class HttpTx:
     id: str
     begin: int
+    term: int | None = None         # the leader's term at BEGIN: the transaction ends with it
     writes: list = field(default_factory=list)
     tables: set = field(default_factory=set)
     last: float = field(default_factory=time.monotonic)
@@ -51,11 +53,11 @@ class TxTable:
         for k in [k for k, t in self.open.items() if now - t.last > self.idle]:
             del self.open[k]
 
-    def add(self, begin: int) -> HttpTx:
+    def add(self, begin: int, term: int | None = None) -> HttpTx:
         self.expire()
         if len(self.open) >= MAX_OPEN:
             raise HttpError(503, "too many open transactions")
-        t = HttpTx(secrets.token_hex(8), begin, last=time.monotonic())
+        t = HttpTx(secrets.token_hex(8), begin, term, last=time.monotonic())
         self.open[t.id] = t
         return t
 
@@ -82,11 +84,13 @@ async def run(service, endpoint: str, tx_id: str, stmts: list, flags) -> dict:
     read_only = endpoint == "query"
     body = {"op": "tx", "begin": t.begin, "writes": t.writes, "statements": stmts,
             "read_only": read_only, "timeout": flags.timeout or 10.0}
+    if t.term is not None:
+        body["term"] = t.term
     try:
         resp = await service.call(body)
     except HttpError as e:
         if e.status == 409:
-            table(service).open.pop(tx_id, None)     # a conflict ends the transaction
+            table(service).open.pop(tx_id, None)     # a conflict or a leader change ends it
         raise
     t.tables.update(resp.get("tables") or ())
     results = resp.get("results") or []
@@ -111,7 +115,7 @@ class TxBeginEndpoint(Endpoint):
     async def handle(self, service, req: Request) -> Response:
         flags = flags_of(req)
         resp = await service.call({"op": "read_index", "timeout": flags.timeout or 10.0})
-        t = table(service).add(resp["index"])
+        t = table(service).add(resp["index"], resp.get("term"))
         return send_json({"tx": t.id, "index": t.begin, "expires_in": table(service).idle}, flags)
 
 
@@ -134,9 +138,11 @@ class TxEndEndpoint(Endpoint):
         if not t.writes:
             tab.open.pop(tx_id, None)
             return send_json({"results": [], "raft_index": t.begin}, flags)
+        condition = {"index": t.begin, "tables": sorted(t.tables)}
+        if t.term is not None:
+            condition["term"] = t.term
         body = ClientRequest(t.writes, transaction=True, session=(f"http-tx-{tx_id}", 1),
-                             timeout=flags.timeout or 10.0,
-                             condition={"index": t.begin, "tables": sorted(t.tables)}).to_wire()
+                             timeout=flags.timeout or 10.0, condition=condition).to_wire()
         try:
             resp = await service.call(body)
         except HttpError as e:
