@@ -61,6 +61,36 @@ def test_a_conflicting_commit_is_409_and_applies_nothing(cluster, L):
     assert balances(L) == [100, 1]
 
 
+def test_a_leader_change_ends_the_transaction_with_409_and_applies_nothing(cluster, L):
+    """A transaction lives in the term it began in: after a leadership transfer (a new term)
+    its next statement answers 409, the transaction is gone (404 after), nothing applied."""
+    url = follower_url(cluster)
+    old = cluster.wait_for_leader()
+    tx = begin(url)
+    r = request("POST", url + "/db/execute", ["UPDATE acct SET balance = 0 WHERE id = 1"],
+                params={"tx": tx})
+    assert r.status == 200, r.text
+    target = next(i for i, n in cluster.nodes.items() if i != old and n.state == "running")
+    cluster.transfer_leader(target)
+    r = request("POST", url + "/db/execute", ["UPDATE acct SET balance = 0 WHERE id = 2"],
+                params={"tx": tx})
+    assert r.status == 409 and "leader changed" in r.text, r.text
+    assert request("POST", url + f"/db/tx/{tx}/commit").status == 404
+    assert balances(leader_url(cluster)) == [100, 100]
+
+
+def test_a_commit_after_a_leader_change_is_409_and_applies_nothing(cluster, L):
+    url = follower_url(cluster)
+    old = cluster.wait_for_leader()
+    tx = begin(url)
+    request("POST", url + "/db/execute", ["UPDATE acct SET balance = 0 WHERE id = 1"], params={"tx": tx})
+    target = next(i for i, n in cluster.nodes.items() if i != old and n.state == "running")
+    cluster.transfer_leader(target)
+    r = request("POST", url + f"/db/tx/{tx}/commit")
+    assert r.status == 409 and "leader changed" in r.text, r.text
+    assert balances(leader_url(cluster)) == [100, 100]
+
+
 def test_rollback_and_unknown_transactions(L):
     tx = begin(L)
     request("POST", L + "/db/execute", ["UPDATE acct SET balance = 0"], params={"tx": tx})

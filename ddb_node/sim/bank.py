@@ -234,7 +234,7 @@ class BankWorkload(ClientLoop):
     by_session: dict = field(default_factory=dict)
     first_applied: dict = field(default_factory=dict)  # session -> (index, error)
     counts: dict = field(default_factory=lambda: {k: 0 for k in (
-        "transfer:ok", "transfer:fail", "transfer:info", "audit:ok", "audit:fail", "conflicts")})
+        "transfer:ok", "transfer:fail", "transfer:info", "audit:ok", "audit:fail", "conflicts", "aborts")})
 
     def __post_init__(self):
         self.total = INITIAL * self.accounts
