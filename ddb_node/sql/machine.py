@@ -75,6 +75,7 @@ class StateMachine(Transactions, QueryEngine):
                                flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE | apsw.SQLITE_OPEN_URI,
                                statementcachesize=self.statement_cache)
         self._conn = conn
+        self._prepared = None           # classify's PrepareCache: one per connection
         self._internal = False
         self._denied = None
         self._entry_dml = False
@@ -416,8 +417,11 @@ class StateMachine(Transactions, QueryEngine):
     # ------------------------------------------------------------------ reads
     def classify(self, request: Request):
         """Classify against this database's current schema."""
-        from .classify import classify
-        return classify(request, self._conn, self.limits, self.nondeterministic)
+        from .classify import PrepareCache, classify
+        if self._prepared is None:
+            self._prepared = PrepareCache()
+        cache = self._prepared.at_schema(self._internal_rows("PRAGMA schema_version")[0][0])
+        return classify(request, self._conn, self.limits, self.nondeterministic, cache)
 
     # ------------------------------------------------------------------ copies
     def export_copy(self, dest_path: str) -> int:
