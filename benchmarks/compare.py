@@ -133,7 +133,7 @@ def python_table(ddb, peers, targets: Targets) -> str:
             "dqlite ops/s | ddb/dqlite |")
     sep = "|---|---|---|---|---|---|---|---|"
     if cpu:
-        head += " ddb cores: load generator / 3 nodes | etcd cores (3 nodes) |"
+        head += " ddb cores: load generator / 3 nodes | etcd cores: 3 nodes + load generator |"
         sep += "---|---|"
     out = [head, sep]
     for meas, clients, label, peer_names in ROWS:
@@ -177,15 +177,17 @@ def python_table(ddb, peers, targets: Targets) -> str:
     lg = [r["loadgen_cpu_cores"] for r in ddb if r.get("loadgen_cpu_cores") is not None]
     if lg:
         text += (f"\nThe Python load generator used {min(lg):.2f}-{max(lg):.2f} of the "
-                 f"{ddb[0].get('machine_cores') or ddb[0].get('cpus') or '?'} cores in ddb's runs "
-                 "(etcd_bench.py records etcd's processes, not its load generator).\n")
+                 f"{ddb[0].get('machine_cores') or ddb[0].get('cpus') or '?'} cores in ddb's runs"
+                 "; etcd_bench.py and dqlite_bench.py record their process tree, the nodes and "
+                 "the load generator together.\n")
     return text
 
 
 def http_table(http, targets: Targets) -> str:
     out = ["| measurement | ddb ops/s | ddb p50 / p99 ms | etcd ops/s | etcd p50 / p99 ms | ddb/etcd "
-           "| target | ddb leader CPU µs/op (user+sys) | wrk cores (ddb) | foreign cores (ddb / etcd) |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "| target | ddb leader CPU µs/op (user+sys) | wrk cores (ddb) | etcd cores: 3 nodes + wrk "
+           "| foreign cores (ddb / etcd) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     wrk = []
     for meas, conns, emeas, label in HTTP_ROWS:
         r = pick_http(http, "ddb", meas, conns)
@@ -204,7 +206,7 @@ def http_table(http, targets: Targets) -> str:
             f"{fmt(r.get('p50_ms'), 2)} / {fmt(r.get('p99_ms'), 1)}",
             fmt(e.get("ops_per_s")), f"{fmt(e.get('p50_ms'), 2)} / {fmt(e.get('p99_ms'), 1)}",
             fmt(q, 2), f">= {HTTP_TARGET}x: {verdict(None if q is None else q >= HTTP_TARGET)}",
-            cpu_s, fmt(r.get("wrk_cpu_cores"), 2),
+            cpu_s, fmt(r.get("wrk_cpu_cores"), 2), fmt(e.get("own_cpu_cores"), 2),
             f"{fmt(r.get('foreign_cpu_cores'), 2)} / {fmt(e.get('foreign_cpu_cores'), 2)}"]) + " |")
         if q is not None:
             targets.add(f"HTTP (wrk): {label}, ddb/etcd",
@@ -215,7 +217,8 @@ def http_table(http, targets: Targets) -> str:
         text += (f"\nwrk used {min(wrk):.2f}-{max(wrk):.2f} cores in ddb's runs: "
                  + ("not the bottleneck" if max(wrk) <= WRK_MAX_CORES else
                     f"**above {WRK_MAX_CORES} cores, the load generator may be the bottleneck**")
-                 + f" (threshold {WRK_MAX_CORES}); etcd's runs do not record wrk's CPU.\n")
+                 + f" (threshold {WRK_MAX_CORES}); etcd's runs record wrk and etcd's nodes "
+                 "together.\n")
     qd = pick_http(http, "ddb", "put_queued", 16)
     if qd:
         text += (f"\nQueued writes (`POST /db/execute?queue`, 16 connections): "
