@@ -10,6 +10,12 @@ mkdir -p "$OUT"
 PY=.venv/bin/python
 EXTRAS=${EXTRAS:-bench} ./scripts/setup.sh      # matplotlib for the scale chart
 echo "results in $OUT" >&2
+# wrk drives the HTTP comparison: installed here when missing (root with apt-get), as the
+# test suite's scripts/system-deps.sh does for its tools
+if ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null 2>&1 \
+    || echo "wrk could not be installed: the HTTP comparison is skipped" >&2
+fi
 $PY benchmarks/core.py --entries 300000 --batch 1024 > "$OUT/core.json"
 $PY benchmarks/sql_apply.py --rows 200000 --group 1000 --repeat 3 --json "$OUT/sql_apply.json" > /dev/null
 $PY benchmarks/cluster.py --time-limit 30 --out "$OUT/ddb.jsonl" > /dev/null
@@ -18,7 +24,7 @@ python3 "$PEERS/dqlite_bench.py" --runs 1 --no-wrk --quiet-wait 0 --time-limit 3
 python3 "$PEERS/sqlite_bench.py" --runs 1 --quiet-wait 0 > "$OUT/sqlite.jsonl"
 # the HTTP path with wrk beside etcd's gateway, and failover (20 of each fault); SOAK=1 adds
 # the 10-minute no-fault soak (term changes under 64 clients)
-$PY benchmarks/http_wrk.py | tee "$OUT/http.txt" | grep '^{' > "$OUT/http.jsonl" || true
+$PY benchmarks/http_wrk.py --queued | tee "$OUT/http.txt" | grep '^{' > "$OUT/http.jsonl" || true
 $PY benchmarks/failover.py --rounds 20 --quiet --out "$OUT/failover.jsonl" > /dev/null
 if [ -n "${SOAK:-}" ]; then $PY benchmarks/soak.py --out "$OUT/soak.jsonl" > /dev/null; fi
 # issue 13: 10^4..10^6 rows (10^7: SCALE_ARGS=--huge, ~10 more minutes)
