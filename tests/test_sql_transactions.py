@@ -31,6 +31,25 @@ def S(sql, *params):
     return Statement(sql, list(params) or None)
 
 
+@pytest.mark.parametrize("capture", [True, False], ids=["capture-on", "capture-off"])
+def test_versions_are_kept_whether_change_capture_is_on_or_off(capture):
+    """With capture on, its preupdate hook records the versions too (one Python call per
+    row); with capture off the versions' own hook does: the same versions either way."""
+    from ddb_node.sql.changes import ChangeConfig
+    m = StateMachine(":memory:", changes=ChangeConfig(enabled=capture))
+    try:
+        apply_one(m, "CREATE TABLE acct(id INTEGER PRIMARY KEY, balance INTEGER)")
+        apply_one(m, "INSERT INTO acct VALUES (1, 100)")
+        apply_one(m, "CREATE TABLE other(x)")
+        apply_one(m, "UPDATE acct SET balance = 5")
+        assert (m.table_version("acct"), m.table_version("other"),
+                m.table_version("_ddb_schema")) == (4, 0, 3)
+        er = commit(m, [("UPDATE acct SET balance = 6",)], 3, ["acct"])
+        assert is_conflict(er.error)
+    finally:
+        m.close()
+
+
 def test_every_write_records_the_index_of_the_entry_that_wrote_the_table(sm):
     assert sm.table_version("acct") == 2
     assert sm.table_version("ACCT") == 2           # SQLite's names ignore case
