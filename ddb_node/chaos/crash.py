@@ -1,15 +1,20 @@
-"""Crash consistency: kill -9 at random points, and a power-loss simulation that drops the
+"""Crash consistency: kill -9 at random points, and a power-loss simulation that undoes the
 data a node wrote but had not yet synced.
 
 Power loss, simulated: the nodes run with a tiny LD_PRELOAD shim (built here with the C
-compiler) that, after every successful fsync/fdatasync, appends "<size> <path>" to a log. At
-a random moment the node is SIGSTOPped, its data directory copied, and the node killed (the
-power is cut right there). In the copy every file is cut back to the size it had at its last
-sync: whatever was appended since (SQLite WAL frames, log entries) never reached the disk.
-Overwrites inside the synced size are kept (one legal outcome of a power cut: they happened to
-reach the disk; SQLite orders its syncs so this is consistent). WAL index files (-shm) are
-dropped, as after a reboot. The node is then restarted from that image. Nothing acknowledged
-may be lost (the Raft log syncs before it acknowledges) and nothing may be corrupt.
+compiler) that appends to a log, for regular files, "S <size> <path>" after every successful
+fsync/fdatasync and "W <offset> <length> <path>" after every write. At a random moment the
+node is SIGSTOPped, its data directory copied, and the node killed (the power is cut right
+there). In the copy every write since the file's last sync is undone: the file is cut back to
+its synced size (appended WAL frames and log entries never reached the disk) and every range
+overwritten inside that size is zeroed (the sectors hold neither the old nor the new data; a
+reset SQLite WAL loses its header this way, and SQLite must fall back to what its last
+checkpoint synced). WAL index files (-shm) are dropped, as after a reboot. The node is then
+restarted from that image. Nothing acknowledged may be lost (the Raft log syncs before it
+acknowledges) and nothing may be corrupt.
+
+Files the log knows nothing about (written before tracking began, or through a call the shim
+does not see, such as sendfile) are kept, except WAL files, which are dropped entirely.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from dataclasses import dataclass, field
 
 import apsw
 
@@ -30,14 +36,37 @@ SHIM_C = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 static int (*real_fsync)(int);
 static int (*real_fdatasync)(int);
+static ssize_t (*real_write)(int, const void *, size_t);
+static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
+static ssize_t (*real_pwrite64)(int, const void *, size_t, off64_t);
+static int log_fd = -1;
 
-static void record(int fd) {
+static void *next(const char *name) { return dlsym(RTLD_NEXT, name); }
+
+static int open_log(void) {
+    int fd = __atomic_load_n(&log_fd, __ATOMIC_ACQUIRE);
+    if (fd >= 0) return fd;
     const char *log = getenv("DDB_SYNC_LOG");
-    if (!log) return;
+    if (!log) return -1;
+    fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    int none = -1;
+    if (!__atomic_compare_exchange_n(&log_fd, &none, fd, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        close(fd);
+        fd = none;
+    }
+    return fd;
+}
+
+/* one line per event, written with a single write() to an O_APPEND file */
+static void record(int fd, char kind, long long off, long long len) {
+    int lf = open_log();
+    if (lf < 0 || fd == lf) return;
     char link[64], path[4096];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     ssize_t n = readlink(link, path, sizeof path - 1);
@@ -46,29 +75,56 @@ static void record(int fd) {
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
     char line[4200];
-    int len = snprintf(line, sizeof line, "%lld %s\n", (long long)st.st_size, path);
-    int lf = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (lf >= 0) { ssize_t w = write(lf, line, len); (void)w; close(lf); }
+    int len_ = kind == 'S'
+        ? snprintf(line, sizeof line, "S %lld %s\n", (long long)st.st_size, path)
+        : snprintf(line, sizeof line, "W %lld %lld %s\n", off, len, path);
+    if (!real_write) real_write = next("write");
+    ssize_t w = real_write(lf, line, len_);
+    (void)w;
 }
 
 int fsync(int fd) {
-    if (!real_fsync) real_fsync = dlsym(RTLD_NEXT, "fsync");
+    if (!real_fsync) real_fsync = next("fsync");
     int r = real_fsync(fd);
-    if (r == 0) record(fd);
+    if (r == 0) record(fd, 'S', 0, 0);
     return r;
 }
 
 int fdatasync(int fd) {
-    if (!real_fdatasync) real_fdatasync = dlsym(RTLD_NEXT, "fdatasync");
+    if (!real_fdatasync) real_fdatasync = next("fdatasync");
     int r = real_fdatasync(fd);
-    if (r == 0) record(fd);
+    if (r == 0) record(fd, 'S', 0, 0);
+    return r;
+}
+
+ssize_t write(int fd, const void *buf, size_t count) {
+    if (!real_write) real_write = next("write");
+    ssize_t r = real_write(fd, buf, count);
+    if (r > 0 && fd > 2) {
+        off_t end = lseek(fd, 0, SEEK_CUR);      /* after the write, append or not */
+        if (end >= 0) record(fd, 'W', (long long)end - r, r);
+    }
+    return r;
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset) {
+    if (!real_pwrite) real_pwrite = next("pwrite");
+    ssize_t r = real_pwrite(fd, buf, count, offset);
+    if (r > 0) record(fd, 'W', offset, r);
+    return r;
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t count, off64_t offset) {
+    if (!real_pwrite64) real_pwrite64 = next("pwrite64");
+    ssize_t r = real_pwrite64(fd, buf, count, offset);
+    if (r > 0) record(fd, 'W', offset, r);
     return r;
 }
 """
 
 
 def build_sync_shim(dest_dir: str | None = None) -> str | None:
-    """Compile the fsync-recording shim; None if there is no C compiler."""
+    """Compile the write- and sync-recording shim; None if there is no C compiler."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if not cc:
         return None
@@ -80,24 +136,56 @@ def build_sync_shim(dest_dir: str | None = None) -> str | None:
     return so if r.returncode == 0 else None
 
 
-def synced_sizes(log_path: str) -> dict:
-    """{path: size at its last successful sync}."""
-    out = {}
+@dataclass
+class FileHistory:
+    """What the disk is known to hold of one file: its size at its last sync (None: never
+    synced since tracking began) and the ranges written since then."""
+    synced: int | None = None
+    unsynced: list = field(default_factory=list)
+
+
+def sync_histories(log_path: str) -> dict:
+    """{path: FileHistory} from a shim log (a torn last line is ignored)."""
+    out: dict = {}
     try:
         with open(log_path) as f:
             for line in f:
-                size, _, path = line.rstrip("\n").partition(" ")
-                if size.isdigit():
-                    out[path] = int(size)
+                if not line.endswith("\n"):
+                    break
+                kind, _, rest = line[:-1].partition(" ")
+                if kind == "S":
+                    size, _, path = rest.partition(" ")
+                    if size.isdigit():
+                        out[path] = FileHistory(int(size))
+                elif kind == "W":
+                    off, _, rest = rest.partition(" ")
+                    n, _, path = rest.partition(" ")
+                    if off.isdigit() and n.isdigit():
+                        out.setdefault(path, FileHistory()).unsynced.append((int(off), int(n)))
     except FileNotFoundError:
         pass
     return out
 
 
-def drop_unsynced(image_dir: str, original_dir: str, synced: dict) -> dict:
-    """Cut every file of the copied image back to its size at its last sync; return
-    {file: bytes dropped}. Files never synced since tracking began: appended logs (WAL) are
-    dropped entirely; other files (written with temp+fsync+rename) are kept."""
+def synced_sizes(log_path: str) -> dict:
+    """{path: size at its last successful sync}."""
+    return {p: h.synced for p, h in sync_histories(log_path).items() if h.synced is not None}
+
+
+def _zero_ranges(f, ranges, size: int) -> int:
+    zeroed = 0
+    for off, n in ranges:
+        n = min(n, size - off)
+        if n > 0:
+            f.seek(off)
+            f.write(b"\0" * n)
+            zeroed += n
+    return zeroed
+
+
+def drop_unsynced(image_dir: str, original_dir: str, histories: dict) -> dict:
+    """Undo, in the copied image, every write made since each file's last sync; return
+    {file: bytes cut or zeroed}."""
     dropped = {}
     for root, _, files in os.walk(image_dir):
         for name in files:
@@ -108,13 +196,20 @@ def drop_unsynced(image_dir: str, original_dir: str, synced: dict) -> dict:
             if name.endswith("-shm"):
                 os.unlink(p)
                 continue
-            keep = synced.get(orig)
-            if keep is None:
-                keep = 0 if name.endswith("-wal") else size
-            if keep < size:
-                with open(p, "r+b") as f:
+            h = histories.get(orig)
+            if h is None:
+                keep, ranges = (0 if name.endswith("-wal") else size), []
+            else:
+                keep = h.synced if h.synced is not None else 0
+                ranges = h.unsynced
+            lost = 0
+            with open(p, "r+b") as f:
+                if keep < size:
                     f.truncate(keep)
-                dropped[rel] = size - keep
+                    lost += size - keep
+                lost += _zero_ranges(f, ranges, min(keep, size))
+            if lost:
+                dropped[rel] = lost
     return dropped
 
 
@@ -135,7 +230,7 @@ def integrity_check(path: str) -> str:
 
 
 class PowerLossCluster(LocalCluster):
-    """A LocalCluster whose nodes record their syncs, with a power_loss() fault."""
+    """A LocalCluster whose nodes record their writes and syncs, with a power_loss() fault."""
 
     def __init__(self, n: int = 3, data_dir: str | None = None, *, shim: str, **kw):
         self.shim = shim
@@ -173,13 +268,13 @@ class PowerLossCluster(LocalCluster):
             images[i] = n.data_dir + ".power-loss"
             shutil.rmtree(images[i], ignore_errors=True)
             shutil.copytree(n.data_dir, images[i])
-        synced = {i: synced_sizes(self.sync_log(i)) for i in ids}
+        histories = {i: sync_histories(self.sync_log(i)) for i in ids}
         for i in ids:
             self.kill(i)
         report = {}
         for i in ids:
             n = self.nodes[i]
-            report[i] = drop_unsynced(images[i], n.data_dir, synced[i])
+            report[i] = drop_unsynced(images[i], n.data_dir, histories[i])
             shutil.rmtree(n.data_dir)
             os.rename(images[i], n.data_dir)
             # the image is what is on disk now: its sync history starts over from it
@@ -189,7 +284,7 @@ class PowerLossCluster(LocalCluster):
                     for name in files:
                         p = os.path.join(root, name)
                         if not name.startswith("sync-"):
-                            f.write(f"{os.path.getsize(p)} {p}\n")
+                            f.write(f"S {os.path.getsize(p)} {p}\n")
         for i in ids:
             self.restart(i)
         self.power_losses.append(report)
