@@ -34,3 +34,13 @@ def cluster(request):
 def browser():
     with chromium() as ctx:
         yield ctx
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory):
+    """The write- and fsync-recording LD_PRELOAD shim of ddb_node.chaos.crash."""
+    from ddb_node.chaos.crash import build_sync_shim
+    so = build_sync_shim(str(tmp_path_factory.mktemp("shim")))
+    if so is None:
+        pytest.skip("no C compiler for the fsync shim")
+    return so

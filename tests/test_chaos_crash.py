@@ -20,7 +20,7 @@ import time
 import pytest
 
 from ddb_node.chaos.checkers import check_convergence
-from ddb_node.chaos.crash import PowerLossCluster, build_sync_shim, integrity_check
+from ddb_node.chaos.crash import PowerLossCluster, integrity_check
 from ddb_node.cluster import LocalCluster
 from ddb_node.errors import DdbError, StatementError
 
@@ -133,14 +133,6 @@ def test_kill9_at_random_points(tmp_path):
     for d in glob.glob(str(tmp_path / "c" / "node*")):
         if os.path.isdir(d):
             check_files(d)
-
-
-@pytest.fixture(scope="module")
-def shim(tmp_path_factory):
-    so = build_sync_shim(str(tmp_path_factory.mktemp("shim")))
-    if so is None:
-        pytest.skip("no C compiler for the fsync shim")
-    return so
 
 
 def test_power_loss_drops_unsynced_data_without_losing_acks(tmp_path, shim):

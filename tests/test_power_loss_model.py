@@ -10,9 +10,8 @@ import shutil
 import subprocess
 import sys
 
-import pytest
 
-from ddb_node.chaos.crash import build_sync_shim, drop_unsynced, sync_histories
+from ddb_node.chaos.crash import drop_unsynced, sync_histories
 
 CHILD = r"""
 import os, sys
@@ -30,14 +29,6 @@ os.write(fd, b"D" * 30)
 os.fdatasync(fd)                   # everything synced: nothing to undo
 os.close(fd)
 """
-
-
-@pytest.fixture(scope="module")
-def shim(tmp_path_factory):
-    so = build_sync_shim(str(tmp_path_factory.mktemp("shim")))
-    if so is None:
-        pytest.skip("no C compiler for the fsync shim")
-    return so
 
 
 def _run_child(shim, d, log):
