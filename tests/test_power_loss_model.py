@@ -73,3 +73,17 @@ def test_a_torn_last_log_line_is_ignored(tmp_path):
     log.write_text("S 10 /a\nW 0 4 /a\nW 4 4")
     h = sync_histories(str(log))
     assert h["/a"].synced == 10 and h["/a"].unsynced == [(0, 4)]
+
+
+def test_overlapping_unsynced_writes_are_zeroed_and_counted_once(tmp_path):
+    """A reset WAL rewrites its header: the same range twice is one loss."""
+    d, image = tmp_path / "data", tmp_path / "image"
+    d.mkdir()
+    image.mkdir()
+    (image / "x.db-wal").write_bytes(b"A" * 100)
+    log = tmp_path / "sync.log"
+    log.write_text(f"S 100 {d / 'x.db-wal'}\nW 0 32 {d / 'x.db-wal'}\nW 0 32 {d / 'x.db-wal'}\n"
+                   f"W 20 30 {d / 'x.db-wal'}\n")
+    dropped = drop_unsynced(str(image), str(d), sync_histories(str(log)))
+    assert (image / "x.db-wal").read_bytes() == b"\0" * 50 + b"A" * 50
+    assert dropped == {"x.db-wal": 50}

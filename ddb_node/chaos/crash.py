@@ -167,20 +167,22 @@ def sync_histories(log_path: str) -> dict:
     return out
 
 
-def synced_sizes(log_path: str) -> dict:
-    """{path: size at its last successful sync}."""
-    return {p: h.synced for p, h in sync_histories(log_path).items() if h.synced is not None}
-
-
 def _zero_ranges(f, ranges, size: int) -> int:
-    zeroed = 0
-    for off, n in ranges:
-        n = min(n, size - off)
-        if n > 0:
-            f.seek(off)
-            f.write(b"\0" * n)
-            zeroed += n
-    return zeroed
+    """Zero the written ranges inside `size` (merged first: a WAL header is rewritten at
+    every reset); returns the bytes zeroed."""
+    merged: list = []
+    for off, n in sorted(ranges):
+        end = min(off + n, size)
+        if end <= off:
+            continue
+        if merged and off <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([off, end])
+    for off, end in merged:
+        f.seek(off)
+        f.write(b"\0" * (end - off))
+    return sum(end - off for off, end in merged)
 
 
 def drop_unsynced(image_dir: str, original_dir: str, histories: dict) -> dict:
@@ -202,6 +204,8 @@ def drop_unsynced(image_dir: str, original_dir: str, histories: dict) -> dict:
             else:
                 keep = h.synced if h.synced is not None else 0
                 ranges = h.unsynced
+            if keep >= size and not ranges:
+                continue
             lost = 0
             with open(p, "r+b") as f:
                 if keep < size:
