@@ -23,6 +23,7 @@ from ddb_node.client_shared import (CHUNK_ROWS, ClientSettings, choose_nodes_rep
 from ddb_node.errors import ConnectionFailed, DdbError, NodeDown, StatementError, Timeout, from_reply
 from ddb_node.net.codec import (KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client,
                                 encode_client)
+from ddb_node.net.link_watcher import LinkWatcher
 from ddb_node.net.liveness import Link
 from ddb_node.net.sockets import EVENTS, POLLIN
 from ddb_node.protocol import LEVELS, ClientRequest, statement
@@ -50,6 +51,7 @@ class Client(ClientSettings):
         self._links: list[Link] = []
         self._sockets: list[zmq.Socket] = []   # the links' DEALERs
         self._pool: ThreadPoolExecutor | None = None
+        self._watcher: LinkWatcher | None = None   # reads the links' monitors (started on first use)
 
     # ---- context manager / lifecycle -------------------------------------------------
     def __enter__(self) -> "Client":
@@ -72,6 +74,9 @@ class Client(ClientSettings):
                     pass
             self._links.clear()
             self._sockets.clear()
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.close()
         self._ctx.term()
 
     # ---- transport ----------------------------------------------------------------------
@@ -81,8 +86,10 @@ class Client(ClientSettings):
             links = self._local.links = {}
         link = links.get(addr)
         if link is None:
-            link = links[addr] = Link(self._ctx, addr, self.curve)
             with self._lock:
+                if self._watcher is None:
+                    self._watcher = LinkWatcher()
+                link = links[addr] = Link(self._ctx, addr, self.curve, self._watcher)
                 self._links.append(link)
                 self._sockets.append(link.sock)
         return link
@@ -149,7 +156,7 @@ class Client(ClientSettings):
         rid = self._post(link, body)
         poller = zmq.Poller()
         poller.register(link.sock, zmq.POLLIN)
-        poller.register(link.monitor, zmq.POLLIN)
+        poller.register(link.wake_fd, zmq.POLLIN)
         start = time.monotonic()
         deadline = start + timeout
         probe_at = start + max(self.probe_after, min(4 * self._latency, 1.0)) if watch_leader else None
@@ -157,6 +164,9 @@ class Client(ClientSettings):
         while True:
             now = time.monotonic()
             if now >= deadline:
+                reply = self._take(link.sock, rid)   # this process may have been the slow one
+                if reply is not None:
+                    return reply
                 self._drop_link(addr)   # its answer may still come: a new socket drops it
                 raise ConnectionFailed(f"no answer from {addr} within {timeout:g}s")
             until = deadline if probe_at is None else min(deadline, probe_at)
@@ -166,10 +176,10 @@ class Client(ClientSettings):
                 if reply is not None:
                     self._latency += (time.monotonic() - start - self._latency) / 16
                     return reply
-            if link.monitor in ready:
-                link.poll_events()
-                if link.drops != drops:
-                    raise NodeDown(f"{addr} closed the connection; the outcome is unknown")
+            if link.wake_fd in ready:
+                link.take_wake()
+            if link.drops != drops:
+                raise NodeDown(f"{addr} closed the connection; the outcome is unknown")
             if probe_at is not None and time.monotonic() >= probe_at:
                 probe_at = None
                 for other in self._candidates():

@@ -5,8 +5,14 @@ dies its kernel closes the connections, and the monitor reports DISCONNECTED wit
 millisecond; connecting to a port nobody listens on reports CLOSED / CONNECT_RETRIED. A
 stopped (SIGSTOP) or partitioned node keeps its connections, so for those the monitor says
 nothing: the client asks the other nodes instead (`nodes` with `after_term`).
+
+A monitor must be read as its events come, or it stops the whole context (see
+link_watcher.py): the asyncio client reads each in a task, the sync client hands them to a
+LinkWatcher thread.
 """
 from __future__ import annotations
+
+import os
 
 import zmq
 from zmq.utils.monitor import parse_monitor_message
@@ -25,19 +31,33 @@ class Link:
     `up` is None until the first connection event, then whether the connection is up;
     `drops` counts the connections lost after they were up, so a caller can tell "the
     connection was lost since I sent" (the request or its answer went with it) even when it
-    is up again."""
+    is up again.
 
-    def __init__(self, ctx, addr: str, curve: dict | None = None):
+    With a `watcher` (a LinkWatcher) the monitor belongs to the watcher's thread from the
+    start, and `wake_fd` turns readable whenever `up` changes, for a caller that polls it
+    next to the DEALER."""
+
+    def __init__(self, ctx, addr: str, curve: dict | None = None, watcher=None):
         self.addr = addr
         self.sock = open_dealer(ctx, curve)
         self.monitor = self.sock.get_monitor_socket(UP_EVENTS | DOWN_EVENTS)
         self.sock.connect(addr)
         self.up: bool | None = None
         self.drops = 0
+        self.events = 0          # monitor messages taken (a dead node's retries add up)
+        self._watcher = watcher
+        self.wake_fd = self._wake_w = None
+        if watcher is not None:
+            self.wake_fd, self._wake_w = os.pipe()
+            os.set_blocking(self.wake_fd, False)
+            os.set_blocking(self._wake_w, False)
+            watcher.watch(self)
 
     def note(self, frames: list) -> None:
-        """Take one monitor message (the asyncio client reads them itself)."""
+        """Take one monitor message (the asyncio client and LinkWatcher read them)."""
+        self.events += 1
         ev = parse_monitor_message(frames)["event"]
+        was = self.up
         if ev & UP_EVENTS:
             self.up = True
         elif ev & DOWN_EVENTS:
@@ -47,9 +67,24 @@ class Link:
             if self.up:
                 self.drops += 1
             self.up = False
+        if self._wake_w is not None and self.up != was:
+            try:
+                os.write(self._wake_w, b"x")
+            except (BlockingIOError, OSError):
+                pass
+
+    def take_wake(self) -> None:
+        """Empty `wake_fd` (its caller then reads `up` and `drops`)."""
+        try:
+            while os.read(self.wake_fd, 4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
 
     def poll_events(self) -> bool | None:
-        """Take the monitor messages waiting (sync sockets only); returns `up`."""
+        """Take the monitor messages waiting (sync sockets without a watcher); returns `up`."""
+        if self._watcher is not None:
+            return self.up
         mon = self.monitor
         while mon.getsockopt(EVENTS) & POLLIN:   # no system call, unlike poll(0)
             self.note(mon.recv_multipart())
@@ -64,5 +99,16 @@ class Link:
             self.sock.disable_monitor()
         except zmq.ZMQError:
             pass
-        self.monitor.close(0)
         self.sock.close(0)
+        if self._watcher is not None:
+            self._watcher.forget(self)     # the monitor is closed on the watcher's thread
+        else:
+            self.close_monitor()
+
+    def close_monitor(self) -> None:
+        """Close the monitor (and the wake pipe) on the thread that reads it."""
+        self.monitor.close(0)
+        for fd in (self.wake_fd, self._wake_w):
+            if fd is not None:
+                os.close(fd)
+        self.wake_fd = self._wake_w = None
