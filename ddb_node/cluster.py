@@ -350,23 +350,74 @@ class LocalCluster(ClusterControl):
 
     def start(self, timeout: float = 30.0) -> "LocalCluster":
         """Start the nodes; return once every one of them follows one leader (a majority can
-        elect it before the slowest process is up, within one short election timeout)."""
+        elect it before the slowest process is up, within one short election timeout).
+
+        A node that exits while starting fails the start at once, with the end of its log.
+        On a new cluster, a port that another process took between `free_ports` and the
+        node's bind is retried with fresh ports (twice)."""
         deadline = time.monotonic() + timeout
-        for nid, node in self.nodes.items():
-            if node.state in ("new", "stopped", "killed") or self._proc_state(nid) == "exited":
-                self._spawn(node)
+        fresh = all(n.state == "new" for n in self.nodes.values())
+        for attempt in range(3):
+            for nid, node in self.nodes.items():
+                if node.state in ("new", "stopped", "killed") or self._proc_state(nid) == "exited":
+                    self._spawn(node)
+            exited = self._await_followers(deadline, timeout)
+            if not exited:
+                break
+            tails = {i: self._log_tail(i) for i in exited}
+            if fresh and attempt < 2 and any("Address already in use" in t for t in tails.values()):
+                self._stop_all_and_renumber()
+                continue
+            raise DdbError("node(s) exited while starting: " + "; ".join(
+                f"node {i} (exit {self.nodes[i].proc.returncode}): ...{t[-600:]}"
+                for i, t in tails.items()))
+        self._record_event("started", {"nodes": list(self.nodes)})
+        return self
+
+    def _await_followers(self, deadline: float, timeout: float) -> list[int]:
+        """Wait until every running node follows one leader; the nodes that exited instead."""
         while True:
-            leader = self.wait_for_leader(max(0.1, deadline - time.monotonic()))
+            exited = self.crashed()
+            if exited:
+                return exited
+            try:
+                leader = self.wait_for_leader(max(0.1, min(1.0, deadline - time.monotonic())))
+            except DdbError:
+                if time.monotonic() > deadline:
+                    exited = self.crashed()
+                    if exited:
+                        return exited
+                    raise
+                continue
             st = self.status()
             term = st.get(leader, {}).get("term")
             if all(s.get("leader") == leader and s.get("term") == term
                    for nid, s in st.items() if self.nodes[nid].state == "running"):
-                break
+                return []
             if time.monotonic() > deadline:
                 raise DdbError(f"not every node follows leader {leader} within {timeout:g}s")
             time.sleep(0.05)
-        self._record_event("started", {"nodes": list(self.nodes)})
-        return self
+
+    def _log_tail(self, i: int, size: int = 4000) -> str:
+        try:
+            with open(self.nodes[i].log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - size))
+                return f.read().decode(errors="replace")
+        except OSError as e:
+            return f"(no log: {e})"
+
+    def _stop_all_and_renumber(self) -> None:
+        """A new cluster whose start lost a port race: stop every node, take fresh ports."""
+        stop_processes([n.proc for n in self.nodes.values() if n.proc is not None])
+        http = self._http_addresses(any(n.http_addr for n in self.nodes.values()), len(self.nodes))
+        for i, old in list(self.nodes.items()):
+            node = self._new_node(i, http[list(self.nodes).index(i)] if old.http_addr else None)
+            shutil.rmtree(node.data_dir, ignore_errors=True)
+            self.nodes[i] = node
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def node(self, i: int) -> NodeProc:
         if i not in self.nodes:

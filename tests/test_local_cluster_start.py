@@ -1,0 +1,43 @@
+"""How LocalCluster.start behaves when a node does not come up: a port race is retried,
+anything else fails at once with the end of the node's log (CI once lost a one-node start
+to "no leader within 30s: 1:exited", with the log gone with the temporary directory)."""
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from ddb_node.cluster import LocalCluster
+from ddb_node.errors import DdbError
+
+
+def _port(addr: str) -> int:
+    return int(addr.rsplit(":", 1)[1])
+
+
+def test_a_port_taken_before_the_node_binds_it_is_retried_with_fresh_ports():
+    with LocalCluster(1, start=False, http=True) as lc:
+        taken = lc.nodes[1].client_addr
+        squatter = socket.socket()
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", _port(taken)))
+        squatter.listen()
+        try:
+            lc.start(timeout=30)
+            assert lc.nodes[1].client_addr != taken
+            with lc.client() as c:
+                c.execute("CREATE TABLE t(v)")
+                assert c.execute("INSERT INTO t VALUES (1)").results[0].rows_affected == 1
+        finally:
+            squatter.close()
+
+
+def test_a_node_that_exits_while_starting_fails_the_start_at_once_with_its_log():
+    with LocalCluster(1, start=False, extra_args=("--no-such-flag",)) as lc:
+        t = time.monotonic()
+        with pytest.raises(DdbError) as err:
+            lc.start(timeout=300)
+        assert time.monotonic() - t < 120          # not the whole start timeout
+        msg = str(err.value)
+        assert "node 1 (exit 2)" in msg and "--no-such-flag" in msg
