@@ -69,15 +69,20 @@ class Result:
         return list(zip(*self.values)) if self.values else []
 
     def to_dict(self) -> dict:
-        d = {"statement": self.statement, "columns": self.columns, "decltypes": self.decltypes,
-             "affinities": self.affinities, "types_seen": self.types_seen, "values": self.values,
+        # the fields a fast constructor left unset are read through their slots (not
+        # __getattr__, which would create and store each one): every write's answer and its
+        # session record go through here
+        lazy = _lazy
+        d = {"statement": self.statement, "columns": lazy(self, _COLUMNS),
+             "decltypes": lazy(self, _DECLTYPES), "affinities": lazy(self, _AFFINITIES),
+             "types_seen": lazy(self, _TYPES_SEEN), "values": lazy(self, _VALUES),
              "rows_affected": self.rows_affected, "last_insert_id": self.last_insert_id,
              "time": self.time}
         if self.error is not None:
             d["error"] = self.error
-        if self.violations:
+        if lazy(self, _VIOLATIONS):
             d["violations"] = self.violations
-        if self.truncated:
+        if lazy(self, _TRUNCATED, False):
             d["truncated"] = True
         return d
 
@@ -123,6 +128,19 @@ def analyse(columns, decltypes, values):
                     violations.append({"column": i, "name": name, "decltype": decl, "affinity": aff,
                                        "storage_class": sc, "count": n})
     return affinities, types_seen, violations
+
+
+_COLUMNS, _DECLTYPES, _AFFINITIES, _TYPES_SEEN, _VALUES, _VIOLATIONS, _TRUNCATED = (
+    Result.__dict__[n].__get__ for n in ("columns", "decltypes", "affinities", "types_seen",
+                                        "values", "violations", "truncated"))
+
+
+def _lazy(r: Result, get, default=None):
+    """A slot's value, or a fresh empty list (or `default`) when it was never set."""
+    try:
+        return get(r)
+    except AttributeError:
+        return [] if default is None else default
 
 
 class EntryResult:

@@ -16,6 +16,8 @@ import msgpack
 
 from .results import EntryResult, Result
 
+_packb = msgpack.Packer(use_bin_type=True).pack
+
 SCHEMA = ("CREATE TABLE IF NOT EXISTS _ddb_sessions(client TEXT PRIMARY KEY, seq INTEGER NOT NULL, "
           "idx INTEGER NOT NULL, result BLOB) WITHOUT ROWID;"
           "CREATE INDEX IF NOT EXISTS _ddb_sessions_idx ON _ddb_sessions(idx, client);")
@@ -24,7 +26,12 @@ SCHEMA = ("CREATE TABLE IF NOT EXISTS _ddb_sessions(client TEXT PRIMARY KEY, seq
 def encode_result(er: EntryResult) -> bytes:
     """What the session table stores: everything but the wall-clock ``time`` (which differs
     between replicas and must not reach the replicated database)."""
-    return msgpack.packb([er.error, [r.to_dict() | {"time": 0.0} for r in er.results]], use_bin_type=True)
+    results = []
+    for r in er.results:
+        d = r.to_dict()
+        d["time"] = 0.0
+        results.append(d)
+    return _packb([er.error, results])
 
 
 def decode_result(index: int, blob: bytes) -> EntryResult:
@@ -39,12 +46,15 @@ class Sessions:
         self.max_sessions = max_sessions
         self.ttl_entries = ttl_entries
         self.expire_every = expire_every
+        self._known: str | None = None   # the client `check` just found in the table
 
     def check(self, index: int, client: str, seq: int) -> EntryResult | None:
         """A duplicate's EntryResult, or None when the request must be applied."""
         rows = self._run("SELECT seq, result FROM _ddb_sessions WHERE client = ?", (client,))
         if not rows:
+            self._known = None
             return None
+        self._known = client
         last_seq, blob = rows[0]
         if seq > last_seq:
             return None
@@ -55,6 +65,13 @@ class Sessions:
                                              "no longer retained"), session_duplicate=True)
 
     def record(self, index: int, client: str, seq: int, er: EntryResult) -> None:
+        """Remember the outcome of the entry `check` was just asked about (the common case, a
+        client already in the table, is one UPDATE: no second lookup, no delete + insert)."""
+        known, self._known = self._known == client, None
+        if known:
+            self._run("UPDATE _ddb_sessions SET seq = ?, idx = ?, result = ? WHERE client = ?",
+                      (seq, index, encode_result(er), client))
+            return
         known = self._run("SELECT 1 FROM _ddb_sessions WHERE client = ?", (client,))
         if not known:
             n = self._run("SELECT count(*) FROM _ddb_sessions", ())[0][0]
