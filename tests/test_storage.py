@@ -432,31 +432,37 @@ def test_reopening_restores_everything(tmp_path):
     reopened.close()
 
 
-def test_a_commit_only_save_may_skip_the_flush_but_never_a_term_vote_or_entry(tmp_path):
-    """Ready.must_sync (etcd's MustSync): only a change of the commit index may be written
-    without fsync -- it is learned again from the leader if lost. A term, a vote or entries
-    are always flushed, whatever the caller passes; the connection is back to FULL after."""
+def test_a_commit_only_save_is_deferred_but_never_a_term_vote_or_entry(tmp_path):
+    """Ready.must_sync (etcd's MustSync) is false when only the commit index changed: that
+    index is volatile state in Raft (§5.2, Figure 2), so the save writes nothing now and the
+    new commit goes with the next save (or at close). A term, a vote or entries are always
+    written and flushed (FULL), whatever the caller passes."""
     path = tmp_path / "raft.db"
     s = SqliteLogStorage(path, THREE_VOTERS)
     db = s._db
     s.save(HardState(2, 1, 0), ents(1, 3, term=2), None)
     full = db.execute("PRAGMA synchronous").fetchone()[0]
+    commits = []
+    db.set_commit_hook(lambda: commits.append(db.execute("PRAGMA synchronous").fetchone()[0]) or False)
 
-    def level_during(*args, **kw):
-        seen = []
-        db.set_commit_hook(lambda: seen.append(db.execute("PRAGMA synchronous").fetchone()[0]) or False)
-        s.save(*args, **kw)
-        db.set_commit_hook(None)
-        return seen[0]
+    s.save(HardState(2, 1, 3), [], None, sync=False)                   # commit only
+    assert commits == [] and s.initial_state()[0] == HardState(2, 1, 3)
+    crashed = SqliteLogStorage(path, THREE_VOTERS)                      # as after a crash now
+    assert crashed.initial_state()[0] == HardState(2, 1, 0)
+    crashed._db.close()
 
-    assert level_during(HardState(2, 1, 3), [], None, sync=False) < full      # commit only
-    assert level_during(HardState(3, 1, 3), [], None, sync=False) == full     # new term
-    assert level_during(HardState(3, 2, 3), [], None, sync=False) == full     # new vote
-    assert level_during(None, ents(4, 4, term=3), None, sync=False) == full   # an entry
-    assert db.execute("PRAGMA synchronous").fetchone()[0] == full
-    s.close()
+    s.save(None, ents(4, 4, term=2), None, sync=False)                  # an entry: flushed,
+    assert commits == [full]                                            # with the commit
+    after = SqliteLogStorage(path, THREE_VOTERS)
+    assert after.initial_state()[0] == HardState(2, 1, 3)
+    after._db.close()
+    s.save(HardState(3, 1, 3), [], None, sync=False)                    # new term
+    s.save(HardState(3, 2, 3), [], None, sync=False)                    # new vote
+    assert commits == [full] * 3
+    s.save(HardState(3, 2, 4), [], None, sync=False)                    # deferred again
+    s.close()                                                           # and written at close
     reopened = SqliteLogStorage(path, THREE_VOTERS)
-    assert reopened.initial_state()[0] == HardState(3, 2, 3)
+    assert reopened.initial_state()[0] == HardState(3, 2, 4)
     reopened.close()
 
 

@@ -97,6 +97,7 @@ class SqliteLogStorage:
         db = self._db
         self._hard_state = HardState(*db.execute(
             "SELECT term, vote, commit_index FROM hard_state").fetchone())
+        self._hard_state_deferred = False    # a commit index newer in memory than on disk
         idx, term, voters, learners = db.execute(
             "SELECT idx, term, voters, learners FROM snapshot_meta").fetchone()
         self._snapshot_meta = SnapshotMeta(idx, term, ConfState(_decode_ids(voters), _decode_ids(learners)))
@@ -253,9 +254,10 @@ class SqliteLogStorage:
              snapshot: Snapshot | None, sync: bool = True) -> None:
         """One transaction: snapshot (replacing the whole log), entries (truncating
         a conflicting suffix), hard state. Durable on return when the storage syncs and
-        `sync` is true; `sync=False` (a Ready whose only change is the commit index) skips
-        the fsync: the WAL is append-only, so the next synced save makes it durable too,
-        and a lost commit index is learned again from the leader."""
+        `sync` is true. `sync=False` with only a new commit index (every follower has one such
+        Ready per write) writes nothing now: the commit index is volatile state in Raft (a
+        restarted node takes max(commit, applied) and learns the rest from the leader), so it
+        is kept in memory and written with the next save or at close."""
         has_snapshot = snapshot is not None and not snapshot.is_empty()
         if has_snapshot:
             log_rules.check_snapshot_newer(snapshot, self._snapshot_meta.index)
@@ -267,16 +269,20 @@ class SqliteLogStorage:
         if not (has_snapshot or to_append or hard_state is not None):
             return
 
+        commit_only = (not has_snapshot and not to_append and hard_state is not None
+                       and (hard_state.term, hard_state.vote)
+                       == (self._hard_state.term, self._hard_state.vote))
+        if commit_only and not sync:
+            self._hard_state = HardState(hard_state.term, hard_state.vote, hard_state.commit)
+            self._hard_state_deferred = True
+            return
+        if hard_state is None and self._hard_state_deferred:
+            hard_state = self._hard_state      # a deferred commit index goes with this one
+
         old_snapshot_index = self._snapshot_meta.index
         if has_snapshot:   # the data file is complete before the row points at it
             if not self._take_staged(snapshot.meta) and snapshot.data:
                 self._files.write(snapshot.meta.index, snapshot.data)
-        # only a commit-index change may skip the flush, whatever the caller says
-        relaxed = (self._sync and not sync and not has_snapshot and not to_append
-                   and (hard_state is None or (hard_state.term, hard_state.vote)
-                        == (self._hard_state.term, self._hard_state.vote)))
-        if relaxed:
-            self._db.execute("PRAGMA synchronous=NORMAL")
         try:
             with self._transaction():
                 if has_snapshot:
@@ -298,9 +304,6 @@ class SqliteLogStorage:
             if has_snapshot:
                 self._files.remove(snapshot.meta.index)
             raise
-        finally:
-            if relaxed:
-                self._db.execute("PRAGMA synchronous=FULL")
 
         self._garbage_from = garbage_from
         if has_snapshot:
@@ -318,6 +321,7 @@ class SqliteLogStorage:
             self._last = to_append[-1].index
         if hard_state is not None:
             self._hard_state = HardState(hard_state.term, hard_state.vote, hard_state.commit)
+            self._hard_state_deferred = False
 
     def create_snapshot(self, index: int, conf_state: ConfState, data: bytes = b"") -> Snapshot:
         """Durable like save(); the log is untouched (compact() is separate, as in etcd).
@@ -347,6 +351,11 @@ class SqliteLogStorage:
         self._tail.compact(index)
 
     def close(self) -> None:
+        if self._hard_state_deferred:
+            hs = self._hard_state
+            with self._transaction():
+                self._db.execute("UPDATE hard_state SET commit_index = ?", (hs.commit,))
+            self._hard_state_deferred = False
         if self._staged is not None:
             os.close(self._staged[4])
             self._staged = None
