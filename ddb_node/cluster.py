@@ -289,6 +289,7 @@ class LocalCluster(ClusterControl):
         self._control: ControlServer | None = None
         self._closed = False
         self._client = None
+        self._ports_chosen = bool(http) and http is not True   # HTTP addresses the caller gave
         http_addrs = self._http_addresses(http, n)
         for i in range(1, n + 1):
             self.nodes[i] = self._new_node(i, http_addrs[i - 1])
@@ -356,7 +357,8 @@ class LocalCluster(ClusterControl):
         On a new cluster, a port that another process took between `free_ports` and the
         node's bind is retried with fresh ports (twice)."""
         deadline = time.monotonic() + timeout
-        fresh = all(n.state == "new" for n in self.nodes.values())
+        # a new cluster whose every port came from free_ports may take other ones
+        fresh = all(n.state == "new" for n in self.nodes.values()) and not self._ports_chosen
         for attempt in range(3):
             for nid, node in self.nodes.items():
                 if node.state in ("new", "stopped", "killed") or self._proc_state(nid) == "exited":
@@ -411,8 +413,8 @@ class LocalCluster(ClusterControl):
         """A new cluster whose start lost a port race: stop every node, take fresh ports."""
         stop_processes([n.proc for n in self.nodes.values() if n.proc is not None])
         http = self._http_addresses(any(n.http_addr for n in self.nodes.values()), len(self.nodes))
-        for i, old in list(self.nodes.items()):
-            node = self._new_node(i, http[list(self.nodes).index(i)] if old.http_addr else None)
+        for (i, old), addr in zip(list(self.nodes.items()), http):
+            node = self._new_node(i, addr if old.http_addr else None)
             shutil.rmtree(node.data_dir, ignore_errors=True)
             self.nodes[i] = node
         if self._client is not None:
