@@ -128,6 +128,7 @@ class ChangeLog:
             if owner._internal:
                 return         # ddb's own tables (sessions, the applied index, this log)
             append((u.op, u.table_name, u.rowid, u.old, u.new))
+        self._hook = hook
         conn.preupdate_hook(hook)
 
     def schema_changed(self) -> None:
@@ -184,7 +185,17 @@ class ChangeLog:
     def write(self) -> None:
         """Write the batch's encoded entries (one executemany), in its transaction."""
         if self._pending:
-            self._run_many("INSERT INTO _ddb_changes(idx, data) VALUES (?, ?)", self._pending)
+            # the log's own rows: no hook call per row (the hooks would only skip them)
+            conn, owner = self._conn, self._owner
+            conn.preupdate_hook(None)
+            if owner is not None:
+                owner.versions_hook(False)
+            try:
+                self._run_many("INSERT INTO _ddb_changes(idx, data) VALUES (?, ?)", self._pending)
+            finally:
+                conn.preupdate_hook(self._hook)
+                if owner is not None:
+                    owner.versions_hook(True)
             self._pending = []
 
     def maybe_prune(self, index: int) -> None:

@@ -71,8 +71,13 @@ class Transactions:
         self._write_idx = 0
         self._tx_tables = None
         self._schema_version = self._internal_rows("PRAGMA schema_version")[0][0]
+        self.versions_hook(True)
+
+    def versions_hook(self, on: bool) -> None:
+        """The preupdate hook that notes which tables an entry wrote (off while ddb writes
+        many rows of its own, e.g. the change log's batch)."""
         # an id of its own: the change log (sql/changes.py) keeps a hook too
-        self._conn.preupdate_hook(self._row_written, id="ddb-table-versions")
+        self._conn.preupdate_hook(self._row_written if on else None, id="ddb-table-versions")
 
     def _row_written(self, update) -> None:
         self._written[update.table_name] = self._write_idx
