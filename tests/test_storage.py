@@ -466,6 +466,25 @@ def test_a_commit_only_save_is_deferred_but_never_a_term_vote_or_entry(tmp_path)
     reopened.close()
 
 
+def test_a_restart_after_a_deferred_commit_resumes_at_the_applied_index(tmp_path):
+    """Raft §5.2: commitIndex is volatile. A node killed after deferring its commit index
+    restarts with a stored commit behind what it applied; the core takes max(commit,
+    applied), so nothing applied is handed out again and nothing committed is lost."""
+    from ddb_node.raft.log import RaftLog
+    path = tmp_path / "raft.db"
+    s = SqliteLogStorage(path, THREE_VOTERS)
+    s.save(HardState(2, 1, 2), ents(1, 5, term=2), None)
+    s.save(HardState(2, 1, 5), [], None, sync=False)         # deferred, then the node dies
+    s._db.close()
+    reopened = SqliteLogStorage(path, THREE_VOTERS)
+    assert reopened.initial_state()[0].commit == 2
+    log = RaftLog(reopened, applied=4)                         # data.db had applied up to 4
+    assert (log.committed, log.applied) == (4, 4)
+    log.commit_to(5)                                           # learned again from the leader
+    assert [e.index for e in log.next_committed(10)] == [5]
+    reopened.close()
+
+
 def test_reopening_after_an_installed_snapshot(tmp_path):
     path = tmp_path / "raft.db"
     storage = SqliteLogStorage(path, THREE_VOTERS)
