@@ -197,6 +197,33 @@ def test_result_limits_mark_truncation(sm):
 
 
 # ---------------------------------------------------------------- read path
+def test_a_file_database_is_read_through_its_own_read_only_connection(tmp_path):
+    """query() on a file database uses a read-only connection of the state machine's: it
+    sees every applied entry, refuses writes like the in-memory path, and -- unlike
+    toggling PRAGMA query_only on the write connection, which expires every prepared
+    statement -- leaves apply's prepared statements alone (the authorizer is not asked
+    again for a cached INSERT after a read)."""
+    sm = StateMachine(str(tmp_path / "db"))
+    try:
+        apply_one(sm, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+        apply_one(sm, "INSERT INTO t(v) VALUES ('a')")
+        assert rows(sm, "SELECT count(*) FROM t") == [(1,)]
+        (r,) = sm.query(req("INSERT INTO t(v) VALUES ('no')"))
+        assert "readonly" in r.error and "write request" in r.error
+        seen = []
+        inner = sm._authorize
+        sm._conn.authorizer = lambda *a: (seen.append(a), inner(*a))[1]
+        apply_one(sm, "INSERT INTO t(v) VALUES ('x')")
+        assert seen                                    # prepared once
+        seen.clear()
+        assert rows(sm, "SELECT count(*) FROM t") == [(2,)]
+        apply_one(sm, "INSERT INTO t(v) VALUES ('x')")
+        assert not [a for a in seen if a[1] == "t"]    # the cached INSERT was not re-prepared
+        assert rows(sm, "SELECT count(*) FROM t") == [(3,)]
+    finally:
+        sm.close()
+
+
 def test_query_is_read_only_and_says_so(sm):
     (r,) = sm.query(req("INSERT INTO t(v) VALUES ('no')"))
     assert "readonly" in r.error and "write request" in r.error

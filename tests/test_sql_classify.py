@@ -146,3 +146,62 @@ def test_the_state_machine_prepares_a_statement_text_once_per_schema():
         assert "ATTACH 'x.db' AS x" in sm._prepared.entries
     finally:
         sm.close()
+
+
+def test_a_repeated_text_is_judged_once_per_schema_refusals_included():
+    """classify keeps its whole verdict per (text, strong): a repeated text neither prepares
+    nor runs the policy again, and is judged afresh after any DDL."""
+    sm = StateMachine(":memory:")
+    try:
+        apply_one(sm, "CREATE TABLE t(a)")
+        q = Request([Statement("SELECT a FROM t; SELECT 1")])
+        first = sm.classify(q)
+        assert [s.sql.strip() for s in first.statements] == ["SELECT a FROM t;", "SELECT 1"]
+        assert ("SELECT a FROM t; SELECT 1", False) in sm._prepared.judged
+        sm._prepared.entries.clear()          # a verdict hit needs no prepare answer
+        assert sm.classify(q).kinds == ["read", "read"]
+        assert sm._prepared.entries == {}
+        for _ in range(2):
+            with pytest.raises(BadRequest, match="statement 0: .*ATTACH") as e:
+                sm.classify(Request([Statement("ATTACH 'x.db' AS x")]))
+            assert e.value.statement == 0
+        apply_one(sm, "DROP TABLE t")
+        assert sm.classify(q).kinds == ["write", "read"]   # no such table t: for apply
+        assert ("ATTACH 'x.db' AS x", False) not in sm._prepared.judged   # the DDL emptied it
+    finally:
+        sm.close()
+
+
+def test_a_statement_that_does_not_prepare_is_judged_again_each_time():
+    sm = StateMachine(":memory:")
+    try:
+        q = Request([Statement("INSERT INTO later VALUES (1)")])
+        assert sm.classify(q).statements[0].deferred
+        assert sm._prepared.judged == {}
+        apply_one(sm, "CREATE TABLE later(a)")
+        assert sm.classify(q).statements[0].deferred is None
+    finally:
+        sm.close()
+
+
+def test_alter_table_renames_and_column_changes_are_replicated_writes():
+    """ALTER TABLE ... RENAME (table or column), ADD and DROP COLUMN work as in rqlite. A
+    rename rewrites sqlite_temp_master's triggers that name the table (the authorizer sees an
+    UPDATE of the temp schema); TEMP objects stay refused, and SQLite itself refuses a direct
+    write to sqlite_temp_master."""
+    sm = StateMachine(":memory:")
+    try:
+        for sql in ["CREATE TABLE t(a, b)", "INSERT INTO t VALUES (1, 2)"]:
+            assert apply_one(sm, sql).results[0].error is None
+        for sql in ["ALTER TABLE t RENAME TO u", "ALTER TABLE u RENAME COLUMN a TO c",
+                    "ALTER TABLE u ADD COLUMN d DEFAULT 4", "ALTER TABLE u DROP COLUMN b"]:
+            assert sm.classify(Request([Statement(sql)])).kinds == ["ddl"]
+            assert apply_one(sm, sql).results[0].error is None, sql
+        (r,) = sm.query(Request([Statement("SELECT * FROM u")]))
+        assert (r.columns, r.values) == (["c", "d"], [[1], [4]])
+        err = apply_one(sm, "UPDATE sqlite_temp_master SET sql = 'x'").results[0].error
+        assert "may not be modified" in err
+        with pytest.raises(BadRequest, match="TEMP"):
+            sm.classify(Request([Statement("CREATE TEMP TABLE x(a)")]))
+    finally:
+        sm.close()

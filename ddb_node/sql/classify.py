@@ -96,21 +96,24 @@ class PrepareCache:
 
     Preparing is most of a small request's classification (a profile of `level=none` reads
     over HTTP: 15 % of the node's CPU), and clients send the same few statement texts over
-    and over. The answer depends only on the text and the schema -- `PRAGMA schema_version`,
-    which SQLite bumps on every schema change on any connection (restores included), is
-    read once per request and empties the cache when it moved. Prepare errors are not kept:
-    a deferred "no such table" is judged again each time. The policy's and extensions'
-    refusals are computed from the actions on every request (they depend on its level)."""
+    and over. The answer depends only on the text and the schema: the owner passes a
+    schema generation (the state machine counts the DDL its connection prepares) and a new
+    one empties the cache. `judged` keeps `classify`'s whole verdict per (text, strong):
+    the pieces SQLite splits it into, their kinds, or the refusal (policy, extension,
+    VACUUM), so a repeated text costs a dict lookup. Prepare errors are not kept: a
+    deferred "no such table" is judged again each time."""
 
     def __init__(self, size: int = 512):
         self.size = size
         self.version = None
         self.entries: dict[str, tuple] = {}
+        self.judged: dict[tuple, object] = {}     # (text, strong) -> classify's verdict
 
     def at_schema(self, v: int) -> "PrepareCache":
-        """Use for a connection whose schema_version is now `v` -> self."""
+        """Use for a connection whose schema generation is now `v` -> self."""
         if v != self.version:
             self.entries.clear()
+            self.judged.clear()
             self.version = v
         return self
 
@@ -158,47 +161,84 @@ def _is_vacuum(conn: apsw.Connection, sql: str) -> bool:
         return False
 
 
+class _Refused:
+    """A statement's cached refusal (policy, extension or VACUUM): raised again per request."""
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _judge(conn, sql: str, strong: bool, nondeterministic, prepare):
+    """What one request statement is -> a tuple of (piece, kind, deferred), or _Refused.
+    Raises BadRequest (statement index 0, the caller re-numbers) for an empty statement or a
+    syntax error; a deferred prepare error marks the answer uncacheable (third element)."""
+    pieces = split_sql(sql)
+    if not pieces:
+        raise BadRequest("is empty")
+    out = []
+    cacheable = True
+    for piece in pieces:
+        try:
+            readonly, actions, vacuum = prepare(conn, piece)
+        except apsw.SQLError as e:
+            msg = str(e).removeprefix("SQLError: ")
+            if _SYNTAX.search(msg):
+                raise BadRequest(msg, 0, msg) from None
+            out.append((piece, "write", msg))
+            cacheable = False       # judged again each time ("no such table" may pass later)
+            continue
+        except apsw.Error as e:
+            raise BadRequest(str(e), 0, str(e)) from None
+        for act in actions:
+            reason = policy.refusal(*act)
+            if not reason and act[0] == apsw.SQLITE_FUNCTION and \
+                    (not readonly or strong):   # logged: applied everywhere
+                reason = extensions.refusal(act[2], nondeterministic)
+            if reason:
+                return _Refused(reason), cacheable
+        if vacuum:
+            return _Refused("VACUUM is not allowed: it rewrites the node's database file (and "
+                            "VACUUM INTO writes a file on the node)"), cacheable
+        if readonly:
+            kind = "read"
+        elif any(policy.is_ddl(a[0]) for a in actions):
+            kind = "ddl"
+        else:
+            kind = "write"
+        out.append((piece, kind, None))
+    return tuple(out), cacheable
+
+
 def classify(request: Request, schema_conn: apsw.Connection | None = None,
              limits: Limits = DEFAULT_LIMITS, nondeterministic=frozenset(),
              cache: PrepareCache | None = None) -> Classification:
     validate(request, limits)
     conn = schema_conn if schema_conn is not None else _scratch()
     prepare = _prepare_once if cache is None else cache.prepare
+    judged = None if cache is None else cache.judged
+    strong = request.level == "strong"
     out = Classification("read", level=request.level)
+    append = out.statements.append
     for i, st in enumerate(request.statements):
-        pieces = split_sql(st.sql)
-        if not pieces:
-            raise BadRequest(f"statement {i} is empty", i)
-        for piece in pieces:
+        key = (st.sql, strong)
+        verdict = None if judged is None else judged.get(key)
+        if verdict is None:
             try:
-                readonly, actions, vacuum = prepare(conn, piece)
-            except apsw.SQLError as e:
-                msg = str(e).removeprefix("SQLError: ")
-                if _SYNTAX.search(msg):
-                    raise BadRequest(f"statement {i}: {msg}", i, msg) from None
-                out.statements.append(StatementClass(i, piece, "write", deferred=msg))
-                out.kind = "write"
-                continue
-            except apsw.Error as e:
-                raise BadRequest(f"statement {i}: {e}", i, str(e)) from None
-            for act in actions:
-                reason = policy.refusal(*act)
-                if not reason and act[0] == apsw.SQLITE_FUNCTION and \
-                        (not readonly or request.level == "strong"):   # logged: applied everywhere
-                    reason = extensions.refusal(act[2], nondeterministic)
-                if reason:
-                    raise BadRequest(f"statement {i}: {reason}", i, reason)
-            if vacuum:
-                why = ("VACUUM is not allowed: it rewrites the node's database file (and VACUUM "
-                       "INTO writes a file on the node)")
-                raise BadRequest(f"statement {i}: {why}", i, why)
-            if readonly:
-                kind = "read"
-            elif any(policy.is_ddl(a[0]) for a in actions):
-                kind = "ddl"
-            else:
-                kind = "write"
+                verdict, cacheable = _judge(conn, st.sql, strong, nondeterministic, prepare)
+            except BadRequest as e:
+                msg = e.args[0] if e.args else str(e)
+                raise BadRequest(f"statement {i} {msg}" if msg == "is empty"
+                                 else f"statement {i}: {msg}", i,
+                                 None if msg == "is empty" else msg) from None
+            if cacheable and judged is not None:
+                if len(judged) >= cache.size:
+                    judged.clear()
+                judged[key] = verdict
+        if verdict.__class__ is _Refused:
+            raise BadRequest(f"statement {i}: {verdict.reason}", i, verdict.reason)
+        for piece, kind, deferred in verdict:
             if kind != "read":
                 out.kind = "write"
-            out.statements.append(StatementClass(i, piece, kind))
+            append(StatementClass(i, piece, kind, deferred))
     return out

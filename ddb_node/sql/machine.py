@@ -21,11 +21,12 @@ from .changes import ChangeConfig, ChangeLog
 from .checkpointer import Checkpointer
 from .codec import EntryDecodeError, decode_fast
 from .commands import Request
-from .errors import SnapshotError
+from .errors import SnapshotError, SqlError
 from .limits import DEFAULT_LIMITS, Limits
 from .results import EntryResult, Result
 from .sessions import SCHEMA as SESSIONS_SCHEMA, Sessions
 from .query import QueryEngine
+from .reader import Reader
 from .transactions import VERSIONS_SCHEMA, Transactions
 
 SYNC_MODES = {"off": "OFF", "normal": "NORMAL", "full": "FULL"}
@@ -65,6 +66,7 @@ class StateMachine(Transactions, QueryEngine):
                                  self._internal_rows, self._internal_many, owner=self)
         determinism.install()
         self._conn = None
+        self._loop_reader: Reader | None = None    # query()'s connection (file databases)
         self._image = None
         self._checkpointer: Checkpointer | None = None
         self._open()
@@ -76,6 +78,7 @@ class StateMachine(Transactions, QueryEngine):
                                statementcachesize=self.statement_cache)
         self._conn = conn
         self._prepared = None           # classify's PrepareCache: one per connection
+        self._schema_gen = 0            # bumped at every DDL this connection prepares
         self._internal = False
         self._denied = None
         self._entry_dml = False
@@ -140,6 +143,7 @@ class StateMachine(Transactions, QueryEngine):
             self._tx_record(code, a3)       # the tables an interactive transaction uses
         if code in policy.DDL_CODES:
             self.changes.schema_changed()     # column names / primary keys may differ now
+            self._schema_gen += 1             # classify's cache: judge texts afresh
         # an entry being applied may not call a non-deterministic extension function: the
         # leader's classification refuses it, and a replica refuses it identically
         if code == apsw.SQLITE_FUNCTION and self.nondeterministic and not self._internal \
@@ -415,12 +419,45 @@ class StateMachine(Transactions, QueryEngine):
         return self.durable_index
 
     # ------------------------------------------------------------------ reads
+    def query(self, request: Request, *, max_rows: int | None = None,
+              max_bytes: int | None = None, checked: bool = False,
+              budget_s: float | None = None) -> list[Result]:
+        """The local read path (QueryEngine.query). A file database is read through a
+        read-only connection of its own, on the caller's thread (the node's loop): it sees
+        the last committed apply transaction -- between apply calls, all of them -- and,
+        unlike this connection under a toggled ``PRAGMA query_only``, keeps its prepared
+        statements and apply's (see QueryEngine._readonly_conn). Busy timeout 0: a read on
+        the loop never waits for a lock. A memory database has no second connection."""
+        if self.memory:
+            return super().query(request, max_rows=max_rows, max_bytes=max_bytes,
+                                 checked=checked, budget_s=budget_s)
+        if not self._conn.get_autocommit():
+            raise SqlError("query() called while a transaction is open")
+        reader = self._loop_reader
+        if reader is None:
+            reader = self._loop_reader = Reader(self.path, limits=self.limits,
+                                                statement_cache=self.statement_cache,
+                                                extension_files=self.extension_files,
+                                                busy_timeout_ms=0)
+        return reader.query(request, max_rows=max_rows, max_bytes=max_bytes, checked=checked,
+                            budget_s=budget_s)
+
+    def _close_loop_reader(self) -> None:
+        if self._loop_reader is not None:
+            self._loop_reader.close()
+            self._loop_reader = None
+
     def classify(self, request: Request):
         """Classify against this database's current schema."""
         from .classify import PrepareCache, classify
         if self._prepared is None:
             self._prepared = PrepareCache()
-        cache = self._prepared.at_schema(self._internal_rows("PRAGMA schema_version")[0][0])
+        # Every schema change on this connection is prepared first (a DDL statement's
+        # cached program expires with the change it makes, so it is prepared again before
+        # it can run again), and preparing DDL passes the authorizer: `_schema_gen` moves
+        # with the schema without reading `PRAGMA schema_version` per request. No other
+        # connection writes this database; a restore opens a new connection and cache.
+        cache = self._prepared.at_schema(self._schema_gen)
         return classify(request, self._conn, self.limits, self.nondeterministic, cache)
 
     # ------------------------------------------------------------------ copies
@@ -529,6 +566,7 @@ class StateMachine(Transactions, QueryEngine):
             os.remove(path)
         else:
             self._stop_checkpointer()
+            self._close_loop_reader()        # it would keep reading the replaced file
             self._conn.close()
             self._conn = None
             for suffix in ("-wal", "-shm"):
@@ -581,6 +619,7 @@ class StateMachine(Transactions, QueryEngine):
     def close(self) -> None:
         self._close_image()
         self._stop_checkpointer()
+        self._close_loop_reader()
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -75,7 +75,10 @@ def refusal(code: int, a3, a4, dbname, trigview) -> str | None:
     if code in _TEMP_CREATES:
         return ("TEMP tables, views, indexes and triggers are not allowed: they belong to one "
                 "connection, are not replicated and vanish on restart")
-    if dbname == "temp" and code in (apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE):
+    # ALTER TABLE ... RENAME rewrites sqlite_temp_master's triggers that name the table (there
+    # are none: TEMP objects are refused); SQLite itself refuses any direct write to it
+    if dbname == "temp" and a3 != "sqlite_temp_master" and \
+            code in (apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE):
         return ("TEMP tables, views, indexes and triggers are not allowed: they belong to one "
                 "connection, are not replicated and vanish on restart")
     if code in _WRITES_BY_TABLE and _internal(a3) or code in _BY_FOURTH and _internal(a4):

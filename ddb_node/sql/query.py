@@ -33,6 +33,12 @@ def errmsg(e: BaseException) -> str:
 
 
 class QueryEngine:
+    # A connection opened SQLITE_OPEN_READONLY cannot write at all, so its reads need no
+    # ``PRAGMA query_only``. On a writable connection the pragma is toggled around each
+    # read, and toggling a flag pragma expires every prepared statement of the connection
+    # (SQLite's OP_Expire): the read's own statements, and apply's, are prepared again.
+    _readonly_conn = False
+
     def _authorize(self, code, a3, a4, db, trig):
         if self._internal:
             return apsw.SQLITE_OK
@@ -190,7 +196,9 @@ class QueryEngine:
         cutoff = deadline if over is None or (deadline is not None and deadline < over) else over
         if cutoff is not None:
             conn.set_progress_handler(lambda: 1 if _perf() > cutoff else 0, 1000)
-        self._internal_exec("PRAGMA query_only=1")
+        guard = not self._readonly_conn
+        if guard:
+            self._internal_exec("PRAGMA query_only=1")
         results: list[Result] = []
         cur = conn.cursor()
         cur.exec_trace = self._tracer
@@ -210,7 +218,8 @@ class QueryEngine:
         finally:
             if cutoff is not None:
                 conn.set_progress_handler(None)
-            self._internal_exec("PRAGMA query_only=0")
+            if guard:
+                self._internal_exec("PRAGMA query_only=0")
         return results
 
 

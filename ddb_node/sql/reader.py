@@ -37,12 +37,14 @@ class StaleReader(Exception):
 
 
 class Reader(QueryEngine):
+    _readonly_conn = True       # opened SQLITE_OPEN_READONLY: no query_only toggling
+
     def __init__(self, path: str, *, limits: Limits = DEFAULT_LIMITS, statement_cache: int = 64,
-                 extension_files: tuple = ()):
+                 extension_files: tuple = (), busy_timeout_ms: int = 2000):
         determinism.install()
         conn = apsw.Connection(path, vfs=determinism.VFS_NAME, statementcachesize=statement_cache,
                                flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
-        conn.set_busy_timeout(2000)
+        conn.set_busy_timeout(busy_timeout_ms)
         conn.execute("PRAGMA temp_store=MEMORY")    # no temp file names from SQLite's PRNG
         determinism.register_functions(conn)
         extensions.load(conn, list(extension_files))
@@ -103,7 +105,6 @@ class Cursor:
         st = request.statements[0]
         conn = reader._conn
         reader._internal_exec("BEGIN")
-        reader._internal_exec("PRAGMA query_only=1")
         self.index = reader._applied()
         self._cur = conn.cursor()
         self._desc = None
@@ -145,7 +146,6 @@ class Cursor:
         except Exception:  # noqa: BLE001
             pass
         try:
-            r._internal_exec("PRAGMA query_only=0")
             r._internal_exec("COMMIT")
         except apsw.Error:
             pass
