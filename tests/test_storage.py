@@ -816,3 +816,38 @@ def test_the_tail_cache_is_bounded_in_bytes_too():
     assert tail.bytes == sum(len(e.data) for e in tail.entries) and tail.entries[-1].index == 95
     tail.compact(94)
     assert tail.first == 95 and tail.bytes == 10
+
+
+# ---------------------------------------------------------------- a save written off the loop
+def test_a_staged_save_is_seen_only_once_finished_and_its_write_runs_on_another_thread(tmp_path):
+    """The node writes a Ready's save on its storage thread (stage_save, write_save there,
+    finish_save back on the loop). Until finish_save, everything the Raft core reads
+    answers as before the save; the database holds it once write_save returns (a reopen
+    sees it); a read of old entries meanwhile waits for the connection, never shares it."""
+    import threading
+    path = tmp_path / "raft.db"
+    s = SqliteLogStorage(path, conf_state=THREE_VOTERS, tail_cache_entries=2)
+    s.save(HardState(1, 1, 0), ents(1, 5), None)
+    p = s.stage_save(HardState(1, 1, 3), ents(6, 8), None, sync=True)
+    t = threading.Thread(target=s.write_save, args=(p,))
+    t.start()
+    assert [e.index for e in s.entries(1, 3)] == [1, 2]   # below the tail cache: the database
+    t.join()
+    assert s.last_index() == 5 and s.initial_state()[0] == HardState(1, 1, 0)
+    with pytest.raises(Unavailable):
+        s.term(6)
+    reopened = SqliteLogStorage(path, conf_state=THREE_VOTERS)
+    assert reopened.last_index() == 8 and reopened.initial_state()[0].commit == 3
+    reopened.close()
+    s.finish_save(p)
+    assert s.last_index() == 8 and s.term(8) == 1 and s.initial_state()[0].commit == 3
+    assert [e.index for e in s.entries(6, 9)] == [6, 7, 8]
+    s.close()
+
+
+def test_a_commit_only_unsynced_save_stages_nothing(tmp_path):
+    s = SqliteLogStorage(tmp_path / "raft.db", conf_state=THREE_VOTERS)
+    s.save(HardState(1, 1, 0), ents(1, 3), None)
+    assert s.stage_save(HardState(1, 1, 2), [], None, sync=False) is None
+    assert s.initial_state()[0].commit == 2           # deferred in memory (written at close)
+    s.close()

@@ -60,6 +60,54 @@ class _Deadline:
     on_expire: Callable | None = None    # instead of the Timeout error (a long poll's answer)
 
 
+class PersistJob:
+    """One Ready's persistence split for a driver that writes off its loop: `write()` on
+    any one thread (snapshot chunks, the log transaction and its fsync) while the driver
+    keeps stepping the Replica -- the core allows steps, ticks and proposals while a Ready
+    is outstanding, as the simulator exercises -- then `finish()` back on the driver's
+    thread (the storage's in-memory view the core reads, counters) before the persisted
+    messages go out. `background`: worth a thread (an fsync), else run both in place.
+    A storage without `stage_save` (MemoryStorage) saves whole in `write()`."""
+
+    __slots__ = ("r", "rd", "snap", "pending", "whole", "background")
+
+    def __init__(self, replica, rd):
+        self.r, self.rd = replica, rd
+        st = replica.storage
+        snap = rd.snapshot if rd.snapshot is not None and not rd.snapshot.is_empty() else None
+        self.snap = snap
+        self.pending = None
+        self.whole = False
+        saves = rd.hard_state is not None or bool(rd.entries) or snap is not None
+        stage = getattr(st, "stage_save", None)
+        if saves:
+            if stage is None:
+                self.whole = True
+            else:
+                self.pending = stage(rd.hard_state, rd.entries, snap, sync=rd.must_sync)
+        self.background = stage is not None and rd.must_sync and \
+            (self.pending is not None or bool(rd.snapshot_chunks))
+
+    def write(self) -> None:
+        st, rd = self.r.storage, self.rd
+        for c in rd.snapshot_chunks:       # staged before their acknowledgements go out
+            st.stage_snapshot_chunk(c)
+        if self.pending is not None:
+            st.write_save(self.pending)
+        elif self.whole:
+            st.save(rd.hard_state, rd.entries, self.snap, sync=rd.must_sync)
+
+    def finish(self) -> None:
+        r, rd = self.r, self.rd
+        if self.pending is not None:
+            r.storage.finish_save(self.pending)
+        c = r.counters
+        for ch in rd.snapshot_chunks:
+            c["snapshot_bytes_staged"] += len(ch.data)
+        if rd.hard_state is not None or rd.entries or self.snap is not None:
+            c["fsyncs" if rd.must_sync else "unsynced_saves"] += 1
+
+
 class Replica:
     def __init__(self, node_id: int, storage, app, *, config: Config, rng: random.Random,
                  clock: Callable[[], float], wall_ms: Callable[[], int],
@@ -295,14 +343,14 @@ class Replica:
         return self.raft.ready()
 
     def persist(self, rd) -> None:
-        for c in rd.snapshot_chunks:       # staged before their acknowledgements go out
-            self.storage.stage_snapshot_chunk(c)
-            self.counters["snapshot_bytes_staged"] += len(c.data)
-        if rd.hard_state is not None or rd.entries or \
-                (rd.snapshot is not None and not rd.snapshot.is_empty()):
-            snap = rd.snapshot if rd.snapshot is not None and not rd.snapshot.is_empty() else None
-            self.storage.save(rd.hard_state, rd.entries, snap, sync=rd.must_sync)
-            self.counters["fsyncs" if rd.must_sync else "unsynced_saves"] += 1
+        job = self.start_persist(rd)
+        if job is not None:
+            job.write()
+            job.finish()
+
+    def start_persist(self, rd) -> "PersistJob | None":
+        """Stage 2 in halves, for a driver that fsyncs off its loop (see PersistJob)."""
+        return PersistJob(self, rd) if self.needs_persist(rd) else None
 
     @staticmethod
     def needs_persist(rd) -> bool:

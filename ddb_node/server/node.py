@@ -18,6 +18,7 @@ import signal
 import tempfile
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import zmq
 import zmq.asyncio
@@ -121,6 +122,10 @@ class NodeServer:
         self.forward_of: dict[int, int] = {}      # request token -> forward frame id
         self.forward_seq = 0
         self._scheduled = False
+        self._persisting = None      # the storage thread's Future of a Ready being written
+        self._persist_job = None
+        # the log's writes and fsyncs, off the loop (one thread: saves stay in order)
+        self._storage_thread = ThreadPoolExecutor(1, thread_name_prefix="ddb-log") if disk else None
         self._stopping: asyncio.Event | None = None
         self.ctx: zmq.asyncio.Context | None = None
         self.transport: PeerTransport | None = None
@@ -314,6 +319,12 @@ class NodeServer:
         self.forwarders.clear()
         if self.reads is not None:
             self.reads.close()
+        if self._storage_thread is not None:
+            self._storage_thread.shutdown(wait=True)      # a save in flight completes first
+            fut, job = self._persisting, self._persist_job
+            self._persisting = self._persist_job = None
+            if job is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
+                job.finish()       # so that close() writes nothing older than it
         try:
             self.replica.app.close()
         finally:
@@ -353,9 +364,52 @@ class NodeServer:
             asyncio.get_running_loop().call_soon(self._process_ready)
 
     def _process_ready(self) -> None:
+        """The Ready contract, with the log's fsync off the loop. A Ready that must be
+        synced is written by the storage thread while the loop goes on serving: requests
+        are decided and proposed (into the core's unstable log: the next Ready, one more
+        group commit), reads are answered and peer messages stepped. Its persisted
+        messages, the apply and `advance` follow on the loop once the write is done (and
+        only then may the next Ready be taken). A leader's appends have gone out before
+        the write starts, as in the synchronous order (diss. 10.2.1)."""
         self._scheduled = False
-        self.replica.process_ready(self.transport.send)
+        r = self.replica
+        send = self.transport.send
+        while self._persisting is None and not r.halted and r.has_ready():
+            rd = r.ready()
+            for m in rd.messages:
+                send(m)
+            job = r.start_persist(rd)
+            if job is not None and job.background and self._storage_thread is not None:
+                done = self._storage_thread.submit(job.write)
+                self._persisting, self._persist_job = done, job
+                asyncio.wrap_future(done).add_done_callback(
+                    lambda _f, done=done, job=job: self._persisted(job, done))
+                break
+            if job is not None:
+                job.write()
+                job.finish()
+            for m in rd.persisted_messages:
+                send(m)
+            r.apply_ready(rd)
         self._flush()
+
+    def _persisted(self, job, fut) -> None:
+        if self._persisting is not fut:
+            return                 # close() finished it
+        self._persisting = self._persist_job = None
+        if fut.cancelled() or fut.exception() is not None:
+            # the log could not be written: nothing of this Ready may be acknowledged, and
+            # the core cannot go on without it (a failed fsync leaves the file unknown)
+            log.critical("node %d: writing the Raft log failed, the node stops: %s", self.id,
+                         "cancelled" if fut.cancelled() else repr(fut.exception()))
+            self.replica.halted = True
+            self.stop()
+            return
+        job.finish()
+        for m in job.rd.persisted_messages:
+            self.transport.send(m)
+        self.replica.apply_ready(job.rd)
+        self._process_ready()
 
     # ================================================================ outputs
     def _flush(self) -> None:

@@ -7,6 +7,7 @@ answered from memory; SQLite is the source of truth after a restart.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Callable
 
 import apsw
@@ -70,6 +71,7 @@ class SqliteLogStorage:
                  sync: bool = True, tail_cache_entries: int = 8192):
         self._path = os.fspath(path)
         self._db = apsw.Connection(self._path)
+        self._lock = threading.Lock()      # the connection: a save may write on another thread
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if sync else 'NORMAL'}")
         self._sync = sync
@@ -155,20 +157,21 @@ class SqliteLogStorage:
         return self._read_entries(lo, hi, max_bytes)
 
     def _read_entries(self, lo: int, hi: int, max_bytes: int | None) -> list[Entry]:
-        rows = self._db.execute(
-            "SELECT term, idx, type, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
-            (lo, hi))
-        if max_bytes is None:
-            return [Entry(*row) for row in rows]
-        result: list[Entry] = []
-        total = 0
-        for row in rows:
-            entry = Entry(*row)
-            total += entry.size()
-            if total > max_bytes and result:
-                break
-            result.append(entry)
-        return result
+        with self._lock:       # a save may be writing on another thread (write_save)
+            rows = self._db.execute(
+                "SELECT term, idx, type, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+                (lo, hi))
+            if max_bytes is None:
+                return [Entry(*row) for row in rows]
+            result: list[Entry] = []
+            total = 0
+            for row in rows:
+                entry = Entry(*row)
+                total += entry.size()
+                if total > max_bytes and result:
+                    break
+                result.append(entry)
+            return result
 
     def term(self, index: int) -> int:
         log_rules.check_term_index(index, self._first, self._last)
@@ -257,7 +260,22 @@ class SqliteLogStorage:
         `sync` is true. `sync=False` with only a new commit index (every follower has one such
         Ready per write) writes nothing now: the commit index is volatile state in Raft (a
         restarted node takes max(commit, applied) and learns the rest from the leader), so it
-        is kept in memory and written with the next save or at close."""
+        is kept in memory and written with the next save or at close.
+
+        The same in three steps for a driver that writes off its loop: `stage_save` and
+        `finish_save` on the driver's thread, `write_save` (the transaction, its fsync and
+        the snapshot files) on any one thread in between. Until `finish_save` the reads the
+        Raft core makes (`entries`, `term`, `last_index` ...) answer as before the save --
+        the core keeps the entries being saved in its unstable log meanwhile."""
+        pending = self.stage_save(hard_state, entries, snapshot, sync)
+        if pending is not None:
+            self.write_save(pending)
+            self.finish_save(pending)
+
+    def stage_save(self, hard_state: HardState | None, entries: list[Entry],
+                   snapshot: Snapshot | None, sync: bool = True) -> "_PendingSave | None":
+        """Plan a save (see `save`) -> what `write_save` must write, or None (nothing to
+        write: no change, or a commit index deferred in memory)."""
         has_snapshot = snapshot is not None and not snapshot.is_empty()
         if has_snapshot:
             log_rules.check_snapshot_newer(snapshot, self._snapshot_meta.index)
@@ -267,7 +285,7 @@ class SqliteLogStorage:
             first, last = self._first, self._last
         to_append = log_rules.entries_to_append(entries, first, last)
         if not (has_snapshot or to_append or hard_state is not None):
-            return
+            return None
 
         commit_only = (not has_snapshot and not to_append and hard_state is not None
                        and (hard_state.term, hard_state.vote)
@@ -275,52 +293,64 @@ class SqliteLogStorage:
         if commit_only and not sync:
             self._hard_state = HardState(hard_state.term, hard_state.vote, hard_state.commit)
             self._hard_state_deferred = True
-            return
+            return None
         if hard_state is None and self._hard_state_deferred:
             hard_state = self._hard_state      # a deferred commit index goes with this one
+        return _PendingSave(hard_state, to_append, snapshot if has_snapshot else None,
+                            first, last, self._snapshot_meta.index)
 
-        old_snapshot_index = self._snapshot_meta.index
-        if has_snapshot:   # the data file is complete before the row points at it
-            if not self._take_staged(snapshot.meta) and snapshot.data:
-                self._files.write(snapshot.meta.index, snapshot.data)
-        try:
-            with self._transaction():
-                if has_snapshot:
-                    self._write_snapshot_meta(snapshot.meta)
-                    self._db.execute("UPDATE log_start SET prev_idx = ?, prev_term = ?",
-                                     (snapshot.meta.index, snapshot.meta.term))
-                    # the log before it becomes garbage (trimmed later), what follows goes now
-                    self._db.execute("DELETE FROM entries WHERE idx > ?", (snapshot.meta.index,))
-                if to_append:
-                    if to_append[0].index <= last:
-                        self._db.execute("DELETE FROM entries WHERE idx >= ?", (to_append[0].index,))
-                    self._db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)",
-                                         [(e.index, e.term, e.type, e.data) for e in to_append])
-                if hard_state is not None:
-                    self._db.execute("UPDATE hard_state SET term = ?, vote = ?, commit_index = ?",
-                                     (hard_state.term, hard_state.vote, hard_state.commit))
-                garbage_from = self._trim(first, to_append)
-        except BaseException:
-            if has_snapshot:
-                self._files.remove(snapshot.meta.index)
-            raise
+    def write_save(self, p: "_PendingSave") -> None:
+        """The durable half of a staged save; touches only the database and the files."""
+        snapshot = p.snapshot
+        with self._lock:
+            if snapshot is not None:   # the data file is complete before the row points at it
+                if not self._take_staged(snapshot.meta) and snapshot.data:
+                    self._files.write(snapshot.meta.index, snapshot.data)
+            try:
+                with self._transaction():
+                    if snapshot is not None:
+                        self._write_snapshot_meta(snapshot.meta)
+                        self._db.execute("UPDATE log_start SET prev_idx = ?, prev_term = ?",
+                                         (snapshot.meta.index, snapshot.meta.term))
+                        # the log before it becomes garbage (trimmed later), what follows goes now
+                        self._db.execute("DELETE FROM entries WHERE idx > ?", (snapshot.meta.index,))
+                    to_append = p.to_append
+                    if to_append:
+                        if to_append[0].index <= p.last:
+                            self._db.execute("DELETE FROM entries WHERE idx >= ?", (to_append[0].index,))
+                        self._db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)",
+                                             [(e.index, e.term, e.type, e.data) for e in to_append])
+                    hs = p.hard_state
+                    if hs is not None:
+                        self._db.execute("UPDATE hard_state SET term = ?, vote = ?, commit_index = ?",
+                                         (hs.term, hs.vote, hs.commit))
+                    p.garbage_from = self._trim(p.first, to_append)
+            except BaseException:
+                if snapshot is not None:
+                    self._files.remove(snapshot.meta.index)
+                raise
 
-        self._garbage_from = garbage_from
-        if has_snapshot:
+    def finish_save(self, p: "_PendingSave") -> None:
+        """The in-memory half of a written save: what the core reads from now on."""
+        self._garbage_from = p.garbage_from
+        snapshot = p.snapshot
+        if snapshot is not None:
             self._snapshot_meta = snapshot.meta
-            self._first = first
-            self._last = last
+            self._first = p.first
+            self._last = p.last
             self._terms.reset(snapshot.meta.index, snapshot.meta.term)
-            self._tail.reset(first)
-            self._files.remove(old_snapshot_index)
+            self._tail.reset(p.first)
+            self._files.remove(p.old_snapshot_index)
             self._files.remove_part()
+        to_append = p.to_append
         if to_append:
             self._terms.truncate_from(to_append[0].index)
             self._terms.append(to_append)
             self._tail.append(to_append)
             self._last = to_append[-1].index
-        if hard_state is not None:
-            self._hard_state = HardState(hard_state.term, hard_state.vote, hard_state.commit)
+        hs = p.hard_state
+        if hs is not None:
+            self._hard_state = HardState(hs.term, hs.vote, hs.commit)
             self._hard_state_deferred = False
 
     def create_snapshot(self, index: int, conf_state: ConfState, data: bytes = b"") -> Snapshot:
@@ -332,7 +362,7 @@ class SqliteLogStorage:
         if data:
             self._files.write(index, data)
         try:
-            with self._transaction():
+            with self._lock, self._transaction():
                 self._write_snapshot_meta(meta)
         except BaseException:
             self._files.remove(index)
@@ -344,7 +374,7 @@ class SqliteLogStorage:
     def compact(self, index: int) -> None:
         log_rules.check_compact(index, self._first, self._last, self._snapshot_meta.index)
         prev_term = self.term(index)
-        with self._transaction():   # O(1): the rows become garbage that later saves trim
+        with self._lock, self._transaction():   # O(1): the rows become garbage later saves trim
             self._db.execute("UPDATE log_start SET prev_idx = ?, prev_term = ?", (index, prev_term))
         self._first = index + 1
         self._terms.compact(index)
@@ -353,7 +383,7 @@ class SqliteLogStorage:
     def close(self) -> None:
         if self._hard_state_deferred:
             hs = self._hard_state
-            with self._transaction():
+            with self._lock, self._transaction():
                 self._db.execute("UPDATE hard_state SET commit_index = ?", (hs.commit,))
             self._hard_state_deferred = False
         if self._staged is not None:
@@ -363,8 +393,9 @@ class SqliteLogStorage:
 
     def garbage_rows(self) -> int:
         """Rows below first_index() not trimmed yet (diagnostics and tests)."""
-        return self._db.execute("SELECT count(*) FROM entries WHERE idx < ?",
-                                (self._first,)).fetchone()[0]
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM entries WHERE idx < ?",
+                                    (self._first,)).fetchone()[0]
 
     # ---- helpers -------------------------------------------------------------
     def _trim(self, first: int, appended: list[Entry]) -> int:
@@ -396,6 +427,17 @@ class SqliteLogStorage:
 
     def _transaction(self):
         return _Transaction(self._db)
+
+
+class _PendingSave:
+    """A save between stage_save, write_save and finish_save."""
+    __slots__ = ("hard_state", "to_append", "snapshot", "first", "last", "old_snapshot_index",
+                 "garbage_from")
+
+    def __init__(self, hard_state, to_append, snapshot, first, last, old_snapshot_index):
+        self.hard_state, self.to_append, self.snapshot = hard_state, to_append, snapshot
+        self.first, self.last, self.old_snapshot_index = first, last, old_snapshot_index
+        self.garbage_from = None
 
 
 class _Transaction:
