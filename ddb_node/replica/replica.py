@@ -388,16 +388,35 @@ class Replica:
         self._release_applied()
         self.compaction.maybe_compact()
 
-    def process_ready(self, send: Callable) -> None:
-        """The whole contract for a driver that persists synchronously (the node)."""
+    def process_ready(self, send: Callable, write_later: Callable | None = None) -> None:
+        """The whole contract for a driver. Without `write_later` it persists in place;
+        with it, a Ready whose save is worth a thread (PersistJob.background) is handed to
+        `write_later(job)` and processing stops there: the driver runs `job.write()` off
+        its loop and then calls `persisted(job, send)`, which finishes the Ready and goes
+        on. No Ready is taken meanwhile (the core has one outstanding)."""
         while not self.halted and self.raft.has_ready():
             rd = self.ready()
             for m in rd.messages:
                 send(m)
-            self.persist(rd)
-            for m in rd.persisted_messages:
-                send(m)
-            self.apply_ready(rd)
+            job = self.start_persist(rd)
+            if job is not None:
+                if write_later is not None and job.background:
+                    write_later(job)
+                    return
+                job.write()
+                job.finish()
+            self._after_persist(rd, send)
+
+    def persisted(self, job: PersistJob, send: Callable, write_later: Callable | None = None) -> None:
+        """A job handed to `write_later` has been written: finish its Ready, then go on."""
+        job.finish()
+        self._after_persist(job.rd, send)
+        self.process_ready(send, write_later)
+
+    def _after_persist(self, rd, send: Callable) -> None:
+        for m in rd.persisted_messages:
+            send(m)
+        self.apply_ready(rd)
 
     # ================================================================ applying
     def _restore(self, snap) -> None:

@@ -372,26 +372,15 @@ class NodeServer:
         only then may the next Ready be taken). A leader's appends have gone out before
         the write starts, as in the synchronous order (diss. 10.2.1)."""
         self._scheduled = False
-        r = self.replica
-        send = self.transport.send
-        while self._persisting is None and not r.halted and r.has_ready():
-            rd = r.ready()
-            for m in rd.messages:
-                send(m)
-            job = r.start_persist(rd)
-            if job is not None and job.background and self._storage_thread is not None:
-                done = self._storage_thread.submit(job.write)
-                self._persisting, self._persist_job = done, job
-                asyncio.wrap_future(done).add_done_callback(
-                    lambda _f, done=done, job=job: self._persisted(job, done))
-                break
-            if job is not None:
-                job.write()
-                job.finish()
-            for m in rd.persisted_messages:
-                send(m)
-            r.apply_ready(rd)
+        if self._persisting is None:
+            self.replica.process_ready(self.transport.send, self._write_later
+                                       if self._storage_thread is not None else None)
         self._flush()
+
+    def _write_later(self, job) -> None:
+        done = self._storage_thread.submit(job.write)
+        self._persisting, self._persist_job = done, job
+        asyncio.wrap_future(done).add_done_callback(lambda _f: self._persisted(job, done))
 
     def _persisted(self, job, fut) -> None:
         if self._persisting is not fut:
@@ -405,11 +394,8 @@ class NodeServer:
             self.replica.halted = True
             self.stop()
             return
-        job.finish()
-        for m in job.rd.persisted_messages:
-            self.transport.send(m)
-        self.replica.apply_ready(job.rd)
-        self._process_ready()
+        self.replica.persisted(job, self.transport.send, self._write_later)
+        self._flush()
 
     # ================================================================ outputs
     def _flush(self) -> None:

@@ -1,0 +1,46 @@
+"""Replica.process_ready with `write_later`: the node's driver writes a Ready's log save
+off its loop (PersistJob.write on its storage thread) and keeps stepping the Replica; the
+Ready's persisted messages, its apply and the next Ready wait for `persisted`."""
+from __future__ import annotations
+
+import random
+
+from ddb_node.raft import Config, ConfState
+from ddb_node.replica import Replica
+from ddb_node.sql import Request, Statement, StateMachine, encode_entry
+from ddb_node.storage import SqliteLogStorage
+
+
+def test_a_ready_handed_to_write_later_is_finished_by_persisted_and_nothing_applies_before(tmp_path):
+    storage = SqliteLogStorage(tmp_path / "raft.db", conf_state=ConfState((1,)))
+    r = Replica(1, storage, StateMachine(str(tmp_path / "data.db")), config=Config(id=1),
+                rng=random.Random(1), clock=lambda: 0.0, wall_ms=lambda: 0)
+    jobs, sent = [], []
+
+    def settle():
+        r.process_ready(sent.append, jobs.append)
+        while jobs:
+            job = jobs.pop()
+            assert not r.has_ready()          # one Ready outstanding: none taken meanwhile
+            job.write()
+            r.persisted(job, sent.append, jobs.append)
+
+    for _ in range(40):
+        r.tick()
+        settle()
+    assert r.is_leader
+    done = []
+    payload = encode_entry(Request([Statement("CREATE TABLE t(a)")]), timestamp_ms=0, seed=1)
+    r.propose(payload, lambda status, er, _e: done.append(status))
+    r.process_ready(sent.append, jobs.append)
+    assert len(jobs) == 1 and jobs[0].background    # the entry must be fsynced: handed over
+    assert not done and r.app.applied_index < storage.last_index() + 1
+    r.tick()                                        # the Replica keeps taking inputs
+    job = jobs.pop()
+    job.write()
+    assert not done                                 # written, not finished: nothing applied
+    r.persisted(job, sent.append, jobs.append)
+    settle()
+    assert done and r.app.applied_index == storage.last_index()
+    r.app.close()
+    storage.close()
