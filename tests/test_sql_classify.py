@@ -205,3 +205,27 @@ def test_alter_table_renames_and_column_changes_are_replicated_writes():
             sm.classify(Request([Statement("CREATE TEMP TABLE x(a)")]))
     finally:
         sm.close()
+
+
+def test_classifying_a_new_text_leaves_the_write_connections_prepared_statements_cached(tmp_path):
+    """The state machine's standing authorizer records classify's actions: swapping in a
+    recording authorizer (as for a connection without an owner) would expire every prepared
+    statement of the write connection, and apply would prepare its INSERT again."""
+    sm = StateMachine(str(tmp_path / "db"))
+    try:
+        apply_one(sm, "CREATE TABLE t(a)")
+        apply_one(sm, "INSERT INTO t VALUES (1)")
+        seen = []
+        inner = sm._authorize
+        sm._conn.authorizer = lambda *a: (seen.append(a), inner(*a))[1]
+        apply_one(sm, "INSERT INTO t VALUES (1)")        # prepared once for this authorizer
+        for i in range(3):
+            q = Request([Statement(f"SELECT a FROM t WHERE a = {i}")])
+            assert sm.classify(q).kinds == ["read"]
+        seen.clear()
+        apply_one(sm, "INSERT INTO t VALUES (1)")
+        assert not [a for a in seen if a[1] == "t"]      # the cached INSERT ran as it was
+        with pytest.raises(BadRequest, match="ATTACH"):  # refusals are still judged
+            sm.classify(Request([Statement("ATTACH 'y.db' AS y")]))
+    finally:
+        sm.close()

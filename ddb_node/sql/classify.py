@@ -63,8 +63,13 @@ class _Abort(Exception):
     pass
 
 
-def _prepare(conn: apsw.Connection, sql: str):
-    """Prepare ``sql`` (one statement) without running it -> (readonly, actions)."""
+def _prepare(conn: apsw.Connection, sql: str, owner=None):
+    """Prepare ``sql`` (one statement) without running it -> (readonly, actions).
+
+    With ``owner`` (the state machine whose connection this is) its standing authorizer
+    records the actions into ``owner._recording``; without, a recording authorizer is set
+    for the prepare and the old one put back. Setting an authorizer expires every prepared
+    statement of the connection, so the owner's way keeps apply's statements cached."""
     actions: list[tuple] = []
     info = {}
 
@@ -76,8 +81,11 @@ def _prepare(conn: apsw.Connection, sql: str):
         info["readonly"] = cursor.is_readonly
         return False
 
-    old = conn.authorizer
-    conn.authorizer = auth
+    if owner is None:
+        old = conn.authorizer
+        conn.authorizer = auth
+    else:
+        owner._recording = actions
     cur = conn.cursor()
     cur.exec_trace = tracer
     try:
@@ -85,7 +93,10 @@ def _prepare(conn: apsw.Connection, sql: str):
     except apsw.ExecTraceAbort:
         pass
     finally:
-        conn.authorizer = old
+        if owner is None:
+            conn.authorizer = old
+        else:
+            owner._recording = None
         cur.exec_trace = None
     return info.get("readonly", True), actions
 
@@ -103,8 +114,9 @@ class PrepareCache:
     VACUUM), so a repeated text costs a dict lookup. Prepare errors are not kept: a
     deferred "no such table" is judged again each time."""
 
-    def __init__(self, size: int = 512):
+    def __init__(self, size: int = 4096, owner=None):
         self.size = size
+        self.owner = owner          # see _prepare
         self.version = None
         self.entries: dict[str, tuple] = {}
         self.judged: dict[tuple, object] = {}     # (text, strong) -> classify's verdict
@@ -121,7 +133,7 @@ class PrepareCache:
         """-> (readonly, actions, is_vacuum); raises what `_prepare` raises."""
         hit = self.entries.get(sql)
         if hit is None:
-            readonly, actions = _prepare(conn, sql)
+            readonly, actions = _prepare(conn, sql, self.owner)
             vacuum = not actions and not readonly and _is_vacuum(conn, sql)
             hit = (readonly, tuple(actions), vacuum)
             if len(self.entries) >= self.size:

@@ -79,6 +79,7 @@ class StateMachine(Transactions, QueryEngine):
         self._conn = conn
         self._prepared = None           # classify's PrepareCache: one per connection
         self._schema_gen = 0            # bumped at every DDL this connection prepares
+        self._recording = None          # classify's list of authorizer actions, while preparing
         self._internal = False
         self._denied = None
         self._entry_dml = False
@@ -139,6 +140,10 @@ class StateMachine(Transactions, QueryEngine):
                 self.sync()
 
     def _authorize(self, code, a3, a4, db, trig):
+        rec = self._recording
+        if rec is not None:                 # classify preparing a text (classify._prepare)
+            rec.append((code, a3, a4, db, trig))
+            return apsw.SQLITE_OK
         if self._tx_tables is not None and not self._internal:
             self._tx_record(code, a3)       # the tables an interactive transaction uses
         if code in policy.DDL_CODES:
@@ -451,7 +456,7 @@ class StateMachine(Transactions, QueryEngine):
         """Classify against this database's current schema."""
         from .classify import PrepareCache, classify
         if self._prepared is None:
-            self._prepared = PrepareCache()
+            self._prepared = PrepareCache(owner=self)
         # Every schema change on this connection is prepared first (a DDL statement's
         # cached program expires with the change it makes, so it is prepared again before
         # it can run again), and preparing DDL passes the authorizer: `_schema_gen` moves
