@@ -44,3 +44,46 @@ def test_a_ready_handed_to_write_later_is_finished_by_persisted_and_nothing_appl
     assert done and r.app.applied_index == storage.last_index()
     r.app.close()
     storage.close()
+
+
+def test_a_failed_log_write_halts_the_replica_and_stops_the_node_before_anything_is_sent(tmp_path):
+    """NodeServer._persisted: when the storage thread's write raised (a failed fsync leaves
+    the file unknown), nothing of that Ready is acknowledged or applied, the Replica is
+    halted and the node stops; a good write finishes the Ready and sends its messages."""
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    from ddb_node.server.node import NodeServer
+
+    calls = []
+    replica = SimpleNamespace(halted=False,
+                              persisted=lambda job, send, later: calls.append(("persisted", job)))
+    node = NodeServer.__new__(NodeServer)
+    node.id = 1
+    node.replica = replica
+    node.transport = SimpleNamespace(send=lambda m: calls.append(("send", m)))
+    node._storage_thread = None
+    node._flush = lambda: calls.append(("flush",))
+    node.stop = lambda: calls.append(("stop",))
+
+    bad = Future()
+    bad.set_exception(OSError(5, "Input/output error"))
+    node._persisting, node._persist_job = bad, "job"
+    node._persisted("job", bad)
+    assert replica.halted and calls == [("stop",)]
+    assert node._persisting is None
+
+    calls.clear()
+    replica.halted = False
+    good = Future()
+    good.set_result(None)
+    node._persisting, node._persist_job = good, "job"
+    node._persisted("job", good)
+    assert not replica.halted and calls == [("persisted", "job"), ("flush",)]
+
+    calls.clear()
+    stale = Future()
+    stale.set_result(None)
+    node._persisting = None                 # close() already finished it
+    node._persisted("job", stale)
+    assert calls == []

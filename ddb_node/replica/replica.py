@@ -69,7 +69,7 @@ class PersistJob:
     messages go out. `background`: worth a thread (an fsync), else run both in place.
     A storage without `stage_save` (MemoryStorage) saves whole in `write()`."""
 
-    __slots__ = ("r", "rd", "snap", "pending", "whole", "background")
+    __slots__ = ("r", "rd", "snap", "saves", "pending", "whole", "background")
 
     def __init__(self, replica, rd):
         self.r, self.rd = replica, rd
@@ -78,7 +78,7 @@ class PersistJob:
         self.snap = snap
         self.pending = None
         self.whole = False
-        saves = rd.hard_state is not None or bool(rd.entries) or snap is not None
+        self.saves = saves = rd.hard_state is not None or bool(rd.entries) or snap is not None
         stage = getattr(st, "stage_save", None)
         if saves:
             if stage is None:
@@ -104,7 +104,7 @@ class PersistJob:
         c = r.counters
         for ch in rd.snapshot_chunks:
             c["snapshot_bytes_staged"] += len(ch.data)
-        if rd.hard_state is not None or rd.entries or self.snap is not None:
+        if self.saves:
             c["fsyncs" if rd.must_sync else "unsynced_saves"] += 1
 
 
