@@ -36,8 +36,13 @@ def execute_notebook(nb, cwd: str, timeout: int = 300) -> None:
     try:
         # an absolute socket path: the kernel runs in `cwd`, the client here
         config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "k")}})
+        # "immediate": once every cell ran (the notebook's last cell stops its cluster), the
+        # kernel is killed rather than asked to shut down. ipykernel 7.4's graceful shutdown
+        # races its IOPub thread's close against a control-thread flush and, now and then on a
+        # loaded machine, prints a ZMQError traceback (ENOTSOCK) after the story has ended.
+        # Node processes a kernel leaves behind still die with it (PR_SET_PDEATHSIG, reaper).
         NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": cwd}},
-                       config=config).execute()
+                       shutdown_kernel="immediate", config=config).execute()
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
 

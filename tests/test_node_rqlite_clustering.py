@@ -32,10 +32,14 @@ def procs(tmp_path):
 
 
 def _leader_of(procs, nodes) -> dict:
+    """Every node's status, once all name one leader in one term and each holds a
+    configuration: a node that had not bootstrapped yet learns its leader from the first
+    AppendEntries (Raft 5.2) a moment before the founding entry reaches it by replication."""
     sts = {p.name: procs.status(p) for p in nodes}
     leaders = {s["leader"] for s in sts.values()}
     terms = {s["term"] for s in sts.values()}
-    return sts if len(leaders) == 1 and 0 not in leaders and len(terms) == 1 else {}
+    configured = all(s["voters"] for s in sts.values())
+    return sts if len(leaders) == 1 and 0 not in leaders and len(terms) == 1 and configured else {}
 
 
 @pytest.mark.parametrize("via", ["client", "http"])
