@@ -50,6 +50,9 @@ def add_node_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", required=True, help="peer address, e.g. tcp://127.0.0.1:7001")
     p.add_argument("--client", required=True, help="client address, e.g. tcp://127.0.0.1:8001")
     p.add_argument("--http", default=None, help="HTTP API address host:port (rqlite-compatible)")
+    p.add_argument("--http-workers", type=int, default=None,
+                   help="processes that accept the HTTP API's connections and answer its reads "
+                        "on other cores; the node serves the rest (default: DDB_HTTP_WORKERS or 0)")
     p.add_argument("--peers", default=None,
                    help="initial members: ID=PEER/CLIENT,... or a JSON object (include this node)")
     p.add_argument("--join", default=None, help="client address(es) of members to join, comma-separated")
@@ -112,7 +115,7 @@ def options_from_args(args: argparse.Namespace) -> NodeOptions:
     return NodeOptions(
         node_id=internal_id(name), node_name=name if str(internal_id(name)) != name else None, peer_addr=tcp(args.listen), client_addr=tcp(args.client), peers=peers,
         data_dir=args.data_dir, storage=args.storage, cluster_id=args.cluster_id,
-        join=[a for a in (args.join or "").split(",") if a], http_addr=args.http,
+        join=[a for a in (args.join or "").split(",") if a], http_addr=args.http, http_workers=args.http_workers,
         tick_ms=args.tick_ms, election_tick=args.election_tick, heartbeat_tick=args.heartbeat_tick,
         snapshot_entries=args.snapshot_entries, snapshot_trailing=args.snapshot_trailing,
         snapshot_bytes=args.snapshot_bytes, snapshot_chunk=args.snapshot_chunk, curve=curve,

@@ -176,14 +176,16 @@ class NodeServer:
         self.client_sock = ClientEndpoint(self.ctx, self.opts.client_addr, self._on_client_frames,
                                           curve=self.opts.curve)
         self.transport.start()
+        if self.opts.http_addr:
+            # before the client endpoint answers: whoever sees the node up (a status over
+            # zmq) finds its HTTP API listening too, read workers included
+            self.http = await start_http(self)
         self.client_sock.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 loop.add_signal_handler(sig, self._stopping.set)
             except (NotImplementedError, RuntimeError):
                 pass
-        if self.opts.http_addr:
-            self.http = await start_http(self)
         tasks = [asyncio.ensure_future(self._ticker())]
         if self.webhook is not None:           # rqlite's CDC webhook (cdc.py)
             tasks.append(asyncio.ensure_future(self.webhook.run()))
@@ -400,6 +402,8 @@ class NodeServer:
     # ================================================================ outputs
     def _flush(self) -> None:
         """Carry out what the Replica asked for: replies, forwards, events, peer links."""
+        if self.http is not None and self.http.workers is not None:
+            self.http.workers.changed()
         for item in self.replica.take_outbox():
             kind = item[0]
             if kind == "reply":

@@ -38,6 +38,7 @@ class NodeOptions:
     cluster_id: str = "ddb"
     join: list = field(default_factory=list)   # client addresses of members to ask to join
     http_addr: str | None = None         # host:port for the HTTP API (served when set)
+    http_workers: int | None = None      # read worker processes (http.workers); None: DDB_HTTP_WORKERS or 0
     tick_ms: int = TICK_MS
     election_tick: int = ELECTION_TICK
     heartbeat_tick: int = HEARTBEAT_TICK
@@ -111,6 +112,8 @@ class NodeOptions:
                            ("--http-adv-addr", self.http_adv_addr)):
             if addr is not None and not _HOST_PORT.match(addr.split("://", 1)[-1]):
                 raise ValueError(f"{flag} {addr!r} is not host:port")
+        if self.http_workers is not None and self.http_workers < 0:
+            raise ValueError("--http-workers must not be negative")
         if self.http_adv_addr and not self.http_addr:
             raise ValueError("--http-adv-addr needs --http (the address the API binds)")
         if self.changes_keep_entries < 0 or self.changes_keep_bytes < 0:

@@ -50,6 +50,7 @@ class StateMachine(Transactions, QueryEngine):
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {sorted(SYNC_MODES)}")
         self.path = path
+        self.file_generation = 0        # bumped when a snapshot replaces the database file
         self.sync_mode = sync
         self.limits = limits
         self.foreign_keys = foreign_keys
@@ -572,6 +573,7 @@ class StateMachine(Transactions, QueryEngine):
         else:
             self._stop_checkpointer()
             self._close_loop_reader()        # it would keep reading the replaced file
+            self.file_generation += 1        # so do other processes' readers (http.workers)
             self._conn.close()
             self._conn = None
             for suffix in ("-wal", "-shm"):

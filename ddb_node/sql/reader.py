@@ -47,7 +47,7 @@ class Reader(QueryEngine):
         conn.set_busy_timeout(busy_timeout_ms)
         conn.execute("PRAGMA temp_store=MEMORY")    # no temp file names from SQLite's PRNG
         determinism.register_functions(conn)
-        extensions.load(conn, list(extension_files))
+        self.nondeterministic = extensions.load(conn, list(extension_files))
         self._conn = conn
         self._cur = None
         self.limits = limits
@@ -62,7 +62,8 @@ class Reader(QueryEngine):
         return self._internal_rows("SELECT idx FROM _ddb_applied WHERE id = 0")[0][0]
 
     def read(self, request: Request, *, max_rows: int | None = None, max_bytes: int | None = None,
-             checked: bool = False, at_least: int = 0) -> tuple[list[Result], int]:
+             checked: bool = False, at_least: int = 0,
+             budget_s: float | None = None) -> tuple[list[Result], int]:
         """(results, applied index of the state they were read from), all statements in one
         read transaction. A state older than `at_least` (the index the read was decided at)
         is never served: StaleReader, which the caller answers as a retryable error."""
@@ -74,7 +75,7 @@ class Reader(QueryEngine):
             if index < at_least:
                 raise StaleReader(f"this node's reader saw index {index}, older than the "
                                   f"{at_least} the read was decided at")
-            return self._run_request(request, max_rows, max_bytes), index
+            return self._run_request(request, max_rows, max_bytes, budget_s), index
         finally:
             self._internal_exec("COMMIT")
 

@@ -110,6 +110,8 @@ class StatusEndpoint(Endpoint):
                      "tls": {"enabled": "true" if service.cert else "false"},
                      "queue": {"_default": {"sequence_number": q.last_done, **q.stats}},
                      "stats": dict(service.stats),
+                     "workers": service.workers.status() if service.workers is not None
+                     else {"count": 0},
                      "ws": {"clients": len(service.hub.clients),
                             "dropped_frames": service.hub.dropped_frames}},
             "node": {"start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s.started)),

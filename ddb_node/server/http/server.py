@@ -124,8 +124,9 @@ class HttpServer:
 
     def __init__(self, app, *, max_connections: int = 1024, max_header_size: int = 64 << 10,
                  idle_timeout: float = 30.0, header_timeout: float = 30.0, body_timeout: float = 30.0,
-                 ssl=None, on_refused=None):
+                 ssl=None, on_refused=None, protocol=None):
         self.app = app
+        self.protocol = protocol or HttpProtocol     # a read worker's serves the same way
         self.max_connections = max_connections
         self.max_header_size = max_header_size
         self.idle_timeout = idle_timeout
@@ -140,12 +141,36 @@ class HttpServer:
 
     async def listen(self, host: str, port: int, backlog: int = 1024) -> list:
         loop = asyncio.get_running_loop()
-        srv = await loop.create_server(lambda: HttpProtocol(self), host or None, port,
+        srv = await loop.create_server(lambda: self.protocol(self), host or None, port,
                                        backlog=backlog, ssl=self.ssl, reuse_address=True)
         self.servers.append(srv)
+        self._start_sweeping()
+        return list(srv.sockets)
+
+    async def serve_on(self, sock) -> None:
+        """Accept connections on a listening socket made elsewhere (a read worker's own,
+        on the port its node reserved: http.workers)."""
+        srv = await asyncio.get_running_loop().create_server(lambda: self.protocol(self), sock=sock,
+                                                             ssl=self.ssl)
+        self.servers.append(srv)
+        self._start_sweeping()
+
+    def serving_elsewhere(self) -> None:
+        """This server accepts nothing itself: it serves the connections it adopts."""
+        self._start_sweeping()
+
+    async def adopt(self, sock, data: bytes) -> None:
+        """Serve a connection another process accepted (a read worker hands over every
+        connection it does not answer itself), `data` being what it had read of it."""
+        self._start_sweeping()
+        _transport, proto = await asyncio.get_running_loop().connect_accepted_socket(
+            lambda: self.protocol(self), sock)
+        if data:
+            proto.data_received(data)
+
+    def _start_sweeping(self) -> None:
         if self._sweeper is None:
             self._sweeper = asyncio.ensure_future(self._sweep())
-        return list(srv.sockets)
 
     def close(self) -> None:
         for srv in self.servers:

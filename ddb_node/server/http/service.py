@@ -47,6 +47,7 @@ from .errors import HttpError, StatementFailed, TransactionFailed, WritesRefused
 from .metrics import Metrics
 from .routes import Router
 from .server import HttpServer
+from .workers import WorkerPool, reserve_port
 from .ws import EventHub
 
 log = logging.getLogger("ddb.http")
@@ -68,6 +69,7 @@ class HttpService:
         opts = server.opts
         self.addr = opts.http_addr
         auth = _opt(opts, "http_auth", "DDB_HTTP_AUTH")
+        self.auth_path = auth
         self.creds = CredentialStore.load(auth) if auth else None
         self.cert = _opt(opts, "http_cert", "DDB_HTTP_CERT")
         self.key = _opt(opts, "http_key", "DDB_HTTP_KEY")
@@ -76,6 +78,8 @@ class HttpService:
         self.max_load = int(_opt(opts, "http_max_load", "DDB_HTTP_MAX_LOAD", 64 << 20))
         self.max_result = int(_opt(opts, "http_max_result", "DDB_HTTP_MAX_RESULT", 64 << 20))
         self.max_conns = int(_opt(opts, "http_max_connections", "DDB_HTTP_MAX_CONNECTIONS", 1024))
+        self.workers_wanted = int(_opt(opts, "http_workers", "DDB_HTTP_WORKERS", 0))
+        self.workers = None             # http.workers.WorkerPool, when reads have workers
         self.scheme = "https" if self.cert else "http"
         self.ws_scheme = "wss" if self.cert else "ws"
         self.hub = EventHub(server)
@@ -103,7 +107,18 @@ class HttpService:
         self.httpd = HttpServer(Router(self), max_connections=self.max_conns, max_header_size=64 << 10,
                                 idle_timeout=30.0, header_timeout=30.0, body_timeout=30.0,
                                 ssl=ssl_ctx, on_refused=self._refused)
-        self.sockets = await self.httpd.listen(host, int(port), backlog=1024)
+        n = self.workers_wanted
+        if n > 0 and (ssl_ctx is not None or self.server.sm.memory):
+            log.warning("node %d: no HTTP workers with %s", self.server.id,
+                        "TLS" if ssl_ctx is not None else "the database in memory")
+            n = 0
+        if n > 0:
+            self.sockets = [reserve_port(host, int(port))]
+            self.httpd.serving_elsewhere()
+            self.workers = WorkerPool(self, n, self.sockets)
+            await self.workers.start()
+        else:
+            self.sockets = await self.httpd.listen(host, int(port), backlog=1024)
         self.queue.start()
         return self
 
@@ -113,6 +128,8 @@ class HttpService:
     def stop(self) -> None:
         self.hub.close()
         self.queue.stop()
+        if self.workers is not None:
+            self.workers.close()
         if self.httpd is not None:
             self.httpd.close()
         if self._client is not None:
