@@ -125,8 +125,13 @@ class CpuMeter:
         out.update({"wrk_cpu_cores": round(self.wrk / self.wall, 2),
                     "foreign_cpu_cores": round(max(0.0, self.busy - ours) / self.wall, 2),
                     "machine_busy_cores": round(self.busy / self.wall, 2)})
+        node = [k for k in self.cpu if k == "leader" or k.startswith("leader_worker")]
+        if len(node) > 1:       # the leader's node: its process and its HTTP read workers
+            out["leader_node_cpu_cores"] = round(sum(self.cpu[k] for k in node) / self.wall, 2)
         if ops:
             out.update({f"{k}_cpu_us_per_op": round(v / ops * 1e6, 1) for k, v in self.cpu.items()})
+            if len(node) > 1:
+                out["leader_node_cpu_us_per_op"] = round(sum(self.cpu[k] for k in node) / ops * 1e6, 1)
             out["leader_user_us_per_op"] = round(self.user.get("leader", 0) / ops * 1e6, 1)
             out["leader_system_us_per_op"] = round(self.system.get("leader", 0) / ops * 1e6, 1)
             out["wrk_cpu_us_per_op"] = round(self.wrk / ops * 1e6, 1)
@@ -185,7 +190,8 @@ def run_ddb(args) -> list[dict]:
     with open(lua, "w") as f:
         f.write(LUA)
     try:
-        with LocalCluster(3, http=True, storage=args.storage) as c:
+        extra = ("--http-workers", str(args.http_workers)) if args.http_workers else ()
+        with LocalCluster(3, http=True, storage=args.storage, extra_args=extra) as c:
             lid = c.wait_for_leader()
             base = "http://" + c.nodes[lid].http_addr
             post(base + "/db/execute", ["CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)"])
@@ -194,6 +200,9 @@ def run_ddb(args) -> list[dict]:
                 post(base + "/db/execute", [["INSERT INTO kv(k, v) VALUES(?, ?)", f"s-{j}", v]
                                             for j in range(i, i + 500)])
             pids = {("leader" if i == lid else f"follower{i}"): n.proc.pid for i, n in c.nodes.items()}
+            with urllib.request.urlopen(base + "/status", timeout=30) as r:
+                workers = json.loads(r.read())["http"]["workers"].get("pids", [])
+            pids.update({f"leader_worker{k}": pid for k, pid in enumerate(workers)})
             def prof(name):
                 return os.path.join(args.profile, f"{name}.txt") if args.profile else None
             for conns in args.clients:
@@ -285,6 +294,8 @@ def main(argv=None) -> int:
     p.add_argument("--levels", default="weak,linearizable,none", help="read levels to measure")
     p.add_argument("--storage", default="disk", choices=("disk", "memory"))
     p.add_argument("--no-etcd", action="store_true")
+    p.add_argument("--http-workers", type=int, default=0,
+                   help="the nodes' --http-workers (read worker processes; 0: none)")
     p.add_argument("--queued", action="store_true", help="also measure ?queue writes (WriteQueue)")
     p.add_argument("--profile", metavar="DIR", help="py-spy the leader during each run, stacks into DIR")
     args = p.parse_args(argv)

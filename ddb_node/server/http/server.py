@@ -163,10 +163,12 @@ class HttpServer:
         """Serve a connection another process accepted (a read worker hands over every
         connection it does not answer itself), `data` being what it had read of it."""
         self._start_sweeping()
-        _transport, proto = await asyncio.get_running_loop().connect_accepted_socket(
-            lambda: self.protocol(self), sock)
-        if data:
-            proto.data_received(data)
+
+        def protocol():
+            p = self.protocol(self)
+            p.adopted = data           # parsed in connection_made, before the socket is read
+            return p
+        await asyncio.get_running_loop().connect_accepted_socket(protocol, sock)
 
     def _start_sweeping(self) -> None:
         if self._sweeper is None:
@@ -217,6 +219,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body_size = 0
         self._limit = 0
         self._writable: asyncio.Future | None = None    # set while the transport is full
+        self.adopted = b""             # what another process read of this connection (adopt)
 
     # ---- flow control (asyncio calls these when the write buffer passes its marks) ---
     def pause_writing(self) -> None:
@@ -243,6 +246,10 @@ class HttpProtocol(asyncio.Protocol):
         srv.connections.add(self)
         self.peer = transport.get_extra_info("peername")
         self.deadline = self.loop.time() + srv.idle_timeout
+        if self.adopted:
+            # before the first read of the socket: these bytes came first
+            data, self.adopted = self.adopted, b""
+            self.data_received(data)
 
     def connection_lost(self, exc) -> None:
         self.server.connections.discard(self)

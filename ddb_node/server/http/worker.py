@@ -92,51 +92,42 @@ class NodeView:
 
 
 class ReadIndexRounds:
-    """Linearizable reads share ReadIndex round trips: a read waits for a round that starts
-    after it arrived (one in flight at a time; the next one gathers the reads meanwhile)."""
+    """Linearizable reads share ReadIndex requests: the reads that arrive in one turn of the
+    loop wait for one request, sent at the end of that turn -- after each of them arrived
+    (diss. 6.4). Requests go out at once, several may be in flight: the node's core runs one
+    quorum round at a time and answers every request waiting for it with that round."""
 
     def __init__(self, ask):
         self.ask = ask                  # ask(rid): send the node a read_index request
         self.rid = 0
-        self.current: asyncio.Future | None = None
-        self.next: asyncio.Future | None = None
+        self.gathering: asyncio.Future | None = None
+        self.waiting: dict[int, asyncio.Future] = {}
 
     async def wait(self) -> int:
-        loop = asyncio.get_running_loop()
-        if self.current is None:
-            self.current = loop.create_future()
-            fut = self.current
-            self._start()
-        else:
-            if self.next is None:
-                self.next = loop.create_future()
-            fut = self.next
-        return await fut
+        if self.gathering is None:
+            loop = asyncio.get_running_loop()
+            self.gathering = loop.create_future()
+            loop.call_soon(self._send)
+        return await asyncio.shield(self.gathering)
 
-    def _start(self) -> None:
+    def _send(self) -> None:
+        fut, self.gathering = self.gathering, None
         self.rid += 1
+        self.waiting[self.rid] = fut
         try:
             self.ask(self.rid)
         except OSError as e:
-            fut, self.current = self.current, None
+            self.waiting.pop(self.rid, None)
             fut.set_exception(Handoff(str(e)))
-            self._promote()
 
     def answered(self, rid: int, index, error) -> None:
-        if rid != self.rid or self.current is None:
+        fut = self.waiting.pop(rid, None)
+        if fut is None or fut.done():
             return
-        fut, self.current = self.current, None
-        if not fut.done():
-            if isinstance(index, int) and error is None:
-                fut.set_result(index)
-            else:
-                fut.set_exception(Handoff(str(error)))
-        self._promote()
-
-    def _promote(self) -> None:
-        if self.next is not None:
-            self.current, self.next = self.next, None
-            self._start()
+        if isinstance(index, int) and error is None:
+            fut.set_result(index)
+        else:
+            fut.set_exception(Handoff(str(error)))
 
 
 # ====================================================================== local reads
