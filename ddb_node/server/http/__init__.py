@@ -2,7 +2,8 @@
 
 - `service.py`: `HttpService`, what a node starts (`start_http`): options, auth, metrics, the
   server and the router together
-- `server.py`: the HTTP/1.1 server itself (tornado's iostreams), limits, keep-alive
+- `server.py`: the HTTP/1.1 server itself (asyncio Protocol, httptools), limits, keep-alive,
+  connections adopted from a read worker
 - `routes.py`: the table of paths and the `Router` (body limits, 405, 401) over endpoints
 - `endpoint.py`: what every endpoint shares (flags, JSON answers, redirects)
 - `sql.py`: /db/execute, /db/query, /db/request (and the queued writes)
@@ -13,6 +14,8 @@
   /ddb/control
 - `control.py`: the control path behind the dashboard's fault and process buttons
 - `ws.py`: the dashboard's WebSocket feed
+- `workers.py`, `worker.py`, `worker_channel.py`: read worker processes (`--http-workers`):
+  the node's side, the process, and the socket pair between them
 - `auth.py`, `errors.py`, `format.py`, `metrics.py`, `status.py`: users and permissions,
   ddb's errors as rqlite's statuses, rqlite's answer shapes, /debug/vars, status details
 """

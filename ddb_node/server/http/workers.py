@@ -176,6 +176,8 @@ class WorkerPool:
         self.closed = True
         if self._refresh is not None:
             self._refresh.cancel()
+        if self._read_timer is not None:
+            self._read_timer.cancel()
         loop = asyncio.get_event_loop()
         for h in self.handles:
             if h.sock is not None:
