@@ -201,6 +201,8 @@ def http_table(http, targets: Targets) -> str:
         cpu = r.get("leader_cpu_us_per_op")
         cpu_s = "-" if cpu is None else (f"{cpu:.1f} ({fmt(r.get('leader_user_us_per_op'), 1)}"
                                          f"+{fmt(r.get('leader_system_us_per_op'), 1)})")
+        if r.get("leader_node_cpu_us_per_op") is not None:     # with read workers
+            cpu_s = f"{r['leader_node_cpu_us_per_op']:.1f} (process {fmt(cpu, 1)})"
         out.append("| " + " | ".join([
             label, fmt(r.get("ops_per_s")),
             f"{fmt(r.get('p50_ms'), 2)} / {fmt(r.get('p99_ms'), 1)}",
@@ -380,7 +382,10 @@ def report(d: str, png: str | None = None) -> str:
         parts.append(f"Raft core alone (simulated 3 nodes, MemoryStorage): "
                      f"{fmt(core[0].get('entries_per_sec'))} entries/s (`benchmarks/core.py`).\n")
     if http:
-        parts.append("HTTP with wrk (`benchmarks/http_wrk.py --queued`: ddb, then etcd's JSON "
+        workers = max((r.get("http_workers") or 0 for r in http if r.get("peer") == "ddb"), default=0)
+        how = (f"--queued --http-workers {workers}`: each node with {workers} HTTP read worker "
+               "processes; the leader's CPU is its process and its workers'" if workers else "--queued`")
+        parts.append(f"HTTP with wrk (`benchmarks/http_wrk.py {how}; ddb, then etcd's JSON "
                      "gateway in the same run; 1 wrk thread, 10 s per row):\n\n"
                      + http_table(http, targets))
     fo = failover_table(load(os.path.join(d, "failover.jsonl")), targets)

@@ -208,7 +208,8 @@ def run_ddb(args) -> list[dict]:
             for conns in args.clients:
                 r = wrk(base, {"WRK_MODE": "put", "WRK_PREFIX": f"p{conns}"}, conns, args.secs, lua,
                         pids=pids, profile=prof(f"put-{conns}"))
-                out.append(dict(peer="ddb", measurement="put", clients=conns, client="wrk", **r))
+                out.append(dict(peer="ddb", measurement="put", clients=conns, client="wrk",
+                                http_workers=args.http_workers, **r))
                 log(json.dumps(out[-1]))
             if args.queued:
                 out.append(queued_put(base, args, lua, pids))
@@ -217,7 +218,8 @@ def run_ddb(args) -> list[dict]:
                 for conns in args.read_clients:
                     r = wrk(base, {"WRK_MODE": level}, conns, args.secs, lua, pids=pids,
                             profile=prof(f"get_{level}-{conns}"))
-                    out.append(dict(peer="ddb", measurement=f"get_{level}", clients=conns, client="wrk", **r))
+                    out.append(dict(peer="ddb", measurement=f"get_{level}", clients=conns, client="wrk",
+                                    http_workers=args.http_workers, **r))
                     log(json.dumps(out[-1]))
             if c.crashed():
                 raise RuntimeError(f"nodes crashed during the benchmark: {c.crashed()}")

@@ -24,7 +24,8 @@ python3 "$PEERS/dqlite_bench.py" --runs 1 --no-wrk --quiet-wait 0 --time-limit 3
 python3 "$PEERS/sqlite_bench.py" --runs 1 --quiet-wait 0 > "$OUT/sqlite.jsonl"
 # the HTTP path with wrk beside etcd's gateway, and failover (20 of each fault); SOAK=1 adds
 # the 10-minute no-fault soak (term changes under 64 clients)
-$PY benchmarks/http_wrk.py --queued | tee "$OUT/http.txt" | grep '^{' > "$OUT/http.jsonl" || true
+# HTTP_WORKERS (default 2): each node's --http-workers, read worker processes
+$PY benchmarks/http_wrk.py --queued --http-workers "${HTTP_WORKERS:-2}" | tee "$OUT/http.txt" | grep '^{' > "$OUT/http.jsonl" || true
 $PY benchmarks/failover.py --rounds 20 --quiet --out "$OUT/failover.jsonl" > /dev/null
 if [ -n "${SOAK:-}" ]; then $PY benchmarks/soak.py --out "$OUT/soak.jsonl" > /dev/null; fi
 # issue 13: 10^4..10^6 rows (10^7: SCALE_ARGS=--huge, ~10 more minutes)
