@@ -21,6 +21,7 @@ import pytest
 
 from ddb_node.cluster import LocalCluster
 from ddb_node.server.http.worker import NodeView, ReadIndexRounds
+from ddb_node.server.http.workers import listen_like, reserve_port
 
 from tests.http_support import request
 from tests.nodehelpers import wait_until
@@ -145,6 +146,21 @@ def test_a_write_on_a_workers_connection_is_applied_and_the_connection_goes_on(c
     assert json.loads(got[1][2])["results"][0]["rows_affected"] == 1
     assert json.loads(got[2][2])["results"][0]["values"] == [["w"]]
     assert _workers(addr)["adopted"] == handed + 2   # and this /status's own connection
+
+
+def test_a_workers_reads_follow_schema_changes(cluster):
+    """A table that did not exist, then a new column: the worker's kept verdicts and
+    prepared statements never answer from the old schema."""
+    addr = _leader_http(cluster)
+    q = _get("/db/query?q=SELECT+*+FROM+later&level=linearizable")
+    assert "no such table" in _exchange(addr, q, 1)[0][2].decode()
+    assert request("POST", f"http://{addr}/db/execute",
+                   [["CREATE TABLE later(a)"], ["INSERT INTO later VALUES (1)"]]).status == 200
+    assert json.loads(_exchange(addr, q, 1)[0][2])["results"][0]["values"] == [[1]]
+    assert request("POST", f"http://{addr}/db/execute",
+                   [["ALTER TABLE later ADD COLUMN b DEFAULT 'x'"]]).status == 200
+    got = json.loads(_exchange(addr, q, 1)[0][2])["results"][0]
+    assert got["columns"] == ["a", "b"] and got["values"] == [[1, "x"]]
 
 
 def test_a_large_write_handed_over_mid_body_reaches_the_node_whole(cluster):
@@ -288,3 +304,16 @@ def test_a_linearizable_read_waits_for_a_read_index_request_sent_after_it_arrive
         with pytest.raises(Exception, match="no leader"):
             await failing
     asyncio.run(scenario())
+
+
+def test_a_port_another_nodes_workers_listen_on_is_address_in_use():
+    """SO_REUSEPORT lets a node's workers share its port; it must not let a second node
+    with workers silently share it too (a misconfigured port is refused, as without)."""
+    first = reserve_port("127.0.0.1", 0)
+    listener = listen_like({"family": int(first.family), "addr": list(first.getsockname())})
+    try:
+        with pytest.raises(OSError):
+            reserve_port("127.0.0.1", first.getsockname()[1])
+    finally:
+        listener.close()
+        first.close()

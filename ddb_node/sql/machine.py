@@ -448,6 +448,12 @@ class StateMachine(Transactions, QueryEngine):
         return reader.query(request, max_rows=max_rows, max_bytes=max_bytes, checked=checked,
                             budget_s=budget_s)
 
+    @property
+    def schema_generation(self) -> int:
+        """Moves with every schema change this machine makes (and a new file): what a cache
+        of statement verdicts elsewhere (an HTTP read worker's) is keyed on."""
+        return self._schema_gen
+
     def _close_loop_reader(self) -> None:
         if self._loop_reader is not None:
             self._loop_reader.close()

@@ -41,6 +41,15 @@ def reserve_port(host: str, port: int) -> socket.socket:
     first worker to wake take nearly all of them)."""
     family, kind, proto, _, addr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                                       flags=socket.AI_PASSIVE)[0]
+    # first without SO_REUSEPORT: another node (with workers) already on the port must be
+    # "Address already in use" here, not a silent share of its connections
+    probe = socket.socket(family, kind, proto)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(addr)
+        addr = probe.getsockname()          # the port chosen, if 0 was asked
+    finally:
+        probe.close()
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -211,13 +220,14 @@ class WorkerPool:
         leads = bool(r.is_leader)
         return {"leader": leads, "until": time.monotonic() + self.lease_s if leads else 0.0,
                 "term": self.server.raft.term, "leader_id": self.server.raft.leader_id,
-                "gen": self.server.sm.file_generation}
+                "gen": self.server.sm.file_generation, "schema": self.server.sm.schema_generation}
 
     def changed(self) -> None:
         """After each turn of the node's loop: tell the workers when what they act on moved."""
         r = self.server.replica
+        sm = self.server.sm
         now = (r.is_leader, self.server.raft.term, self.server.raft.leader_id,
-               self.server.sm.file_generation)
+               sm.file_generation, sm.schema_generation)
         if now != self._last_state:
             self._last_state = now
             self._broadcast()
