@@ -447,3 +447,27 @@ def test_a_reader_never_serves_a_state_older_than_the_read_was_decided_at(tmp_pa
     assert r.read(req("SELECT a FROM t"))[1] == 2          # the connection is still usable
     r.close()
     sm.close()
+
+
+# ---------------------------------------------------------------- schema changes
+@pytest.mark.parametrize("where", [":memory:", "file"])
+def test_a_cached_statement_answers_with_the_columns_of_the_schema_it_runs_under(tmp_path, where):
+    """SQLite prepares a cached statement again when the schema changed; its answer must name
+    the columns of the new schema (apsw's get_description() kept the first preparation's:
+    after ADD COLUMN, `SELECT *` named one column for two values), for rows and empty
+    results, on the read path and through the log (a RETURNING)."""
+    sm = StateMachine(":memory:" if where == ":memory:" else str(tmp_path / "db"))
+    apply_one(sm, "CREATE TABLE s(a)")
+    apply_one(sm, "INSERT INTO s VALUES (1)")
+    assert sm.query(req("SELECT * FROM s"))[0].columns == ["a"]
+    assert sm.query(req("SELECT * FROM s WHERE a = 9"))[0].columns == ["a"]
+    ins = "INSERT INTO s(a) VALUES (2) RETURNING *"
+    assert apply_one(sm, ins).results[0].columns == ["a"]
+    apply_one(sm, "ALTER TABLE s ADD COLUMN b DEFAULT 'x'")
+    (r,) = sm.query(req("SELECT * FROM s"))
+    assert (r.columns, r.rows) == (["a", "b"], [(1, "x"), (2, "x")])
+    assert sm.query(req("SELECT * FROM s WHERE a = 9"))[0].columns == ["a", "b"]
+    assert apply_one(sm, ins).results[0].columns == ["a", "b"]
+    apply_one(sm, "ALTER TABLE s RENAME COLUMN a TO c")
+    assert sm.query(req("SELECT * FROM s"))[0].columns == ["c", "b"]
+    sm.close()

@@ -51,6 +51,7 @@ class StateMachine(Transactions, QueryEngine):
             raise ValueError(f"sync must be one of {sorted(SYNC_MODES)}")
         self.path = path
         self.file_generation = 0        # bumped when a snapshot replaces the database file
+        self._loop_reader_schema = None  # the schema generation the loop reader opened at
         self.sync_mode = sync
         self.limits = limits
         self.foreign_keys = foreign_keys
@@ -80,6 +81,7 @@ class StateMachine(Transactions, QueryEngine):
         self._conn = conn
         self._prepared = None           # classify's PrepareCache: one per connection
         self._schema_gen = 0            # bumped at every DDL this connection prepares
+        self._described: dict = {}      # text -> (schema generation, columns): _columns_of_empty
         self._recording = None          # classify's list of authorizer actions, while preparing
         self._internal = False
         self._denied = None
@@ -306,13 +308,21 @@ class StateMachine(Transactions, QueryEngine):
                     n0 = 0 if captured is None else len(captured)
                     try:
                         execute(sql, params)
-                        rows = cur.fetchall()
+                        row = next(cur, None)          # columns: see QueryEngine._run_one
+                        if row is None:
+                            rows, fresh = (), None
+                        else:
+                            fresh = cur.description
+                            rows = [row]
+                            rows += cur.fetchall()
                     except Exception as e:
                         res = self._failed(k, e, t0)
                         if captured is not None and total_changes() == tc:
                             del captured[n0:]     # SQLite undid the statement (ABORT)
                     else:
                         mark = self._mark
+                        if mark is not None and mark[0]:
+                            mark = (fresh or self._columns_of_empty(sql, mark[0]), mark[1])
                         if mark is None:
                             res = Result(k)
                         elif mark[1]:
@@ -440,13 +450,38 @@ class StateMachine(Transactions, QueryEngine):
         if not self._conn.get_autocommit():
             raise SqlError("query() called while a transaction is open")
         reader = self._loop_reader
+        if reader is not None and self._loop_reader_schema != self._schema_gen:
+            # its cached statements would describe an empty result with the columns of
+            # the schema they were first prepared under (see QueryEngine._run_one)
+            self._close_loop_reader()
+            reader = None
         if reader is None:
             reader = self._loop_reader = Reader(self.path, limits=self.limits,
                                                 statement_cache=self.statement_cache,
                                                 extension_files=self.extension_files,
                                                 busy_timeout_ms=0)
+            self._loop_reader_schema = self._schema_gen
         return reader.query(request, max_rows=max_rows, max_bytes=max_bytes, checked=checked,
                             budget_s=budget_s)
+
+    def _columns_of_empty(self, sql: str, desc):
+        """A cached statement that returned no row may still describe the schema it was
+        prepared under: since this connection changed the schema, describe it afresh (once
+        per text and schema generation)."""
+        gen = self._schema_gen
+        if not gen:
+            return desc             # no DDL since this connection opened: nothing is stale
+        known = self._described.get(sql)
+        if known is not None and known[0] == gen:
+            return known[1]
+        try:
+            now = self._describe(sql) or desc
+        except apsw.Error:
+            now = desc
+        if len(self._described) >= 4096:
+            self._described.clear()
+        self._described[sql] = (gen, now)
+        return now
 
     @property
     def schema_generation(self) -> int:

@@ -7,6 +7,7 @@ A subclass provides ``_conn`` (the connection), ``_cur`` (its cursor for apply, 
 """
 from __future__ import annotations
 
+import itertools
 import time
 
 import apsw
@@ -125,6 +126,27 @@ class QueryEngine:
                 break       # like sqlite3_exec: the rest of this string does not run
         return out
 
+    def _columns_of_empty(self, sql: str, desc):
+        """The description of a statement that returned no row, so was never stepped past
+        a schema change (a reader is reopened by its owner when the schema moves)."""
+        return desc
+
+    def _describe(self, sql: str):
+        """Prepare `sql` afresh (not cached) and tell its columns, without running it."""
+        info = {}
+
+        def tracer(cursor, text, bindings):
+            info["desc"] = cursor.get_description()
+            return False
+
+        c = self._conn.cursor()
+        c.exec_trace = tracer
+        try:
+            c.execute(sql, apsw._null_bindings, can_cache=False)
+        except apsw.ExecTraceAbort:
+            pass
+        return info.get("desc")
+
     def _bindings_count(self, sql) -> int | None:
         info = {}
 
@@ -153,16 +175,30 @@ class QueryEngine:
                 cur.execute(sql, params)
             else:       # prepared afresh: the authorizer sees it (a transaction's tables)
                 cur.execute(sql, params, can_cache=False)
-            if max_rows is None and max_bytes is None:
-                rows = cur.fetchall()
+            # the first step prepares a cached statement again if the schema changed since
+            # (SQLITE_SCHEMA); only then are its columns known: apsw's get_description(),
+            # which the exec tracer saw, keeps those of the first preparation (after an
+            # ALTER TABLE ... ADD COLUMN, `SELECT *` had one column name for two values)
+            row = next(cur, None)
+            fresh = None if row is None else cur.description
+            if row is None:
+                rows = []
+            elif max_rows is None and max_bytes is None:
+                rows = [row]
+                rows += cur.fetchall()
             else:
-                rows, truncated = limited(cur, max_rows, max_bytes, drain=cur is self._cur)
+                rows, truncated = limited(itertools.chain((row,), cur), max_rows, max_bytes,
+                                          drain=cur is self._cur)
         except Exception as e:
             return self._failed(k, e, t0)
         mark = self._mark
         if mark is None:           # nothing but comments
             return Result(k)
         desc, readonly = mark
+        if fresh is not None:
+            desc = fresh
+        elif desc:
+            desc = self._columns_of_empty(sql, desc)
         if readonly:
             changes, last_id = 0, None
         else:

@@ -159,7 +159,7 @@ class LocalReads:
         self.schema_conn = apsw.Connection(self.cfg["db"], flags=apsw.SQLITE_OPEN_READONLY)
         self.schema_conn.set_busy_timeout(0)
         self.cache = PrepareCache()
-        self.gen = self.view.gen
+        self.gen = (self.view.gen, self.view.schema)
 
     def close(self) -> None:
         if self.reader is not None:
@@ -185,8 +185,8 @@ class LocalReads:
                 raise Handoff("freshness is the node's to judge")
         elif level not in (WEAK, LINEARIZABLE) or not self.view.leads():
             raise Handoff("the leader's read")
-        if self.gen != self.view.gen or self.reader is None:
-            self._open()
+        if self.gen != (self.view.gen, self.view.schema) or self.reader is None:
+            self._open()          # a new file, or a new schema (see QueryEngine._run_one)
         sreq = Request(statements=req.statements, level=req.level, timeout=req.timeout)
         try:
             # keyed on the node's schema generation, not `PRAGMA schema_version` (~10 µs a
@@ -194,7 +194,7 @@ class LocalReads:
             # whether a text reads or writes does not depend on the schema, and a text that
             # does not prepare is never kept
             cls = classify(sreq, self.schema_conn, self.limits, self.reader.nondeterministic,
-                           self.cache.at_schema((self.gen, self.view.schema)))
+                           self.cache.at_schema(self.gen))
         except Exception:           # noqa: BLE001
             raise Handoff("the node words errors") from None
         if cls.kind != "read":
@@ -202,7 +202,7 @@ class LocalReads:
         at_least = 0
         if level == LINEARIZABLE:
             at_least = await self.rounds.wait()
-            if self.gen != self.view.gen:
+            if self.gen != (self.view.gen, self.view.schema):
                 self._open()
         try:
             results, index = self.reader.read(sreq, max_bytes=req.max_bytes, checked=True,
