@@ -471,3 +471,25 @@ def test_a_cached_statement_answers_with_the_columns_of_the_schema_it_runs_under
     apply_one(sm, "ALTER TABLE s RENAME COLUMN a TO c")
     assert sm.query(req("SELECT * FROM s"))[0].columns == ["c", "b"]
     sm.close()
+
+
+def test_a_long_lived_reader_describes_the_schema_another_connection_changed(tmp_path):
+    """The node's reader threads and HTTP workers keep their connections while apply
+    changes the schema on another: a read, an empty read and a cursor name the new columns."""
+    from ddb_node.sql.reader import Reader
+    path = str(tmp_path / "db")
+    sm = StateMachine(path)
+    apply_one(sm, "CREATE TABLE s(a)")
+    apply_one(sm, "INSERT INTO s VALUES (1)")
+    r = Reader(path)
+    full, empty = req("SELECT * FROM s"), req("SELECT * FROM s WHERE a = 9")
+    assert r.read(full)[0][0].columns == r.read(empty)[0][0].columns == ["a"]
+    assert r.cursor(full, 10).fetch()[0].columns == ["a"]
+    apply_one(sm, "ALTER TABLE s ADD COLUMN b DEFAULT 'x'")
+    (got,), _ = r.read(full)
+    assert (got.columns, got.rows) == (["a", "b"], [(1, "x")])
+    assert r.read(empty)[0][0].columns == ["a", "b"]
+    assert r.cursor(full, 10).fetch()[0].columns == ["a", "b"]
+    assert r.cursor(empty, 10).fetch()[0].columns == ["a", "b"]
+    r.close()
+    sm.close()

@@ -56,10 +56,38 @@ class Reader(QueryEngine):
         self._mark = None
         self._entry_dml = False
         self._nonce = secrets.token_hex(8)
+        self._schema_opened = self._schema_now = None   # schema versions: _columns_of_empty
+        self._described: dict = {}
         conn.authorizer = self._authorize
 
     def _applied(self) -> int:
-        return self._internal_rows("SELECT idx FROM _ddb_applied WHERE id = 0")[0][0]
+        """The applied index of the state this read transaction sees; notes its schema
+        version too (an empty result's columns: _columns_of_empty)."""
+        (index, version), = self._internal_rows(
+            "SELECT idx, (SELECT schema_version FROM pragma_schema_version) FROM _ddb_applied WHERE id = 0")
+        if self._schema_opened is None:
+            self._schema_opened = version
+        self._schema_now = version
+        return index
+
+    def _columns_of_empty(self, sql: str, desc):
+        """A statement cached before the schema moved under this long-lived reader (another
+        connection changed it) describes the old columns until stepped: with no row, it is
+        described afresh, once per text and schema version."""
+        now = self._schema_now
+        if now is None or now == self._schema_opened:
+            return desc
+        known = self._described.get(sql)
+        if known is not None and known[0] == now:
+            return known[1]
+        try:
+            fresh = self._describe(sql) or desc
+        except apsw.Error:
+            fresh = desc
+        if len(self._described) >= 4096:
+            self._described.clear()
+        self._described[sql] = (now, fresh)
+        return fresh
 
     def read(self, request: Request, *, max_rows: int | None = None, max_bytes: int | None = None,
              checked: bool = False, at_least: int = 0,
@@ -109,6 +137,8 @@ class Cursor:
         self.index = reader._applied()
         self._cur = conn.cursor()
         self._desc = None
+        self._stepped = False
+        self._sql = st.sql
 
         def note_description(cursor, _sql, _bindings):
             self._desc = cursor.get_description()     # known once prepared, rows or not
@@ -126,11 +156,21 @@ class Cursor:
         t0 = _perf()
         try:
             rows = list(itertools.islice(self._rows, self.chunk_rows))
+            if rows and not self._stepped:
+                # stepped once: a statement cached under an older schema is prepared again,
+                # and only now describes its columns (see QueryEngine._run_one)
+                self._stepped = True
+                try:
+                    self._desc = self._cur.description
+                except apsw.ExecutionCompleteError:
+                    pass    # all its rows came in this chunk: what the tracer saw is current
         except apsw.Error as e:
             self.close()
             raise SqlError(errmsg(e)) from None
         more = len(rows) == self.chunk_rows
         self.rows_sent += len(rows)
+        if not rows and not self._stepped and self._desc:
+            self._desc = self.reader._columns_of_empty(self._sql, self._desc)
         desc = self._desc or ()
         res = Result.from_rows(0, desc, rows, time=_perf() - t0) if desc else Result(0)
         if not more:
