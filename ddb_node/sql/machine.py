@@ -459,7 +459,7 @@ class StateMachine(Transactions, QueryEngine):
             reader = self._loop_reader = Reader(self.path, limits=self.limits,
                                                 statement_cache=self.statement_cache,
                                                 extension_files=self.extension_files,
-                                                busy_timeout_ms=0)
+                                                busy_timeout_ms=0, watch_schema=False)
             self._loop_reader_schema = self._schema_gen
         return reader.query(request, max_rows=max_rows, max_bytes=max_bytes, checked=checked,
                             budget_s=budget_s)

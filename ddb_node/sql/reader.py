@@ -40,7 +40,10 @@ class Reader(QueryEngine):
     _readonly_conn = True       # opened SQLITE_OPEN_READONLY: no query_only toggling
 
     def __init__(self, path: str, *, limits: Limits = DEFAULT_LIMITS, statement_cache: int = 64,
-                 extension_files: tuple = (), busy_timeout_ms: int = 2000):
+                 extension_files: tuple = (), busy_timeout_ms: int = 2000,
+                 watch_schema: bool = True):
+        """`watch_schema=False`: the owner opens a new Reader when the schema changes (the
+        state machine's loop reader, an HTTP worker's), so a read need not look (~4 µs)."""
         determinism.install()
         conn = apsw.Connection(path, vfs=determinism.VFS_NAME, statementcachesize=statement_cache,
                                flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
@@ -56,13 +59,16 @@ class Reader(QueryEngine):
         self._mark = None
         self._entry_dml = False
         self._nonce = secrets.token_hex(8)
+        self._watch_schema = watch_schema
         self._schema_opened = self._schema_now = None   # schema versions: _columns_of_empty
         self._described: dict = {}
         conn.authorizer = self._authorize
 
     def _applied(self) -> int:
-        """The applied index of the state this read transaction sees; notes its schema
-        version too (an empty result's columns: _columns_of_empty)."""
+        """The applied index of the state this read transaction sees; with `watch_schema`,
+        its schema version too (an empty result's columns: _columns_of_empty)."""
+        if not self._watch_schema:
+            return self._internal_rows("SELECT idx FROM _ddb_applied WHERE id = 0")[0][0]
         (index, version), = self._internal_rows(
             "SELECT idx, (SELECT schema_version FROM pragma_schema_version) FROM _ddb_applied WHERE id = 0")
         if self._schema_opened is None:

@@ -153,7 +153,8 @@ class LocalReads:
         self.close()
         self.reader = Reader(self.cfg["db"], limits=self.limits,
                              statement_cache=int(self.cfg["statement_cache"]),
-                             extension_files=tuple(self.cfg["extension_files"]), busy_timeout_ms=0)
+                             extension_files=tuple(self.cfg["extension_files"]), busy_timeout_ms=0,
+                             watch_schema=False)
         # classification prepares on a connection of its own: setting an authorizer there
         # would expire the reader's cached statements
         self.schema_conn = apsw.Connection(self.cfg["db"], flags=apsw.SQLITE_OPEN_READONLY)
