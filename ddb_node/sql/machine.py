@@ -464,24 +464,9 @@ class StateMachine(Transactions, QueryEngine):
         return reader.query(request, max_rows=max_rows, max_bytes=max_bytes, checked=checked,
                             budget_s=budget_s)
 
-    def _columns_of_empty(self, sql: str, desc):
-        """A cached statement that returned no row may still describe the schema it was
-        prepared under: since this connection changed the schema, describe it afresh (once
-        per text and schema generation)."""
-        gen = self._schema_gen
-        if not gen:
-            return desc             # no DDL since this connection opened: nothing is stale
-        known = self._described.get(sql)
-        if known is not None and known[0] == gen:
-            return known[1]
-        try:
-            now = self._describe(sql) or desc
-        except apsw.Error:
-            now = desc
-        if len(self._described) >= 4096:
-            self._described.clear()
-        self._described[sql] = (gen, now)
-        return now
+    def _stale_schema(self):
+        # no DDL since this connection opened: every cached statement is current
+        return self._schema_gen or None
 
     @property
     def schema_generation(self) -> int:

@@ -126,17 +126,36 @@ class QueryEngine:
                 break       # like sqlite3_exec: the rest of this string does not run
         return out
 
-    def _columns_of_empty(self, sql: str, desc):
-        """The description of a statement that returned no row, so was never stepped past
-        a schema change (a reader is reopened by its owner when the schema moves)."""
-        return desc
+    def _stale_schema(self):
+        """None while this connection's cached statements can only have been prepared
+        under the current schema; else a key for the schema now (see _columns_of_empty)."""
+        return None
 
-    def _describe(self, sql: str):
-        """Prepare `sql` afresh (not cached) and tell its columns, without running it."""
+    def _columns_of_empty(self, sql: str, desc):
+        """The columns of a statement that returned no row, so was never stepped: a
+        statement cached before the schema moved still describes the old columns; such a
+        text is described afresh, once per text and schema."""
+        key = self._stale_schema()
+        if key is None:
+            return desc
+        known = self._described.get(sql)
+        if known is not None and known[0] == key:
+            return known[1]
+        try:
+            fresh = self._prepared_only(sql, lambda c: c.get_description()) or desc
+        except apsw.Error:
+            fresh = desc
+        if len(self._described) >= 4096:
+            self._described.clear()
+        self._described[sql] = (key, fresh)
+        return fresh
+
+    def _prepared_only(self, sql: str, look):
+        """Prepare `sql` afresh (not cached) without running it -> look(cursor)."""
         info = {}
 
         def tracer(cursor, text, bindings):
-            info["desc"] = cursor.get_description()
+            info["v"] = look(cursor)
             return False
 
         c = self._conn.cursor()
@@ -145,24 +164,13 @@ class QueryEngine:
             c.execute(sql, apsw._null_bindings, can_cache=False)
         except apsw.ExecTraceAbort:
             pass
-        return info.get("desc")
+        return info.get("v")
 
     def _bindings_count(self, sql) -> int | None:
-        info = {}
-
-        def tracer(cursor, text, bindings):
-            info["n"] = cursor.bindings_count
-            return False
-
-        c = self._conn.cursor()
-        c.exec_trace = tracer
         try:
-            c.execute(sql, apsw._null_bindings, can_cache=False)
-        except apsw.ExecTraceAbort:
-            pass
+            return self._prepared_only(sql, lambda c: c.bindings_count)
         except Exception:
             return None
-        return info.get("n")
 
     def _run_one(self, k, sql, params, cur, max_rows, max_bytes, can_cache=True) -> Result:
         conn = self._conn

@@ -76,24 +76,10 @@ class Reader(QueryEngine):
         self._schema_now = version
         return index
 
-    def _columns_of_empty(self, sql: str, desc):
-        """A statement cached before the schema moved under this long-lived reader (another
-        connection changed it) describes the old columns until stepped: with no row, it is
-        described afresh, once per text and schema version."""
+    def _stale_schema(self):
+        # another connection changed the schema since this one opened (watch_schema)
         now = self._schema_now
-        if now is None or now == self._schema_opened:
-            return desc
-        known = self._described.get(sql)
-        if known is not None and known[0] == now:
-            return known[1]
-        try:
-            fresh = self._describe(sql) or desc
-        except apsw.Error:
-            fresh = desc
-        if len(self._described) >= 4096:
-            self._described.clear()
-        self._described[sql] = (now, fresh)
-        return fresh
+        return None if now is None or now == self._schema_opened else now
 
     def read(self, request: Request, *, max_rows: int | None = None, max_bytes: int | None = None,
              checked: bool = False, at_least: int = 0,
