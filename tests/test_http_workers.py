@@ -317,3 +317,18 @@ def test_a_port_another_nodes_workers_listen_on_is_address_in_use():
     finally:
         listener.close()
         first.close()
+
+
+def test_a_node_with_its_database_in_memory_serves_without_workers(tmp_path):
+    """A worker reads the database file: with none, the node serves the API alone (and
+    says so in /status) rather than failing to start."""
+    c = LocalCluster(1, data_dir=str(tmp_path), storage="memory", http=True,
+                     extra_args=("--http-workers", "2"))
+    try:
+        c.wait_for_leader()
+        addr = c.nodes[1].http_addr
+        assert _workers(addr) == {"count": 0}
+        got = _exchange(addr, _get("/db/query?q=SELECT+1&level=none"), 1)[0]
+        assert got[0] == 200 and json.loads(got[2])["results"][0]["values"] == [[1]]
+    finally:
+        c.close()

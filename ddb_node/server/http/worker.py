@@ -419,13 +419,7 @@ class Worker:
                     pass
 
     def _readable(self) -> None:
-        while True:
-            try:
-                msg, fds = channel.recv(self.ctl)
-            except BlockingIOError:
-                return
-            except OSError:
-                msg, fds = None, []
+        for msg, fds in channel.waiting(self.ctl):
             for fd in fds:
                 os.close(fd)
             if msg is None:           # the node is gone

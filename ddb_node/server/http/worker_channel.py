@@ -55,6 +55,21 @@ def recv(sock: socket.socket) -> tuple[list | None, list[int]]:
     return msg, fds
 
 
+def waiting(sock: socket.socket):
+    """The messages waiting on a non-blocking socket, as recv gives them; (None, []) last
+    if the other side is gone (closed, or the socket failed)."""
+    while True:
+        try:
+            msg, fds = recv(sock)
+        except BlockingIOError:
+            return
+        except OSError:
+            msg, fds = None, []
+        yield msg, fds
+        if msg is None:
+            return
+
+
 def _close(fd: int) -> None:
     try:
         os.close(fd)

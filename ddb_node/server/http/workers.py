@@ -257,13 +257,7 @@ class WorkerPool:
 
     # ---- what the workers ask --------------------------------------------------------
     def _readable(self, h: _Handle) -> None:
-        while h.sock is not None:
-            try:
-                msg, fds = channel.recv(h.sock)
-            except BlockingIOError:
-                return
-            except OSError:
-                msg, fds = None, []
+        for msg, fds in channel.waiting(h.sock):
             if msg is None:
                 self._exited(h)
                 return
@@ -318,7 +312,10 @@ class WorkerPool:
         had a round of its own: ~70 µs of the node's loop and ~35 µs of each follower's per
         read (heartbeats and their answers) where a read's whole HTTP work is ~100 µs."""
         self._read_wanted.append((h, rid))
-        if self._read_round is None and self._read_timer is None:
+        self._next_round()
+
+    def _next_round(self) -> None:
+        if self._read_wanted and self._read_round is None and self._read_timer is None:
             wait = self._read_last + READ_ROUND_S - time.monotonic()
             if wait > 0:
                 self._read_timer = asyncio.get_running_loop().call_later(wait, self._start_round)
@@ -343,8 +340,7 @@ class WorkerPool:
             self._read_round = None
             for h, rid in batch:
                 self._send(h, ["index", rid, index, error])
-            if self._read_wanted:
-                self._read_index(*self._read_wanted.pop())   # schedules the next round
+            self._next_round()
 
         token = object()
         try:
