@@ -35,18 +35,51 @@ from ddb_node.server.options import ELECTION_TICK, HEARTBEAT_TICK, TICK_MS
 _LIVE: "weakref.WeakSet[LocalCluster]" = weakref.WeakSet()
 
 
-def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    socks, ports = [], []
+def _ephemeral_range() -> tuple[int, int]:
     try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """n distinct ports that are free on host now, chosen below the kernel's ephemeral range.
+
+    A port the kernel hands out (bind to 0) is one it may also give an outgoing connection
+    a moment later, and a node's listen on it then fails with "address already in use"; ports
+    below the ephemeral range are taken only by another listener. Each is probed by binding."""
+    import random
+    lo, _ = _ephemeral_range()
+    pool_lo, pool_hi = (10000, lo - 1) if lo > 12000 else (1024, lo - 1)
+    rng = random.SystemRandom()
+    ports: list[int] = []
+    for _ in range(200 * n):
+        if len(ports) == n or pool_hi <= pool_lo:
+            break
+        port = rng.randint(pool_lo, pool_hi)
+        if port in ports:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((host, 0))
-            socks.append(s)
-            ports.append(s.getsockname()[1])
-    finally:
-        for s in socks:
-            s.close()
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        ports.append(port)
+    if len(ports) < n:  # no room below the ephemeral range: let the kernel choose
+        socks = []
+        try:
+            while len(ports) < n:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind((host, 0))
+                if s.getsockname()[1] not in ports:
+                    ports.append(s.getsockname()[1])
+        finally:
+            for s in socks:
+                s.close()
     return ports
 
 
@@ -367,7 +400,7 @@ class LocalCluster(ClusterControl):
             if not exited:
                 break
             tails = {i: self._log_tail(i) for i in exited}
-            if fresh and attempt < 2 and any("Address already in use" in t for t in tails.values()):
+            if fresh and attempt < 2 and any("address already in use" in t.lower() for t in tails.values()):
                 self._stop_all_and_renumber()
                 continue
             raise DdbError("node(s) exited while starting: " + "; ".join(

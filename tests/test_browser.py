@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -31,17 +30,12 @@ playwright_api = pytest.importorskip("playwright.sync_api",
 pytest.importorskip("jupyterlab", reason="jupyterlab is not installed")
 import nbformat  # noqa: E402
 
+from ddb_node.cluster import free_ports  # noqa: E402
 from ddb_node.procs import stop_process  # noqa: E402
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",
          "--disable-dev-shm-usage"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _api(base, token, path, method="GET"):
@@ -63,7 +57,7 @@ def lab(tmp_path, request):
         if c.cell_type == "code":
             c.outputs, c.execution_count = [], None
     nbformat.write(nb, work / f"{name}.ipynb")
-    port, token = _free_port(), "ddb-browser-test"
+    port, token = free_ports(1)[0], "ddb-browser-test"
     settings = tmp_path / "settings"
     for rel, value in {"@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {
                            "windowingMode": "none", "autoStartDefaultKernel": True},

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ddb_node.cluster import LocalCluster
+from ddb_node.cluster import LocalCluster, _ephemeral_range, free_ports
 from ddb_node.errors import DdbError
 
 
@@ -31,6 +31,31 @@ def test_a_port_taken_before_the_node_binds_it_is_retried_with_fresh_ports():
                 assert c.execute("INSERT INTO t VALUES (1)").results[0].rows_affected == 1
         finally:
             squatter.close()
+
+
+def test_a_taken_http_port_is_retried_too():
+    """uvloop words the bind error in lower case ("address already in use"); CI lost two
+    module clusters to a retry that matched only Python's capitalised message."""
+    with LocalCluster(1, start=False, http=True) as lc:
+        taken = lc.nodes[1].http_addr
+        squatter = socket.socket()
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", _port(taken)))
+        squatter.listen()
+        try:
+            lc.start(timeout=30)
+            assert lc.nodes[1].http_addr != taken
+        finally:
+            squatter.close()
+
+
+def test_free_ports_are_distinct_and_outside_the_kernels_ephemeral_range():
+    """An outgoing connection takes its local port from the ephemeral range; a port chosen
+    there can be gone by the time the node listens on it."""
+    lo, hi = _ephemeral_range()
+    ports = free_ports(12)
+    assert len(set(ports)) == 12
+    assert all(not lo <= p <= hi for p in ports)
 
 
 def test_a_node_that_exits_while_starting_fails_the_start_at_once_with_its_log():
