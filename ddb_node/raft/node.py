@@ -28,9 +28,11 @@ from .types import (NONE, Compacted, ConfChange, ConfState, Entry, EntryType,
 CAMPAIGN_TRANSFER = b"transfer"   # vote context: a leadership transfer, ignore leader leases
 
 # Messages a leader may send before its own log write is durable (paper 10.2.1 of the
-# dissertation); everything else waits for persistence.
+# dissertation), and ones any role may (they promise nothing about its disk: a heartbeat's
+# answer, a ReadIndex passed on); everything else waits for persistence.
 _SEND_NOW = frozenset({MsgType.APP, MsgType.HEARTBEAT, MsgType.SNAP, MsgType.TIMEOUT_NOW,
                        MsgType.READ_INDEX_RESP})
+_SEND_NOW_ANY_ROLE = frozenset({MsgType.HEARTBEAT_RESP, MsgType.READ_INDEX})
 
 
 class RaftNode:
@@ -218,14 +220,28 @@ class RaftNode:
         ss = self.prev_ss
         return ss.role != self.role or ss.leader != self.leader_id
 
-    def ready(self) -> Ready:
-        if self.ready_outstanding:
-            raise RuntimeError("advance() the previous Ready before asking for the next one")
+    def take_messages(self) -> list:
+        """The messages that may go out now, also while a Ready is being persisted: the ones
+        `Ready.messages` would carry (appends of what was proposed meanwhile, heartbeats,
+        heartbeat answers). Without it a node whose fsync is slow falls silent for as long as
+        the write takes and its peers' election timers run out (etcd's asynchronous storage
+        writes send these at once for the same reason). What promises persisted state
+        (acknowledgements, votes) stays for the Ready after the write."""
+        self._start_broadcasts()
+        msgs, self.msgs = self.msgs, []
+        return msgs
+
+    def _start_broadcasts(self) -> None:
         if self.bcast_pending:
             self.bcast_pending = False
             self._bcast_append()
         if self.read_only.start_round():
             self._bcast_heartbeat()
+
+    def ready(self) -> Ready:
+        if self.ready_outstanding:
+            raise RuntimeError("advance() the previous Ready before asking for the next one")
+        self._start_broadcasts()
         log = self.log
         rd = Ready()
         if self.prev_ss.role != self.role or self.prev_ss.leader != self.leader_id:
@@ -755,7 +771,7 @@ class RaftNode:
 
     # =========================================================== output
     def _send(self, m: Message) -> None:
-        if self.role == Role.LEADER and m.type in _SEND_NOW:
+        if (self.role == Role.LEADER and m.type in _SEND_NOW) or m.type in _SEND_NOW_ANY_ROLE:
             self.msgs.append(m)
         else:
             self.msgs_after.append(m)

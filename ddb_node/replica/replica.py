@@ -407,6 +407,13 @@ class Replica:
                 job.finish()
             self._after_persist(rd, send)
 
+    def send_while_persisting(self, send: Callable) -> None:
+        """While a Ready is being written: send what may go out at once (a leader's
+        heartbeats and appends, heartbeat answers; RaftNode.take_messages), so that a slow
+        fsync does not silence the node for its peers' election timers."""
+        for m in self.raft.take_messages():
+            send(m)
+
     def persisted(self, job: PersistJob, send: Callable, write_later: Callable | None = None) -> None:
         """A job handed to `write_later` has been written: finish its Ready, then go on."""
         job.finish()

@@ -372,11 +372,15 @@ class NodeServer:
         group commit), reads are answered and peer messages stepped. Its persisted
         messages, the apply and `advance` follow on the loop once the write is done (and
         only then may the next Ready be taken). A leader's appends have gone out before
-        the write starts, as in the synchronous order (diss. 10.2.1)."""
+        the write starts, as in the synchronous order (diss. 10.2.1); while it runs, what
+        needs nothing persisted (heartbeats, their answers, appends of new proposals) goes
+        out as it comes, so a slow fsync does not stop heartbeats."""
         self._scheduled = False
         if self._persisting is None:
             self.replica.process_ready(self.transport.send, self._write_later
                                        if self._storage_thread is not None else None)
+        else:
+            self.replica.send_while_persisting(self.transport.send)
         self._flush()
 
     def _write_later(self, job) -> None:

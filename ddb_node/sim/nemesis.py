@@ -15,7 +15,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from ddb_node.raft.types import MsgType, NotLeader, ProposalDropped, RaftError, Role
+from ddb_node.raft.types import (ConfChange, ConfChangeType, EntryType, MsgType, NotLeader,
+                                 ProposalDropped, RaftError, Role)
 
 _MSG_TYPES = [MsgType.APP, MsgType.APP_RESP, MsgType.VOTE, MsgType.VOTE_RESP,
               MsgType.HEARTBEAT, MsgType.HEARTBEAT_RESP, MsgType.SNAP, MsgType.SNAP_RESP,
@@ -42,6 +43,8 @@ class Nemesis:
         self.next_id = max(sim.nodes) + 1
         self.joining: set[int] = set()
         self.removing: set[int] = set()
+        self.removed: set[int] = set()    # nodes whose removal some member applied (committed)
+        sim.apply_callbacks.append(self._on_apply)
         self.counts: Counter = Counter()
         self.log: list[str] = []
         actions = ACTIONS if actions is None else actions
@@ -80,8 +83,17 @@ class Nemesis:
             self.counts[name] += 1
         self.tend()
 
+    def _on_apply(self, sim, node_id, entry, result) -> None:
+        if entry.type == EntryType.CONF_CHANGE:
+            cc = ConfChange.decode(entry.data)
+            if cc.type == ConfChangeType.REMOVE:
+                self.removed.add(cc.node_id)
+
     def tend(self) -> None:
-        """Membership housekeeping: retire nodes whose removal is applied."""
+        """Membership housekeeping: retire nodes whose removal is applied. Applied, not
+        merely absent from the leader's configuration: a leader that has not applied a
+        node's addition yet does not list it either (seed 779 retired a learner that way,
+        and the addition, applied later, left a dead member the cluster waited for)."""
         sim = self.sim
         lid = sim.leader()
         if lid is None:
@@ -89,7 +101,7 @@ class Nemesis:
         cs = sim.nodes[lid].raft.conf_state
         members = set(cs.voters) | set(cs.learners)
         for i in sorted(self.removing):
-            if i != lid and i not in members and sim.nodes[lid].sm.applied_index >= sim.nodes[lid].raft.commit_index:
+            if i != lid and i in self.removed and i not in members:
                 self.removing.discard(i)
                 sim.retire(i)
                 self._record(f"retire n{i}")
@@ -285,6 +297,7 @@ class Nemesis:
         i = self.rng.choice(cand)
         self.sim.remove_node(i)
         self.removing.add(i)
+        self.joining.discard(i)         # never added again: ids are not reused
         self._record(f"remove n{i}{' (the leader)' if i == lid else ''}")
         return True
 

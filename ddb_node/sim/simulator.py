@@ -16,7 +16,8 @@ The Ready contract, as the real server will follow it:
     6. handle rd.read_states, then node.advance(rd)
 A crash between 1 and 2 loses what the Ready carried, as a real crash before fsync
 would. Only one Ready is outstanding per node; the node keeps receiving ticks and
-messages while its Ready is being persisted (etcd's RawNode allows the same).
+messages while its Ready is being persisted (etcd's RawNode allows the same), and sends
+what needs nothing persisted meanwhile (RaftNode.take_messages), as the node's loop does.
 """
 from __future__ import annotations
 
@@ -461,6 +462,10 @@ class Simulator:
                     self.now + lo + (hi - lo) * self.rng.random(), PERSIST, node.id, rd, inc)
                 break
             self._finish_ready(node, rd)
+        if node.alive and not node.paused and node.pending is not None:
+            early: list = []                      # as the node's loop does while it writes
+            node.replica.send_while_persisting(early.append)
+            self._send(node, early)
         if node.alive:
             self._outbox(node)
 
