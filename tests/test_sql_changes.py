@@ -195,3 +195,104 @@ def test_a_users_copy_of_the_database_leaves_the_change_log_out(tmp_path):
     names = {r[0] for r in copy.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
     copy.close()
     assert names == {"t"}
+
+
+def _log_of(n):
+    log = Log()
+    log.add(SCHEMA)
+    for i in range(n):
+        if i % 7 == 3:
+            log.add(("UPDATE t SET v = ? WHERE id = ?", [f"u{i}" * 40, i - 1]))   # a big segment
+        elif i % 11 == 5:
+            log.add("SELECT 1")                                                  # no changes
+        else:
+            log.add(("INSERT INTO t VALUES (?, ?)", [i, f"v{i}"]))
+    return log
+
+
+def test_many_entries_to_a_row_however_they_were_batched():
+    """Segments share rows of the log (up to ROW_ENTRIES / ROW_BYTES); which row an entry's
+    segment goes to depends on the entries before it only, so every batching gives the
+    same rows, and a read from any index gives exactly the entries after it."""
+    import random
+    log = _log_of(400)
+    one, random_batches = StateMachine(":memory:"), StateMachine(":memory:")
+    for e in log.entries:
+        one.apply_batch([e])
+    rng, k = random.Random(7), 0
+    while k < len(log.entries):
+        step = rng.choice([1, 2, 5, 17, 64, 150])
+        random_batches.apply_batch(log.entries[k:k + step])
+        k += step
+    assert one.dump() == random_batches.dump()
+    assert one.changes.digest() == random_batches.changes.digest()
+    n_rows = rows(one, "SELECT count(*) FROM _ddb_changes")[0][0]
+    assert 5 < n_rows < 100                         # shared rows, not one per entry
+    everything = events(one, max_entries=10_000)
+    for since in (0, 1, 2, 57, 58, 200, 333, 401, 402):
+        assert events(one, since, max_entries=10_000) == [e for e in everything if e[0] > since]
+    # resuming page by page gives every event once, in order
+    got, through = [], 0
+    while through < one.applied_index:
+        page, through = one.changes.read(through, one.applied_index, max_entries=13)
+        got += page
+    assert got == everything
+
+
+def test_retention_cuts_inside_a_row_at_the_exact_index():
+    log = _log_of(300)
+    a = StateMachine(":memory:", changes=ChangeConfig(keep_entries=45, prune_every=10))
+    b = StateMachine(":memory:", changes=ChangeConfig(keep_entries=45, prune_every=10))
+    for e in log.entries:
+        a.apply_batch([e])
+    b.apply_batch(log.entries)
+    assert a.changes.pruned == b.changes.pruned == 300 - 45
+    assert a.dump() == b.dump()
+    evs = events(a, a.changes.pruned)
+    assert evs and evs[0][0] > a.changes.pruned and evs == events(b, b.changes.pruned)
+    assert a.changes.bytes == rows(a, "SELECT total(length(data)) FROM _ddb_changes")[0][0]
+
+
+def test_a_log_of_one_row_per_entry_from_an_older_ddb_is_upgraded_with_its_digest(tmp_path):
+    """ddb before the shared rows stored (idx, data = [header, rows]) per entry; the digest
+    covers the entries' [header, rows] bytes, so it is the same before and after."""
+    import hashlib
+
+    import msgpack
+    path = str(tmp_path / "old.db")
+    sm = StateMachine(path)
+    apply_one(sm, SCHEMA)
+    for i in range(5):
+        apply_one(sm, ("INSERT INTO t VALUES (?, ?)", [i, f"v{i}"]))
+    want, digest = events(sm), sm.changes.digest()
+    pruned = rows(sm, "SELECT pruned FROM _ddb_changes_meta")[0][0]
+    segs = [(i, data) for i, n, data in rows(sm, "SELECT idx, n, data FROM _ddb_changes")]
+    sm.close()
+    conn = apsw.Connection(path)              # rewrite the log as the older ddb had it
+    old = []
+    for _, data in segs:
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+        unpacker.feed(data)
+        while True:
+            try:
+                idx = unpacker.unpack()
+            except msgpack.OutOfData:
+                break
+            start = unpacker.tell()
+            unpacker.skip()
+            old.append((idx, data[start:unpacker.tell()]))
+    h = hashlib.sha256(str(pruned).encode())          # the older ddb's digest of that log
+    for idx, blob in old:
+        h.update(idx.to_bytes(8, "big") + len(blob).to_bytes(8, "big") + blob)
+    assert h.hexdigest() == digest
+    with conn:
+        conn.execute("DROP TABLE _ddb_changes")
+        conn.execute("CREATE TABLE _ddb_changes(idx INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+        conn.executemany("INSERT INTO _ddb_changes VALUES (?, ?)", old)
+    conn.close()
+    sm = StateMachine(path)
+    assert events(sm) == want and sm.changes.digest() == digest
+    assert rows(sm, "SELECT count(*) FROM _ddb_changes")[0][0] == len(old) == 5
+    apply_one(sm, ("INSERT INTO t VALUES (?, ?)", [9, "v9"]))
+    assert [e[0] for e in events(sm)] == [e[0] for e in want] + [sm.applied_index]
+    sm.close()
