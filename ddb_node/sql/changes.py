@@ -257,10 +257,11 @@ class ChangeLog:
         cut = index - cfg.keep_entries if cfg.keep_entries else 0
         if cfg.keep_bytes and self.bytes > cfg.keep_bytes:
             excess = self.bytes - cfg.keep_bytes
-            for idx, data in self._run("SELECT idx, data FROM _ddb_changes ORDER BY idx"):
-                if excess - len(data) > 0:
-                    excess -= len(data)
+            for idx, size in self._run("SELECT idx, length(data) FROM _ddb_changes ORDER BY idx"):
+                if excess - size > 0:
+                    excess -= size
                     continue
+                data = self._run("SELECT data FROM _ddb_changes WHERE idx = ?", (idx,))[0][0]
                 for seg_idx, seg in _segments(data):
                     excess -= len(seg)
                     if excess <= 0:
