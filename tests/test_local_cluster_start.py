@@ -3,6 +3,7 @@ anything else fails at once with the end of the node's log (CI once lost a one-n
 to "no leader within 30s: 1:exited", with the log gone with the temporary directory)."""
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 
@@ -16,21 +17,28 @@ def _port(addr: str) -> int:
     return int(addr.rsplit(":", 1)[1])
 
 
+@contextlib.contextmanager
+def _squatting(addr: str):
+    """Another process's listener on addr's port, for as long as the block runs."""
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", _port(addr)))
+    squatter.listen()
+    try:
+        yield
+    finally:
+        squatter.close()
+
+
 def test_a_port_taken_before_the_node_binds_it_is_retried_with_fresh_ports():
     with LocalCluster(1, start=False, http=True) as lc:
         taken = lc.nodes[1].client_addr
-        squatter = socket.socket()
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", _port(taken)))
-        squatter.listen()
-        try:
+        with _squatting(taken):
             lc.start(timeout=30)
             assert lc.nodes[1].client_addr != taken
             with lc.client() as c:
                 c.execute("CREATE TABLE t(v)")
                 assert c.execute("INSERT INTO t VALUES (1)").results[0].rows_affected == 1
-        finally:
-            squatter.close()
 
 
 def test_a_taken_http_port_is_retried_too():
@@ -38,15 +46,9 @@ def test_a_taken_http_port_is_retried_too():
     module clusters to a retry that matched only Python's capitalised message."""
     with LocalCluster(1, start=False, http=True) as lc:
         taken = lc.nodes[1].http_addr
-        squatter = socket.socket()
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", _port(taken)))
-        squatter.listen()
-        try:
+        with _squatting(taken):
             lc.start(timeout=30)
             assert lc.nodes[1].http_addr != taken
-        finally:
-            squatter.close()
 
 
 def test_free_ports_are_distinct_and_outside_the_kernels_ephemeral_range():

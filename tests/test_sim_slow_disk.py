@@ -68,3 +68,32 @@ def test_while_its_write_is_in_flight_a_leader_still_heartbeats_and_a_follower_s
     # acknowledgements and votes promise persisted state: they never leave mid-write
     assert MsgType.APP_RESP not in sent_during_write
     assert MsgType.VOTE_RESP not in sent_during_write
+
+
+def test_take_messages_mid_write_never_hands_out_a_vote_or_an_acknowledgement():
+    """The core's side of the rule (diss. 10.2.1, 3.8): a candidate's vote requests and a
+    follower's acknowledgements promise a persisted term, vote or log; while the Ready that
+    holds them is outstanding, take_messages gives heartbeat answers only."""
+    import random
+
+    from ddb_node.raft import Config, ConfState, Message, RaftNode
+    from ddb_node.raft.types import Entry
+    from ddb_node.storage import MemoryStorage
+
+    node = RaftNode(Config(id=1, pre_vote=False), MemoryStorage(conf_state=ConfState((1, 2, 3))),
+                    random.Random(1))
+    for _ in range(40):
+        node.tick()
+    rd = node.ready()                                   # the campaign: term and vote to save
+    assert rd.must_sync and {m.type for m in rd.persisted_messages} == {MsgType.VOTE}
+    assert not [m for m in rd.messages if m.type == MsgType.VOTE]
+    node.step(Message(MsgType.APP, 1, 2, 5, 0, 0, [Entry(5, 1)], 0))   # a leader of term 5
+    node.step(Message(MsgType.HEARTBEAT, 1, 2, 5, commit=0))
+    for _ in range(40):
+        node.tick()                                     # would campaign again
+    early = node.take_messages()
+    assert {m.type for m in early} == {MsgType.HEARTBEAT_RESP}
+    node.advance(rd)
+    later = node.ready()
+    assert MsgType.APP_RESP in {m.type for m in later.persisted_messages}
+    assert not {MsgType.VOTE, MsgType.PRE_VOTE} & {m.type for m in early}
