@@ -1,7 +1,8 @@
 """Garbage on every socket: random bytes, truncated msgpack, valid msgpack of the wrong shape,
 oversized frames, frames of another cluster or protocol version, extra frame parts and
-impostors, sent with raw zmq DEALER sockets to the peer (ROUTER) and client ports of every
-node. The cluster keeps serving and stays consistent, the counters show the drops, and a
+impostors, sent to the peer port of every node (over raw TCP, in the peer transport's
+framing, and as a stream that is not that framing at all) and to its client port (with raw
+zmq DEALER sockets). The cluster keeps serving and stays consistent, the counters show the drops, and a
 client frame of garbage gets a BadRequest answer rather than silence."""
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import zmq
 from ddb_node.cluster import LocalCluster
 from ddb_node.net.codec import (KIND_RAFT, KIND_REQUEST, KIND_RESPONSE, MAX_CLIENT_FRAME,
                                 MAX_PEER_FRAME, PROTOCOL_VERSION, decode_client, encode_message)
-from ddb_node.net.transport import peer_identity
+from ddb_node.net.codec import peer_identity
+from ddb_node.net.tcp_transport import HELLO, frame
 from ddb_node.raft.types import Entry, Message, MsgType
 
 from tests.nodehelpers import assert_replicas_identical, node_status, wait_until
+from tests.peer_wire import PeerConn
 
 RNG = random.Random(20240611)
 
@@ -126,26 +129,32 @@ def test_garbage_on_peer_ports(lc, c):
         node = lc.nodes[nid]
         other = next(i for i in ids if i != nid)
         frames = common_garbage(cid, KIND_RAFT) + raft_garbage(cid, nid, other)
-        # anonymous sender
-        d = Dealer(node.peer_addr)
+        # a sender with no identity
+        d = PeerConn(node.peer_addr)
         for f in frames:
             d.send(f)
         # a sender that claims to be a member (right identity) but sends garbage
-        d2 = Dealer(node.peer_addr, identity=b"garbage/" + str(nid).encode())
+        d2 = PeerConn(node.peer_addr, identity=b"garbage/" + str(nid).encode())
         for f in frames:
             d2.send(f)
-        # extra frame parts
-        d.s.send_multipart([b"a", b"b"])
-        d.s.send_multipart([b"a", b"b", b"c"])
-        sent[nid] = 2 * len(frames) + 2
-        # impostors: a well-formed message whose sender is not the socket's identity, or
+        sent[nid] = 2 * len(frames)
+        # impostors: a well-formed message whose sender is not the connection's identity, or
         # addressed to another node
-        imp = Dealer(node.peer_addr, identity=peer_identity(cid, 9999))
+        imp = PeerConn(node.peer_addr, identity=peer_identity(cid, 9999))
         imp.send(encode_message(cid, Message(MsgType.HEARTBEAT, nid, other, 10 ** 6)))
         imp.send(encode_message(cid, Message(MsgType.HEARTBEAT, other, 9999, 10 ** 6)))
         # oversized: above the codec's limit (dropped and counted) ...
         d.send(b"\x00" * (MAX_PEER_FRAME + 1))
         sent[nid] += 1
+        # streams that are not the framing: no hello (a zmq greeting), a hello too long,
+        # and a length above the transport's limit: each connection is closed and counted
+        for conn, data in ((PeerConn(node.peer_addr, hello=False), b"\xff" + b"\x00" * 8 + b"\x7f"),
+                           (PeerConn(node.peer_addr, hello=False), frame(HELLO + b"x" * 300)),
+                           (PeerConn(node.peer_addr), (81 << 20).to_bytes(4, "big") + b"\x00" * 64)):
+            conn.send_raw(data)
+            assert conn.closed_by_peer(), f"node {nid} kept a connection of garbage open"
+            conn.close()
+            sent[nid] += 1
         wait_until(lambda: _stats(c, nid)[0]["dropped_bad_frame"]
                    >= before[nid][0]["dropped_bad_frame"] + sent[nid], 30,
                    what=f"node {nid} to count its bad peer frames")
@@ -154,10 +163,6 @@ def test_garbage_on_peer_ports(lc, c):
                    what=f"node {nid} to count impostors")
         for s in (d, d2, imp):
             s.close()
-    # ... and above the socket's own limit (the connection is dropped, the node carries on)
-    big = Dealer(lc.nodes[leader].peer_addr)
-    big.send(b"\x00" * (81 << 20))
-    big.close()
 
     after = {i: _stats(c, i) for i in ids}
     assert lc.crashed() == []

@@ -35,6 +35,11 @@ def _int(v, what: str) -> int:
 
 
 # --------------------------------------------------------------------------- peers
+def peer_identity(cluster_id: str, node_id: int) -> bytes:
+    """Who a peer connection says it is (zmq's socket identity, the TCP link's hello)."""
+    return f"{cluster_id}/{node_id}".encode()
+
+
 def encode_message(cluster_id: str, m: Message) -> bytes:
     snap = None
     c = m.snapshot

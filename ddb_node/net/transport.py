@@ -25,15 +25,11 @@ import zmq.asyncio
 
 from ddb_node.raft.types import Message
 
-from .codec import FrameError, decode_message, encode_message
+from .codec import FrameError, decode_message, encode_message, peer_identity
 from .faults import FaultFilter
 from .sockets import NOBLOCK
 
 log = logging.getLogger("ddb.net")
-
-
-def peer_identity(cluster_id: str, node_id: int) -> bytes:
-    return f"{cluster_id}/{node_id}".encode()
 
 
 class PeerTransport:

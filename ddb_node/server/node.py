@@ -26,6 +26,7 @@ import zmq.asyncio
 from ddb_node.net.codec import KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client, encode_client
 from ddb_node.net.endpoint import ClientEndpoint
 from ddb_node.net.sockets import connect_dealer
+from ddb_node.net.tcp_transport import TcpPeerTransport
 from ddb_node.net.transport import PeerTransport
 from ddb_node.protocol import RequestError, bad_request, no_leader
 from ddb_node.raft import Config, ConfState, Message
@@ -166,7 +167,7 @@ class NodeServer:
         self._stopping = asyncio.Event()
         self.ctx = zmq.asyncio.Context()
         self.auth = self._start_curve_auth()
-        self.transport = PeerTransport(self.ctx, self.id, self.cluster_id, self.opts.peer_addr,
+        self.transport = self._transport_class()(self.ctx, self.id, self.cluster_id, self.opts.peer_addr,
                                        self._on_peer_message, curve=self.opts.curve,
                                        rng=random.Random(self.rng.getrandbits(64)))
         for nid, addrs in self.book.members.items():
@@ -279,6 +280,14 @@ class NodeServer:
         membership.save_identity(self.identity_path, identity)
         self._flush()
         self._kick()
+
+    def _transport_class(self):
+        """Plain TCP from the loop (no I/O-thread hop per message), unless CurveZMQ is on:
+        its encryption and key check are zmq's. ``DDB_PEER_TRANSPORT=zmq`` picks zmq anyway
+        (to compare)."""
+        if self.opts.curve or os.environ.get("DDB_PEER_TRANSPORT", "").lower() == "zmq":
+            return PeerTransport
+        return TcpPeerTransport
 
     def _start_curve_auth(self):
         """With CURVE on, only keys in the allow-list (plus the cluster's own key, which the
