@@ -48,6 +48,7 @@ from ddb_node.sql.reader import Reader
 from . import worker_channel as channel
 from .auth import CredentialStore
 from .metrics import Metrics
+from .quick_read import QuickRead
 from .routes import Router
 from .server import HttpProtocol, HttpServer, Response
 from .service import HttpService
@@ -178,17 +179,23 @@ class LocalReads:
             req = ClientRequest.from_wire(body)
         except Exception:           # noqa: BLE001  the node words the error
             raise Handoff("a bad request") from None
-        level = req.level
         if req.min_index is not None or req.transaction or req.chunk_rows or req.max_rows:
             raise Handoff("a read this worker does not decide")
+        return await self.serve(req.level, req.statements, req.timeout, req.freshness,
+                                req.max_bytes, t0)
+
+    async def serve(self, level: str, statements: list, timeout, freshness, max_bytes,
+                    t0: float) -> dict:
+        """A read of `statements` at `level` -> the node's reply shape, or Handoff (what
+        `handle` does once the request frame is parsed; QuickRead calls it directly)."""
         if level == NONE:
-            if req.freshness and not self.view.leads():
+            if freshness and not self.view.leads():
                 raise Handoff("freshness is the node's to judge")
         elif level not in (WEAK, LINEARIZABLE) or not self.view.leads():
             raise Handoff("the leader's read")
         if self.gen != (self.view.gen, self.view.schema) or self.reader is None:
             self._open()          # a new file, or a new schema (see QueryEngine._run_one)
-        sreq = Request(statements=req.statements, level=req.level, timeout=req.timeout)
+        sreq = Request(statements=statements, level=level, timeout=timeout)
         try:
             # keyed on the node's schema generation, not `PRAGMA schema_version` (~10 µs a
             # read here): a verdict kept a moment past a schema change is still right, since
@@ -206,7 +213,7 @@ class LocalReads:
             if self.gen != (self.view.gen, self.view.schema):
                 self._open()
         try:
-            results, index = self.reader.read(sreq, max_bytes=req.max_bytes, checked=True,
+            results, index = self.reader.read(sreq, max_bytes=max_bytes, checked=True,
                                               at_least=at_least, budget_s=READ_BUDGET_S)
         except Exception:           # noqa: BLE001  errors, a stale state, a long read
             raise Handoff("the node serves it") from None
@@ -243,8 +250,9 @@ class WorkerService:
 class WorkerApp:
     """The HttpServer application: /db/query reads here, all else to the node."""
 
-    def __init__(self, service: WorkerService):
+    def __init__(self, service: WorkerService, quick: bool = os.environ.get("DDB_HTTP_QUICK_READ", "1") != "0"):
         self.router = Router(service)
+        self.quick = QuickRead(service, service.server) if quick else None
 
     def head(self, req):
         if req.path.encode("latin-1") not in _QUERY_PATHS or req.method not in ("GET", "POST") \
@@ -257,6 +265,9 @@ class WorkerApp:
 
     async def handle(self, req) -> Response | None:
         try:
+            quick = self.quick.accepts(req) if self.quick is not None else None
+            if quick is not None:
+                return await self.quick.answer(req, *quick)
             resp = await self.router.handle(req)
         except Handoff:
             return None
