@@ -250,7 +250,11 @@ class WorkerService:
 class WorkerApp:
     """The HttpServer application: /db/query reads here, all else to the node."""
 
-    def __init__(self, service: WorkerService, quick: bool = os.environ.get("DDB_HTTP_QUICK_READ", "1") != "0"):
+    def __init__(self, service: WorkerService, quick: bool | None = None):
+        """`quick`: take plain GET reads by the short path (default: unless
+        DDB_HTTP_QUICK_READ=0, for A/B measurements)."""
+        if quick is None:
+            quick = os.environ.get("DDB_HTTP_QUICK_READ", "1") != "0"
         self.router = Router(service)
         self.quick = QuickRead(service, service.server) if quick else None
 
