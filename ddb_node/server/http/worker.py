@@ -2,7 +2,7 @@
 answers the reads it can from the database file, on another core than the node's loop.
 
 One Python process serves one core; a read at level `none` is a few microseconds of SQLite
-inside ~150 µs of HTTP, JSON and request plumbing. The node (http.workers) binds the API's
+inside ~150 µs of HTTP, JSON and request plumbing (~100 µs by the short path, quick_read). The node (http.workers) binds the API's
 listening socket and starts N of these on it; the kernel spreads the connections.
 
 A worker answers only plain successful reads -- `/db/query` at level none, and weak or
