@@ -50,9 +50,9 @@ def test_a_failed_log_write_halts_the_replica_and_stops_the_node_before_anything
     """NodeServer._persisted: when the storage thread's write raised (a failed fsync leaves
     the file unknown), nothing of that Ready is acknowledged or applied, the Replica is
     halted and the node stops; a good write finishes the Ready and sends its messages."""
-    from concurrent.futures import Future
     from types import SimpleNamespace
 
+    from ddb_node.server.lanes import Handle
     from ddb_node.server.node import NodeServer
 
     calls = []
@@ -66,24 +66,20 @@ def test_a_failed_log_write_halts_the_replica_and_stops_the_node_before_anything
     node._flush = lambda: calls.append(("flush",))
     node.stop = lambda: calls.append(("stop",))
 
-    bad = Future()
-    bad.set_exception(OSError(5, "Input/output error"))
+    bad = Handle()
     node._persisting, node._persist_job = bad, "job"
-    node._persisted("job", bad)
+    node._persisted("job", bad, OSError(5, "Input/output error"))
     assert replica.halted and calls == [("stop",)]
     assert node._persisting is None
 
     calls.clear()
     replica.halted = False
-    good = Future()
-    good.set_result(None)
+    good = Handle()
     node._persisting, node._persist_job = good, "job"
-    node._persisted("job", good)
+    node._persisted("job", good, None)
     assert not replica.halted and calls == [("persisted", "job"), ("flush",)]
 
     calls.clear()
-    stale = Future()
-    stale.set_result(None)
     node._persisting = None                 # close() already finished it
-    node._persisted("job", stale)
+    node._persisted("job", Handle(), None)
     assert calls == []

@@ -18,7 +18,6 @@ import signal
 import tempfile
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
 import zmq
 import zmq.asyncio
@@ -41,6 +40,7 @@ from . import membership
 from .cdc import Webhook
 from .http.service import start_http
 from .http.auth import CredentialStore, UsersFileError
+from .lanes import Lane
 from .loop import run as run_loop
 from .membership import StartupRefused
 from .metrics import LatencyHistogram
@@ -123,10 +123,10 @@ class NodeServer:
         self.forward_of: dict[int, int] = {}      # request token -> forward frame id
         self.forward_seq = 0
         self._scheduled = False
-        self._persisting = None      # the storage thread's Future of a Ready being written
+        self._persisting = None      # the storage lane's Handle of a Ready being written
         self._persist_job = None
         # the log's writes and fsyncs, off the loop (one thread: saves stay in order)
-        self._storage_thread = ThreadPoolExecutor(1, thread_name_prefix="ddb-log") if disk else None
+        self._storage_thread = Lane(1, "ddb-log") if disk else None
         self._stopping: asyncio.Event | None = None
         self.ctx: zmq.asyncio.Context | None = None
         self.transport: PeerTransport | None = None
@@ -332,9 +332,9 @@ class NodeServer:
             self.reads.close()
         if self._storage_thread is not None:
             self._storage_thread.shutdown(wait=True)      # a save in flight completes first
-            fut, job = self._persisting, self._persist_job
+            handle, job = self._persisting, self._persist_job
             self._persisting = self._persist_job = None
-            if job is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
+            if job is not None and handle.finished and handle.exc is None:
                 job.finish()       # so that close() writes nothing older than it
         try:
             self.replica.app.close()
@@ -393,19 +393,22 @@ class NodeServer:
         self._flush()
 
     def _write_later(self, job) -> None:
-        done = self._storage_thread.submit(job.write)
-        self._persisting, self._persist_job = done, job
-        asyncio.wrap_future(done).add_done_callback(lambda _f: self._persisted(job, done))
+        handle = None
 
-    def _persisted(self, job, fut) -> None:
-        if self._persisting is not fut:
+        def written(_result, exc) -> None:
+            self._persisted(job, handle, exc)
+        handle = self._storage_thread.post(asyncio.get_running_loop(), job.write, (), written)
+        self._persisting, self._persist_job = handle, job
+
+    def _persisted(self, job, handle, exc) -> None:
+        if self._persisting is not handle:
             return                 # close() finished it
         self._persisting = self._persist_job = None
-        if fut.cancelled() or fut.exception() is not None:
+        if exc is not None:
             # the log could not be written: nothing of this Ready may be acknowledged, and
             # the core cannot go on without it (a failed fsync leaves the file unknown)
             log.critical("node %d: writing the Raft log failed, the node stops: %s", self.id,
-                         "cancelled" if fut.cancelled() else repr(fut.exception()))
+                         repr(exc))
             self.replica.halted = True
             self.stop()
             return
@@ -429,7 +432,9 @@ class NodeServer:
             elif kind == "forward":
                 self._forward(item[1], item[2], item[3])
             elif kind == "read":
-                asyncio.ensure_future(self._offloaded_read(item[1], item[2], item[3]))
+                token = item[1]
+                self.reads.start(item[2], item[3], self.raft.term,
+                                 lambda reply, token=token: self._read_done(token, reply))
             elif kind == "event":
                 self._event(item[1])
             elif kind == "peer" and self.transport is not None:
@@ -438,8 +443,7 @@ class NodeServer:
                 else:
                     self.transport.set_peer(item[1], item[2])
 
-    async def _offloaded_read(self, token: int, request, meta: dict) -> None:
-        reply = await self.reads.serve(request, meta, self.raft.term)
+    def _read_done(self, token: int, reply: dict) -> None:
         fut = self.waiters.pop(token, None)
         if fut is not None and not fut.done():
             fut.set_result(reply)

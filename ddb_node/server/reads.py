@@ -18,11 +18,12 @@ import logging
 import itertools
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from ddb_node.protocol import RequestError, bad_request
 from ddb_node.sql import SQL_FAILURES
 from ddb_node.sql.reader import Cursor, Reader, StaleReader
+
+from .lanes import Lane
 
 CURSOR_IDLE_S = 60.0
 MAX_CURSORS = 32
@@ -42,7 +43,7 @@ class ReadService:
         self.path = path
         self.node_id = node_id
         self.extension_files = tuple(extension_files)
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ddb-read")
+        self.pool = Lane(threads, "ddb-read")
         self._local = threading.local()
         self._readers: list[Reader] = []
         self._lock = threading.Lock()
@@ -72,17 +73,35 @@ class ReadService:
                 pass
 
     # ---- one read, decided by the Replica ------------------------------------------
+    def start(self, request, meta: dict, term: int, done) -> None:
+        """Serve a read off the loop, then `done(answer)` on the loop. A plain read is one
+        hop to a worker and one back (no task, no chained futures); a chunked one opens a
+        cursor (a coroutine: it may have to expire idle ones first)."""
+        if meta.get("chunk_rows"):
+            task = asyncio.ensure_future(self.serve(request, meta, term))
+            task.add_done_callback(lambda t: None if t.cancelled() else done(t.result()))
+            return
+        self.counters["reads_offloaded"] += 1
+        self.pool.post(asyncio.get_running_loop(), self._answer, (request, meta, term),
+                       lambda out, exc: done(out if exc is None else _error(exc)))
+
+    def _answer(self, request, meta: dict, term: int) -> dict:
+        try:
+            out = self._read(request, meta)
+        except (*SQL_FAILURES, RequestError) as e:
+            return _error(e)
+        out["node"] = self.node_id
+        out["term"] = term
+        return out
+
     async def serve(self, request, meta: dict, term: int) -> dict:
-        loop = asyncio.get_running_loop()
         self.counters["reads_offloaded"] += 1
         try:
             if meta.get("chunk_rows"):
                 return await self._open_cursor(request, meta, term)
-            out = await loop.run_in_executor(self.pool, self._read, request, meta)
+            return await self.pool.call(self._answer, request, meta, term)
         except (*SQL_FAILURES, RequestError) as e:
             return _error(e)
-        out.update(node=self.node_id, term=term)
-        return out
 
     def _read(self, request, meta: dict) -> dict:
         try:
