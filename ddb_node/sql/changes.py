@@ -69,10 +69,6 @@ class ChangeConfig:
             raise ValueError("prune_every must be positive")
 
 
-class _NoOwner:
-    _internal = False
-
-
 class ChangesTruncated(Exception):
     """Asked for changes after an index whose successors the log no longer holds."""
 
@@ -133,15 +129,16 @@ class ChangeLog:
         last = conn.execute("SELECT idx, n, length(data) FROM _ddb_changes "
                             "ORDER BY idx DESC LIMIT 1").fetchall()
         self._tail = tuple(last[0]) if last else None
-        append = self.rows.append
-        owner = self._owner if self._owner is not None else _NoOwner
+        if self._owner is None:
+            # on its own (no state machine to share a hook with): a hook of its own
+            append = self.rows.append
 
-        def hook(u):
-            if owner._internal:
-                return         # ddb's own tables (sessions, the applied index, this log)
-            append((u.op, u.table_name, u.rowid, u.old, u.new))
-        self._hook = hook
-        conn.preupdate_hook(hook)
+            def hook(u):
+                append((u.op, u.table_name, u.rowid, u.old, u.new))
+            self._hook = hook
+            conn.preupdate_hook(hook)
+        # else the owner's one preupdate hook appends to `rows` (StateMachine._row_hook):
+        # one Python call per row for both the table versions and the capture
 
     def schema_changed(self) -> None:
         self._schemas.clear()
@@ -224,11 +221,12 @@ class ChangeLog:
             cur[1] += 1
             cur[2].append(seg)
             cur[3] += size
-        # the log's own rows: no hook call per row (the hooks would only skip them)
+        # the log's own rows: no hook call per row (the hook would only skip them)
         conn, owner = self._conn, self._owner
-        conn.preupdate_hook(None)
         if owner is not None:
             owner.versions_hook(False)
+        else:
+            conn.preupdate_hook(None)
         try:
             if appended:
                 # `||` makes text of blobs (the same bytes: the database is UTF-8); CAST
@@ -242,9 +240,10 @@ class ChangeLog:
                 last = new_rows[-1]
                 self._tail = (last[0], last[1], last[3])
         finally:
-            conn.preupdate_hook(self._hook)
             if owner is not None:
                 owner.versions_hook(True)
+            else:
+                conn.preupdate_hook(self._hook)
         self._pending = []
 
     def maybe_prune(self, index: int) -> None:

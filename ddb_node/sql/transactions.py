@@ -71,13 +71,30 @@ class Transactions:
         self._write_idx = 0
         self._tx_tables = None
         self._schema_version = self._internal_rows("PRAGMA schema_version")[0][0]
+        self._row_hook = self._make_row_hook(getattr(self, "_capture", None))
         self.versions_hook(True)
 
+    def _make_row_hook(self, capture: list | None):
+        """The one preupdate hook of the connection: it notes which table a row change is in
+        (the table versions) and, with change capture on, appends the change to the entry's
+        list for the change log (sql/changes.py) unless ddb itself is writing. One Python
+        call per row for both jobs: the call, not what it does, is most of a hook's cost."""
+        if capture is None:
+            return self._row_written
+        append = capture.append
+        sm = self
+
+        def hook(u):
+            t = u.table_name
+            sm._written[t] = sm._write_idx
+            if not sm._internal:
+                append((u.op, t, u.rowid, u.old, u.new))
+        return hook
+
     def versions_hook(self, on: bool) -> None:
-        """The preupdate hook that notes which tables an entry wrote (off while ddb writes
-        many rows of its own, e.g. the change log's batch)."""
-        # an id of its own: the change log (sql/changes.py) keeps a hook too
-        self._conn.preupdate_hook(self._row_written if on else None, id="ddb-table-versions")
+        """Install or remove the preupdate hook (off while ddb writes many rows of its own,
+        e.g. the change log's batch)."""
+        self._conn.preupdate_hook(self._row_hook if on else None, id="ddb-table-versions")
 
     def _row_written(self, update) -> None:
         self._written[update.table_name] = self._write_idx
