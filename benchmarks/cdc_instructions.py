@@ -9,6 +9,9 @@ seed entries and then N entries; another only the schema and seed: the differenc
 the cost of an entry.
 
     .venv/bin/python benchmarks/cdc_instructions.py [--entries 4000] [--workloads single,session,update] [--json out.json]
+
+Needs valgrind (`apt-get install valgrind`); ~3 minutes on 2 cores. A benchmark, not a test:
+nothing in the suite calls it.
 """
 from __future__ import annotations
 
