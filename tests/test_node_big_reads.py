@@ -70,6 +70,41 @@ def test_stopping_early_closes_the_cursor(cluster):
     assert set(opened.values()) == {0}, opened
 
 
+def test_a_bad_read_answers_with_its_error_whole_or_chunked(cluster):
+    """A read that prepares and then fails while running on the worker thread (malformed
+    JSON) comes back as an error naming the cause, on the plain path and on the cursor path
+    alike; it never leaves the asker waiting, and the node serves the next read."""
+    _lc, c = cluster
+    with pytest.raises(Exception, match="malformed JSON"):
+        c.query("SELECT json('{')", level="none")
+    with pytest.raises(Exception, match="malformed JSON"):
+        list(c.query_iter("SELECT json('{')", chunk_rows=10))
+    assert c.query("SELECT count(*) FROM big", level="none").results[0].values[0][0] >= ROWS
+
+
+def test_a_node_with_all_its_cursors_open_refuses_one_more_clearly(cluster):
+    """A node holds at most MAX_CURSORS open cursors (each keeps a read transaction and so
+    the WAL); one more is refused with an error that says so, not left waiting, and once
+    the open ones are closed a chunked read works again."""
+    from ddb_node.server.reads import MAX_CURSORS
+    _lc, c = cluster
+    open_iters, refused = [], None
+    for _ in range(3 * MAX_CURSORS + 1):          # the client may try every node in turn
+        try:
+            it = c.query_iter("SELECT id FROM big", chunk_rows=10)   # asks for the first chunk
+            next(it)
+        except Exception as e:  # noqa: BLE001  (the refusal under test)
+            refused = e
+            break
+        open_iters.append(it)
+    try:
+        assert refused is not None and "open cursors" in str(refused), refused
+    finally:
+        for it in open_iters:
+            it.close()
+    assert len(next(c.query_iter("SELECT id FROM big", chunk_rows=10)).values[0]) == 10
+
+
 def test_a_slow_query_on_a_follower_does_not_stop_the_leader(cluster):
     """A follower busy with a long query keeps answering heartbeats: no election, and the
     leader keeps committing writes meanwhile."""

@@ -77,11 +77,11 @@ class ReadService:
         """Serve a read off the loop, then `done(answer)` on the loop. A plain read is one
         hop to a worker and one back (no task, no chained futures); a chunked one opens a
         cursor (a coroutine: it may have to expire idle ones first)."""
+        self.counters["reads_offloaded"] += 1
         if meta.get("chunk_rows"):
-            task = asyncio.ensure_future(self.serve(request, meta, term))
+            task = asyncio.ensure_future(self._cursor_answer(request, meta, term))
             task.add_done_callback(lambda t: None if t.cancelled() else done(t.result()))
             return
-        self.counters["reads_offloaded"] += 1
         self.pool.post(asyncio.get_running_loop(), self._answer, (request, meta, term),
                        lambda out, exc: done(out if exc is None else _error(exc)))
 
@@ -94,12 +94,9 @@ class ReadService:
         out["term"] = term
         return out
 
-    async def serve(self, request, meta: dict, term: int) -> dict:
-        self.counters["reads_offloaded"] += 1
+    async def _cursor_answer(self, request, meta: dict, term: int) -> dict:
         try:
-            if meta.get("chunk_rows"):
-                return await self._open_cursor(request, meta, term)
-            return await self.pool.call(self._answer, request, meta, term)
+            return await self._open_cursor(request, meta, term)
         except (*SQL_FAILURES, RequestError) as e:
             return _error(e)
 

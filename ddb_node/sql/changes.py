@@ -87,9 +87,10 @@ class ChangeLog:
     of one state machine's connection. ``run(sql, params)`` runs ddb's own SQL past the
     authorizer and returns the rows."""
 
-    def __init__(self, config: ChangeConfig, run, run_many, owner=None):
+    def __init__(self, config: ChangeConfig, run, run_many, owner):
         self.config = config
-        self._owner = owner              # its `_internal` is true while ddb runs its own SQL
+        self._owner = owner              # the state machine: its hook fills `rows`, and
+                                         # `versions_hook(False)` silences it for our writes
         self._run = run
         self._run_many = run_many        # run_many(sql, seq_of_params), internal too
         self.rows: list = []             # the current entry's changes, as the hook saw them
@@ -116,7 +117,6 @@ class ChangeLog:
         self.rows = []
         self._pending = []
         if not self.config.enabled:
-            conn.preupdate_hook(None)
             with conn:
                 conn.execute(DROP)
             return
@@ -129,15 +129,7 @@ class ChangeLog:
         last = conn.execute("SELECT idx, n, length(data) FROM _ddb_changes "
                             "ORDER BY idx DESC LIMIT 1").fetchall()
         self._tail = tuple(last[0]) if last else None
-        if self._owner is None:
-            # on its own (no state machine to share a hook with): a hook of its own
-            append = self.rows.append
-
-            def hook(u):
-                append((u.op, u.table_name, u.rowid, u.old, u.new))
-            self._hook = hook
-            conn.preupdate_hook(hook)
-        # else the owner's one preupdate hook appends to `rows` (StateMachine._row_hook):
+        # rows are appended by the owner's one preupdate hook (Transactions._make_row_hook):
         # one Python call per row for both the table versions and the capture
 
     def schema_changed(self) -> None:
@@ -222,11 +214,8 @@ class ChangeLog:
             cur[2].append(seg)
             cur[3] += size
         # the log's own rows: no hook call per row (the hook would only skip them)
-        conn, owner = self._conn, self._owner
-        if owner is not None:
-            owner.versions_hook(False)
-        else:
-            conn.preupdate_hook(None)
+        owner = self._owner
+        owner.versions_hook(False)
         try:
             if appended:
                 # `||` makes text of blobs (the same bytes: the database is UTF-8); CAST
@@ -240,10 +229,7 @@ class ChangeLog:
                 last = new_rows[-1]
                 self._tail = (last[0], last[1], last[3])
         finally:
-            if owner is not None:
-                owner.versions_hook(True)
-            else:
-                conn.preupdate_hook(self._hook)
+            owner.versions_hook(True)
         self._pending = []
 
     def maybe_prune(self, index: int) -> None:
