@@ -16,7 +16,9 @@ from ddb_node.client_shared import (CHUNK_ROWS, ClientSettings, choose_nodes_rep
                                     cluster_view, one_statement, statement_list)
 from ddb_node.errors import ConnectionFailed, DdbError, NodeDown, StatementError, Timeout, from_reply
 from ddb_node.net.codec import KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client, encode_client
+from ddb_node.net.client_wire import uses_tcp
 from ddb_node.net.liveness import Link
+from ddb_node.net.tcp_link import AsyncTcpLink
 from ddb_node.protocol import LEVELS, ClientRequest, statement
 from ddb_node.reduce import reduce_results
 from ddb_node.response import Response, raise_statement_errors
@@ -30,8 +32,9 @@ class AsyncClient(ClientSettings):
 
     def __init__(self, addresses: str | Iterable[str], **settings):
         super().__init__(addresses, **settings)
-        self._ctx = zmq.asyncio.Context()
-        self._links: dict[str, Link] = {}
+        self._tcp = uses_tcp(self.curve)      # the wire: see net/client_wire.py
+        self._ctx = None if self._tcp else zmq.asyncio.Context()
+        self._links: dict = {}                 # addr -> AsyncTcpLink, or zmq Link with CURVE
         self._readers: list[asyncio.Task] = []
         self._waiters: dict[int, asyncio.Future] = {}
         self._inflight: dict[str, set[int]] = {}   # addr -> ids of requests waiting on it
@@ -52,15 +55,27 @@ class AsyncClient(ClientSettings):
         for link in self._links.values():
             link.close()
         self._links.clear()
-        self._ctx.term()
+        if self._ctx is not None:
+            self._ctx.term()
 
-    def _link(self, addr: str) -> Link:
+    def _link(self, addr: str):
         link = self._links.get(addr)
         if link is None:
-            link = self._links[addr] = Link(self._ctx, addr, self.curve)
-            self._readers += [asyncio.ensure_future(self._reader(link.sock)),
-                              asyncio.ensure_future(self._watch(link))]
+            if self._tcp:
+                link = self._links[addr] = AsyncTcpLink(addr, self._answer,
+                                                        lambda: self._fail_inflight(addr))
+            else:
+                link = self._links[addr] = Link(self._ctx, addr, self.curve)
+                self._readers += [asyncio.ensure_future(self._reader(link.sock)),
+                                  asyncio.ensure_future(self._watch(link))]
         return link
+
+    def _fail_inflight(self, addr: str) -> None:
+        """The connection to addr was lost: the requests waiting on it will not be answered."""
+        for rid in self._inflight.pop(addr, ()):
+            fut = self._waiters.get(rid)
+            if fut is not None and not fut.done():
+                fut.set_exception(NodeDown(f"{addr} closed the connection; the outcome is unknown"))
 
     def _down(self, addr: str) -> bool:
         link = self._links.get(addr)
@@ -76,11 +91,7 @@ class AsyncClient(ClientSettings):
             drops = link.drops
             link.note(frames)
             if link.drops != drops:
-                for rid in self._inflight.pop(link.addr, ()):
-                    fut = self._waiters.get(rid)
-                    if fut is not None and not fut.done():
-                        fut.set_exception(NodeDown(f"{link.addr} closed the connection; "
-                                                   "the outcome is unknown"))
+                self._fail_inflight(link.addr)
 
     async def _reader(self, s) -> None:
         while True:
@@ -88,15 +99,18 @@ class AsyncClient(ClientSettings):
                 frame = await s.recv()
             except (asyncio.CancelledError, zmq.ZMQError):
                 return
-            try:
-                cluster, body = decode_client(frame, None, KIND_RESPONSE)
-            except FrameError:
-                continue
-            if cluster and not self.cluster_id:
-                self.cluster_id = cluster
-            fut = self._waiters.pop(body.get("id"), None)
-            if fut is not None and not fut.done():
-                fut.set_result(body)
+            self._answer(frame)
+
+    def _answer(self, frame: bytes) -> None:
+        try:
+            cluster, body = decode_client(frame, None, KIND_RESPONSE)
+        except FrameError:
+            return
+        if cluster and not self.cluster_id:
+            self.cluster_id = cluster
+        fut = self._waiters.pop(body.get("id"), None)
+        if fut is not None and not fut.done():
+            fut.set_result(body)
 
     async def call_addr(self, addr: str, body: dict, timeout: float) -> dict:
         """One request to one node: NodeDown as soon as its connection drops,
@@ -116,7 +130,11 @@ class AsyncClient(ClientSettings):
         self._inflight.setdefault(addr, set()).add(rid)
         watcher = None
         try:
-            await link.sock.send(encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=rid)))
+            frame = encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=rid))
+            if self._tcp:
+                link.send(frame)
+            else:
+                await link.sock.send(frame)
             deadline = time.monotonic() + timeout
             if watch_leader:
                 done, _ = await asyncio.wait({fut}, timeout=min(self.probe_after, timeout))

@@ -21,11 +21,11 @@ from ddb_node.changes_client import ChangeStream
 from ddb_node.client_shared import (CHUNK_ROWS, ClientSettings, choose_nodes_reply, client_route,
                                     cluster_view, curve_from_env, one_statement, statement_list)
 from ddb_node.errors import ConnectionFailed, DdbError, NodeDown, StatementError, Timeout, from_reply
-from ddb_node.net.codec import (KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client,
-                                encode_client)
+from ddb_node.net.client_wire import uses_tcp
+from ddb_node.net.codec import KIND_REQUEST, encode_client
 from ddb_node.net.link_watcher import LinkWatcher
-from ddb_node.net.liveness import Link
-from ddb_node.net.sockets import EVENTS, POLLIN
+from ddb_node.net.liveness import Link, ZmqPoller
+from ddb_node.net.tcp_link import TcpLink, TcpPoller
 from ddb_node.protocol import LEVELS, ClientRequest, statement
 from ddb_node.reduce import reduce_results
 from ddb_node.response import Response, ResultChunks, raise_statement_errors
@@ -46,10 +46,10 @@ class Client(ClientSettings):
         # answers on a busy machine do not send a probe per request
         self._latency = 0.0                   # moving average of answered attempts, seconds
         self._lock = threading.Lock()
-        self._ctx = zmq.Context()
+        self._tcp = uses_tcp(self.curve)      # the wire: see net/client_wire.py
+        self._ctx = None if self._tcp else zmq.Context()
         self._local = threading.local()
-        self._links: list[Link] = []
-        self._sockets: list[zmq.Socket] = []   # the links' DEALERs
+        self._links: list = []                 # every thread's links (TcpLink or zmq Link)
         self._pool: ThreadPoolExecutor | None = None
         self._watcher: LinkWatcher | None = None   # reads the links' monitors (started on first use)
 
@@ -70,29 +70,36 @@ class Client(ClientSettings):
             for link in self._links:
                 try:
                     link.close()
-                except zmq.ZMQError:
+                except (zmq.ZMQError, OSError):
                     pass
             self._links.clear()
-            self._sockets.clear()
             watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.close()
-        self._ctx.term()
+        if self._ctx is not None:
+            self._ctx.term()
 
     # ---- transport ----------------------------------------------------------------------
-    def _link(self, addr: str) -> Link:
+    def _link(self, addr: str):
+        """This thread's link to addr (a TcpLink, or a zmq Link with CURVE)."""
         links = getattr(self._local, "links", None)
         if links is None:
             links = self._local.links = {}
         link = links.get(addr)
         if link is None:
             with self._lock:
-                if self._watcher is None:
-                    self._watcher = LinkWatcher()
-                link = links[addr] = Link(self._ctx, addr, self.curve, self._watcher)
+                if self._tcp:
+                    link = TcpLink(addr)
+                else:
+                    if self._watcher is None:
+                        self._watcher = LinkWatcher()
+                    link = Link(self._ctx, addr, self.curve, self._watcher)
+                links[addr] = link
                 self._links.append(link)
-                self._sockets.append(link.sock)
         return link
+
+    def _poller(self):
+        return TcpPoller() if self._tcp else ZmqPoller()
 
     def _drop_link(self, addr: str) -> None:
         link = getattr(self._local, "links", {}).pop(addr, None)
@@ -100,7 +107,6 @@ class Client(ClientSettings):
             with self._lock:
                 if link in self._links:
                     self._links.remove(link)
-                    self._sockets.remove(link.sock)
             link.close()
 
     def _is_down(self, addr: str) -> bool:
@@ -108,23 +114,19 @@ class Client(ClientSettings):
         link = getattr(self._local, "links", {}).get(addr)
         return link is not None and link.down
 
-    def _take(self, sock, rid: int) -> dict | None:
+    def _take(self, link, rid: int) -> dict | None:
         """The answer to request `rid` if it has arrived; older answers are dropped."""
-        while sock.getsockopt(EVENTS) & POLLIN:
-            try:
-                cluster, reply = decode_client(sock.recv(), None, KIND_RESPONSE)
-            except FrameError:
-                continue
-            if reply.get("id") != rid:
-                continue   # a late answer to an earlier request
-            if cluster and not self.cluster_id:
-                self.cluster_id = cluster
-            return reply
-        return None
+        got = link.take(rid)
+        if got is None:
+            return None
+        cluster, reply = got
+        if cluster and not self.cluster_id:
+            self.cluster_id = cluster
+        return reply
 
-    def _post(self, link: Link, body: dict) -> int:
+    def _post(self, link, body: dict) -> int:
         rid = next(self._ids)
-        link.sock.send(encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=rid)))
+        link.send(encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=rid)))
         return rid
 
     def call(self, addr: str, body: dict, timeout: float) -> dict:
@@ -154,30 +156,27 @@ class Client(ClientSettings):
             raise NodeDown(f"{addr} is down (its connection is closed)")
         drops = link.drops
         rid = self._post(link, body)
-        poller = zmq.Poller()
-        poller.register(link.sock, zmq.POLLIN)
-        poller.register(link.wake_fd, zmq.POLLIN)
+        poller = self._poller()
+        poller.add(link)
         start = time.monotonic()
         deadline = start + timeout
         probe_at = start + max(self.probe_after, min(4 * self._latency, 1.0)) if watch_leader else None
-        probes: dict = {}      # socket -> (link, request id, term asked about)
+        probes: dict = {}      # link -> (request id, term asked about)
         while True:
             now = time.monotonic()
             if now >= deadline:
-                reply = self._take(link.sock, rid)   # this process may have been the slow one
+                reply = self._take(link, rid)   # this process may have been the slow one
                 if reply is not None:
                     return reply
                 self._drop_link(addr)   # its answer may still come: a new socket drops it
                 raise ConnectionFailed(f"no answer from {addr} within {timeout:g}s")
             until = deadline if probe_at is None else min(deadline, probe_at)
-            ready = dict(poller.poll(max(0, int((until - now) * 1000)) + 1))
-            if link.sock in ready:
-                reply = self._take(link.sock, rid)
+            ready = poller.wait(until - now)
+            if link in ready:
+                reply = self._take(link, rid)
                 if reply is not None:
                     self._latency += (time.monotonic() - start - self._latency) / 16
                     return reply
-            if link.wake_fd in ready:
-                link.take_wake()
             if link.drops != drops:
                 raise NodeDown(f"{addr} closed the connection; the outcome is unknown")
             if probe_at is not None and time.monotonic() >= probe_at:
@@ -185,13 +184,13 @@ class Client(ClientSettings):
                 for other in self._candidates():
                     if other != addr:
                         self._probe(other, self._term, deadline, poller, probes)
-            for s in [s for s in ready if s in probes]:
-                plink, prid, asked = probes[s]
-                r = self._take(s, prid)
+            for plink in [p for p in ready if p in probes]:
+                prid, asked = probes[plink]
+                r = self._take(plink, prid)
                 if r is None:
                     continue
-                poller.unregister(s)
-                del probes[s]
+                poller.remove(plink)
+                del probes[plink]
                 if not r.get("ok") or r.get("term", 0) <= asked or not r.get("leader"):
                     continue   # its long poll ran out: nothing new
                 members, lid = cluster_view(r, self.members)
@@ -209,8 +208,8 @@ class Client(ClientSettings):
             return
         left = max(0.05, deadline - time.monotonic())
         rid = self._post(link, {"op": "nodes", "after_term": term, "timeout": left})
-        probes[link.sock] = (link, rid, term)
-        poller.register(link.sock, zmq.POLLIN)
+        probes[link] = (rid, term)
+        poller.add(link)
 
     def _learn(self, members: dict[int, str], leader: int | None, term: int) -> None:
         self.view.learn(members, leader, term)
@@ -251,25 +250,27 @@ class Client(ClientSettings):
         Returns early once every node answered, or a majority of the voters they name did and
         one of them names a leader (a dead node must not cost the whole timeout), or, with
         `until`, as soon as one answer satisfies it. Nodes known to be down are not asked."""
-        socks, ids, replies = {}, {}, {}
-        poller = zmq.Poller()
+        socks, ids, replies = {}, {}, {}      # socks: link -> addr
+        poller = self._poller()
         for addr in dict.fromkeys(norm_addr(a) for a in addrs):
             link = self._link(addr)
             if link.down:
                 continue
             try:
                 rid = self._post(link, body)
-            except zmq.ZMQError:
+            except (zmq.ZMQError, OSError):
                 continue
-            socks[link.sock], ids[addr] = addr, rid
-            poller.register(link.sock, zmq.POLLIN)
+            socks[link], ids[addr] = addr, rid
+            poller.add(link)
         deadline = time.monotonic() + timeout
         while len(replies) < len(socks):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            for s, _ in poller.poll(int(left * 1000) + 1):
-                addr = socks[s]
+            for s in poller.wait(left):
+                addr = socks.get(s)
+                if addr is None:
+                    continue
                 if ids[addr] is None:
                     continue
                 reply = self._take(s, ids[addr])
@@ -281,7 +282,7 @@ class Client(ClientSettings):
                         return replies
                 else:
                     ids[addr] = None   # answered with an error: do not wait for it
-                    poller.unregister(s)
+                    poller.remove(s)
             voters = max((len(r.get("voters") or ()) for r in replies.values()), default=0)
             answered = len(replies) + sum(1 for a in ids.values() if a is None)
             if answered >= len(socks):

@@ -111,20 +111,17 @@ def assert_replicas_identical(lc, c, ids=None, table: str = "t", order: str = "i
 
 
 def raw_call(addr: str, body: dict, cluster_id: str = "", timeout: float = 5.0) -> dict:
-    """One request on a fresh DEALER socket (no client logic: no retries, no discovery)."""
-    import zmq
-    ctx = zmq.Context.instance()
-    s = ctx.socket(zmq.DEALER)
-    s.setsockopt(zmq.LINGER, 0)
-    s.connect(addr)
+    """One request on a fresh connection (no client logic: no retries, no discovery)."""
+    from tests.client_wire import ClientConn
+    conn = ClientConn(addr)
     try:
-        s.send(encode_client(cluster_id, KIND_REQUEST, dict(body, id=1)))
-        if not s.poll(int(timeout * 1000)):
+        conn.send(encode_client(cluster_id, KIND_REQUEST, dict(body, id=1)))
+        if not conn.poll(timeout):
             raise AssertionError(f"no answer from {addr} within {timeout}s")
-        _, reply = decode_client(s.recv(), None, KIND_RESPONSE)
+        _, reply = decode_client(conn.frames.popleft(), None, KIND_RESPONSE)
         return reply
     finally:
-        s.close(0)
+        conn.close()
 
 
 def follower_of(lc, leader: int) -> int:

@@ -12,7 +12,6 @@ import time
 
 import msgpack
 import pytest
-import zmq
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ddb_node.chaos import fuzz
@@ -22,6 +21,7 @@ from ddb_node.errors import DdbError
 from ddb_node.net.codec import KIND_RESPONSE, FrameError, decode_client, peer_identity
 from ddb_node.net.tcp_transport import frame as frame_of
 
+from tests.client_wire import ClientConn
 from tests.peer_wire import PeerConn
 
 pytestmark = pytest.mark.timeout(400)
@@ -53,38 +53,22 @@ def env():
         with lc.client(timeout=10.0) as c:
             c.execute("CREATE TABLE fuzz(id INTEGER PRIMARY KEY, v)")
             c.execute("CREATE TABLE fz_appends(id INTEGER PRIMARY KEY, val TEXT)")
-        ctx = zmq.Context()
         app = Appender(lc)
         app.t.start()
-        yield lc, ctx, app
+        yield lc, None, app
         app.stop.set()
         app.t.join(15)
         app.c.close()
+        for s in _socks.values():
+            s.close()
         _socks.clear()
         for p in _peers.values():
             p.close()
         _peers.clear()
-        ctx.destroy(linger=0)
-
-
-def _dealer(ctx, addr, identity=None):
-    s = ctx.socket(zmq.DEALER)
-    s.setsockopt(zmq.LINGER, 0)
-    if identity:
-        s.setsockopt(zmq.IDENTITY, identity)
-    s.connect(addr)
-    return s
 
 
 _socks: dict = {}
 _peers: dict = {}
-
-
-def _sock(ctx, key, addr, identity=None):
-    s = _socks.get(key)
-    if s is None:
-        s = _socks[key] = _dealer(ctx, addr, identity)
-    return s
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
@@ -133,12 +117,15 @@ def fuzz_client_sockets(env, data):
     if fuzz.unsafe_client_frame(frame):
         return
     target = data.draw(st.sampled_from(sorted(lc.nodes)))
-    s = _sock(ctx, ("client", target, how), lc.nodes[target].client_addr)
-    s.send(frame, zmq.NOBLOCK)
+    key = ("client", target, how)
+    s = _socks.get(key)
+    if s is None or s.eof:
+        s = _socks[key] = ClientConn(lc.nodes[target].client_addr)
+    s.send(frame)
     # whatever comes back must be a well-formed response frame
     deadline = time.monotonic() + 0.3
-    while time.monotonic() < deadline and s.poll(50):
-        reply = s.recv()
+    while time.monotonic() < deadline and s.poll(0.05):
+        reply = s.frames.popleft()
         try:
             _, body = decode_client(reply, None, KIND_RESPONSE)
         except FrameError as e:
@@ -155,7 +142,7 @@ def test_fuzzed_peer_and_client_sockets_leave_the_cluster_serving_everything_ack
     fuzz_client_sockets(env)
     lc, ctx, app = env
     for s in _socks.values():
-        s.close(0)
+        s.close()
     _socks.clear()
     for p in _peers.values():
         p.close()

@@ -30,10 +30,10 @@ def schema(lc):
 def test_context_manager_closes(lc):
     with lc.client() as c:
         assert c.query("SELECT count(*) FROM nums")[0].values == [[500]]
-        socks = list(c._sockets)
-        assert socks
+        links = list(c._links)
+        assert links
     assert c._closed
-    assert all(s.closed for s in socks)
+    assert all(link.closed for link in links)
     with pytest.raises(DdbError):
         c.query("SELECT 1")
     c.close()   # idempotent

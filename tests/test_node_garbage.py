@@ -1,8 +1,8 @@
 """Garbage on every socket: random bytes, truncated msgpack, valid msgpack of the wrong shape,
 oversized frames, frames of another cluster or protocol version, extra frame parts and
 impostors, sent to the peer port of every node (over raw TCP, in the peer transport's
-framing, and as a stream that is not that framing at all) and to its client port (with raw
-zmq DEALER sockets). The cluster keeps serving and stays consistent, the counters show the drops, and a
+framing, and as a stream that is not that framing at all) and to its client port (raw TCP
+in the client wire's framing, and streams that are not it). The cluster keeps serving and stays consistent, the counters show the drops, and a
 client frame of garbage gets a BadRequest answer rather than silence."""
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ import random
 
 import msgpack
 import pytest
-import zmq
 
 from ddb_node.cluster import LocalCluster
+from ddb_node.net.client_wire import MAX_FRAME
 from ddb_node.net.codec import (KIND_RAFT, KIND_REQUEST, KIND_RESPONSE, MAX_CLIENT_FRAME,
-                                MAX_PEER_FRAME, PROTOCOL_VERSION, decode_client, encode_message)
+                                MAX_PEER_FRAME, PROTOCOL_VERSION, encode_message)
 from ddb_node.net.codec import peer_identity
 from ddb_node.net.tcp_transport import HELLO, frame
 from ddb_node.raft.types import Entry, Message, MsgType
 
 from tests.nodehelpers import assert_replicas_identical, node_status, wait_until
+from tests.client_wire import ClientConn
 from tests.peer_wire import PeerConn
 
 RNG = random.Random(20240611)
@@ -92,28 +93,6 @@ def raft_garbage(cid: str, to: int, frm: int) -> list[bytes]:
     return frames
 
 
-class Dealer:
-    def __init__(self, addr: str, identity: bytes | None = None):
-        self.s = zmq.Context.instance().socket(zmq.DEALER)
-        self.s.setsockopt(zmq.LINGER, 0)
-        if identity:
-            self.s.setsockopt(zmq.IDENTITY, identity)
-        self.s.connect(addr)
-
-    def send(self, frame: bytes) -> None:
-        self.s.send(frame)
-
-    def recv_all(self, n: int, timeout: float = 10.0) -> list[dict]:
-        out = []
-        while len(out) < n and self.s.poll(int(timeout * 1000)):
-            _, body = decode_client(self.s.recv(), None, KIND_RESPONSE)
-            out.append(body)
-        return out
-
-    def close(self) -> None:
-        self.s.close(0)
-
-
 def _stats(c, nid):
     st = node_status(c, nid)
     return st["transport"], st["counters"], st["term"]
@@ -183,7 +162,7 @@ def test_garbage_on_client_ports(lc, c):
         frames = common_garbage(cid, KIND_REQUEST)
         frames += [_pack([PROTOCOL_VERSION, "another-cluster", KIND_REQUEST, {"op": "ping", "id": 1}]),
                    _pack([PROTOCOL_VERSION, cid, KIND_RESPONSE, {"op": "ping", "id": 1}])]
-        d = Dealer(node.client_addr)
+        d = ClientConn(node.client_addr)
         for f in frames:
             d.send(f)
         replies = d.recv_all(len(frames))
@@ -195,14 +174,19 @@ def test_garbage_on_client_ports(lc, c):
         d.send(b"\x00" * (MAX_CLIENT_FRAME + 1))
         r = d.recv_all(1, timeout=20)
         assert r and r[0]["error"]["type"] == "BadRequest"
-        # a frame with extra parts cannot be answered sensibly: dropped and counted
-        d.s.send_multipart([b"x", b"y"])
-        # and the same socket still works for a proper request afterwards
+        # and the same connection still works for a proper request afterwards
         d.send(_pack([PROTOCOL_VERSION, cid, KIND_REQUEST, {"op": "ping", "id": 7}]))
         r = d.recv_all(1)
         assert r and r[0]["ok"] and r[0]["id"] == 7
         d.close()
-        n = len(frames) + 2
+        # a stream that cannot be framed is closed and counted: no hello (a zmq DEALER's
+        # greeting, say), or a length above the wire's limit
+        for conn, data in ((ClientConn(node.client_addr, hello=False), b"\xff" + b"\x00" * 8 + b"\x7f"),
+                           (ClientConn(node.client_addr), (MAX_FRAME + 1).to_bytes(4, "big"))):
+            conn.send_raw(data)
+            assert conn.closed_by_peer(), f"node {nid} kept a connection it cannot frame"
+            conn.close()
+        n = len(frames) + 3
         wait_until(lambda: node_status(c, nid)["counters"]["bad_frames"] >= before[nid] + n, 10,
                    what=f"node {nid} to count its bad client frames")
     assert lc.crashed() == []
@@ -243,7 +227,7 @@ def test_valid_frames_of_the_wrong_shape_get_typed_errors(lc, c):
     cid = lc.cluster_id
     leader = lc.wait_for_leader(10)
     for nid in lc.node_ids():
-        d = Dealer(lc.nodes[nid].client_addr)
+        d = ClientConn(lc.nodes[nid].client_addr)
         bodies = _wrong_shapes()
         for i, b in enumerate(bodies):
             d.send(_pack([PROTOCOL_VERSION, cid, KIND_REQUEST, dict(b, id=1000 + i)]))

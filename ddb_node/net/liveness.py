@@ -17,6 +17,7 @@ import os
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
+from .codec import KIND_RESPONSE, FrameError, decode_client
 from .sockets import EVENTS, POLLIN, open_dealer
 
 UP_EVENTS = int(zmq.EVENT_CONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
@@ -73,6 +74,22 @@ class Link:
             except (BlockingIOError, OSError):
                 pass
 
+    def send(self, frame: bytes) -> None:
+        self.sock.send(frame)
+
+    def take(self, rid: int):
+        """(cluster, reply) of the answer to request `rid` if it came; older answers are
+        dropped (the same face as tcp_link.TcpLink.take)."""
+        sock = self.sock
+        while sock.getsockopt(EVENTS) & POLLIN:
+            try:
+                got = decode_client(sock.recv(), None, KIND_RESPONSE)
+            except FrameError:
+                continue
+            if got[1].get("id") == rid:
+                return got
+        return None
+
     def take_wake(self) -> None:
         """Empty `wake_fd` (its caller then reads `up` and `drops`)."""
         try:
@@ -89,6 +106,10 @@ class Link:
         while mon.getsockopt(EVENTS) & POLLIN:   # no system call, unlike poll(0)
             self.note(mon.recv_multipart())
         return self.up
+
+    @property
+    def closed(self) -> bool:
+        return self.sock.closed
 
     @property
     def down(self) -> bool:
@@ -112,3 +133,38 @@ class Link:
             if fd is not None:
                 os.close(fd)
         self.wake_fd = self._wake_w = None
+
+
+class ZmqPoller:
+    """Waits on several sync Links at once (their DEALERs and wake pipes); `wait` returns the
+    links with an answer to read or a changed connection (the face of tcp_link.TcpPoller)."""
+
+    def __init__(self) -> None:
+        self._poller = zmq.Poller()
+        self._by: dict = {}       # socket or wake fd -> link
+
+    def add(self, link: Link) -> None:
+        if link.sock in self._by:
+            return
+        self._by[link.sock] = link
+        self._poller.register(link.sock, zmq.POLLIN)
+        if link.wake_fd is not None:
+            self._by[link.wake_fd] = link
+            self._poller.register(link.wake_fd, zmq.POLLIN)
+
+    def remove(self, link: Link) -> None:
+        for key in (link.sock, link.wake_fd):
+            if key is not None and self._by.pop(key, None) is not None:
+                self._poller.unregister(key)
+
+    def wait(self, timeout: float) -> list[Link]:
+        ready = []
+        for key, _ in self._poller.poll(max(0, int(timeout * 1000)) + 1):
+            link = self._by.get(key)
+            if link is None:
+                continue
+            if key is link.wake_fd:
+                link.take_wake()
+            if link not in ready:
+                ready.append(link)
+        return ready

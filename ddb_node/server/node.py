@@ -23,7 +23,10 @@ import zmq
 import zmq.asyncio
 
 from ddb_node.net.codec import KIND_REQUEST, KIND_RESPONSE, FrameError, decode_client, encode_client
+from ddb_node.net.client_wire import uses_tcp
 from ddb_node.net.endpoint import ClientEndpoint
+from ddb_node.net.tcp_endpoint import ClientTcpEndpoint
+from ddb_node.net.tcp_link import AsyncTcpLink
 from ddb_node.net.sockets import connect_dealer
 from ddb_node.net.tcp_transport import TcpPeerTransport
 from ddb_node.net.transport import PeerTransport
@@ -131,7 +134,7 @@ class NodeServer:
         self.ctx: zmq.asyncio.Context | None = None
         self.transport: PeerTransport | None = None
         self.client_sock = None
-        self.forwarders: dict[str, zmq.asyncio.Socket] = {}
+        self.forwarders: dict = {}     # leader's client address -> AsyncTcpLink or DEALER
         self.http = None
         self.reaper = Reaper(opts.reap_node_timeout, opts.reap_read_only_node_timeout)
         self.webhook = Webhook(self, opts.cdc_webhook) if opts.cdc_webhook else None
@@ -174,8 +177,12 @@ class NodeServer:
             if nid != self.id:
                 self.transport.set_peer(nid, addrs["peer"])
         self.trace.attach(self.transport)
-        self.client_sock = ClientEndpoint(self.ctx, self.opts.client_addr, self._on_client_frames,
-                                          curve=self.opts.curve)
+        if uses_tcp(self.opts.curve):      # see net/client_wire.py
+            self.client_sock = ClientTcpEndpoint(self.opts.client_addr, self._on_client_frames,
+                                                 on_bad=self._bad_client_frame)
+        else:
+            self.client_sock = ClientEndpoint(self.ctx, self.opts.client_addr, self._on_client_frames,
+                                              curve=self.opts.curve)
         self.transport.start()
         if self.opts.http_addr:
             # before the client endpoint answers: whoever sees the node up (a status over
@@ -326,7 +333,10 @@ class NodeServer:
         if self.client_sock is not None:
             self.client_sock.close()
         for s in self.forwarders.values():
-            s.close(0)
+            if isinstance(s, AsyncTcpLink):
+                s.close()
+            else:
+                s.close(0)
         self.forwarders.clear()
         if self.reads is not None:
             self.reads.close()
@@ -522,6 +532,9 @@ class NodeServer:
         return {"ok": True, "faults": state, "node": self.id, "term": self.raft.term}
 
     # ---- zmq clients -------------------------------------------------------------
+    def _bad_client_frame(self) -> None:
+        self.shell_counters["bad_frames"] += 1
+
     def _on_client_frames(self, parts: list) -> None:
         """The client endpoint's reader hands every frame here (no task per message)."""
         if len(parts) != 2:
@@ -561,7 +574,7 @@ class NodeServer:
     def _send_frame(self, ident: bytes, frame: bytes) -> None:
         try:
             self.client_sock.reply(ident, frame)
-        except zmq.ZMQError as exc:
+        except (zmq.ZMQError, OSError) as exc:
             log.warning("node %d: cannot send reply: %s", self.id, exc)
 
     # ---- forwarding to the leader ------------------------------------------------
@@ -572,16 +585,23 @@ class NodeServer:
             return
         sock = self.forwarders.get(addr)
         if sock is None:
-            sock = connect_dealer(self.ctx, addr, self.opts.curve)
+            if uses_tcp(self.opts.curve):
+                sock = AsyncTcpLink(addr, self._forward_answer)
+            else:
+                sock = connect_dealer(self.ctx, addr, self.opts.curve)
+                asyncio.ensure_future(self._forward_reader(sock))
             self.forwarders[addr] = sock
-            asyncio.ensure_future(self._forward_reader(sock))
         self.forward_seq += 1
         fid = self.forward_seq
         self.forwards[fid] = token
         self.forward_of[token] = fid
+        frame = encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=fid))
         try:
-            sock.send(encode_client(self.cluster_id, KIND_REQUEST, dict(body, id=fid)), zmq.NOBLOCK)
-        except zmq.ZMQError:
+            if isinstance(sock, AsyncTcpLink):
+                sock.send(frame)
+            else:
+                sock.send(frame, zmq.NOBLOCK)
+        except (zmq.ZMQError, OSError):
             pass       # the request's deadline answers it
 
     async def _forward_reader(self, sock) -> None:
@@ -590,17 +610,21 @@ class NodeServer:
                 frame = await sock.recv()
             except (asyncio.CancelledError, zmq.ZMQError):
                 return
-            try:
-                _, body = decode_client(frame, self.cluster_id, KIND_RESPONSE)
-            except FrameError:
-                continue
-            token = self.forwards.pop(body.get("id"), None)
-            if token is None:
-                continue
-            self.forward_of.pop(token, None)
-            body.pop("id", None)
-            self.replica.forward_done(token, body)
-            self._flush()
+            self._forward_answer(frame)
+
+    def _forward_answer(self, frame: bytes) -> None:
+        """The leader answered a forwarded request."""
+        try:
+            _, body = decode_client(frame, self.cluster_id, KIND_RESPONSE)
+        except FrameError:
+            return
+        token = self.forwards.pop(body.get("id"), None)
+        if token is None:
+            return
+        self.forward_of.pop(token, None)
+        body.pop("id", None)
+        self.replica.forward_done(token, body)
+        self._flush()
 
     # ---- reaping failed nodes -------------------------------------------------------
     async def _reap_nodes(self) -> None:
