@@ -16,7 +16,7 @@ from typing import Callable
 
 from .client_wire import HELLO, MAX_FRAME
 from .codec import FrameError
-from .tcp_transport import FrameReader, parse_tcp
+from .tcp_transport import FrameReader, listen
 
 log = logging.getLogger("ddb.net")
 
@@ -84,17 +84,7 @@ class ClientTcpEndpoint:
         self._next = 0
         self._server = None
         self._starting = None
-        host, port = parse_tcp(addr)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._listener.bind((host, port))      # a taken port fails here, at once
-            self._listener.listen(1024)
-            self._listener.setblocking(False)
-        except OSError:
-            self._listener.close()
-            raise
+        self._listener = listen(addr, 1024)
 
     def _add(self, conn: _ClientConn) -> bytes:
         self._next += 1

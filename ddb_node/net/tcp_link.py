@@ -191,8 +191,9 @@ class TcpLink:
 
     def take(self, rid: int):
         """(cluster, reply) of the answer to request `rid` if it came; older answers are
-        dropped."""
-        self.pump()
+        dropped (no system call when the poll that woke us already read it)."""
+        if not self._frames:
+            self.pump()
         frames = self._frames
         while frames:
             got = decode_reply(frames.popleft())

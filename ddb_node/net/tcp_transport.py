@@ -55,6 +55,22 @@ def parse_tcp(addr: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def listen(addr: str, backlog: int = 128) -> socket.socket:
+    """A non-blocking listening socket bound to addr now (a taken port fails here, at once,
+    not later inside the loop's server)."""
+    host, port = parse_tcp(addr)
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+        s.listen(backlog)
+        s.setblocking(False)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
 def frame(data: bytes) -> bytes:
     return len(data).to_bytes(4, "big") + data
 
@@ -225,17 +241,7 @@ class TcpPeerTransport:
         self._inbound: set[_Inbound] = set()
         self._server = None
         self._starting = None
-        host, port = parse_tcp(bind_addr)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._listener.bind((host, port))      # a taken port fails here, at once
-            self._listener.listen(128)
-            self._listener.setblocking(False)
-        except OSError:
-            self._listener.close()
-            raise
+        self._listener = listen(bind_addr)
 
     # ---- peers ---------------------------------------------------------------------
     def set_peer(self, node_id: int, addr: str) -> None:
