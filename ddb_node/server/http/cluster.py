@@ -112,6 +112,7 @@ class StatusEndpoint(Endpoint):
                      "stats": dict(service.stats),
                      "workers": service.workers.status() if service.workers is not None
                      else {"count": 0},
+                     "quick_writes": _quick_writes(service),
                      "ws": {"clients": len(service.hub.clients),
                             "dropped_frames": service.hub.dropped_frames}},
             "node": {"start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s.started)),
@@ -313,3 +314,10 @@ class JoinEndpoint(Endpoint):
         except HttpError as e:
             return await answer_error(service, req, e, as_503=True)
         return send_json({"members": resp.get("members", {}), "cluster": resp.get("cluster")})
+
+
+def _quick_writes(service) -> dict:
+    """What the short write path (http.quick_write) took and answered; off: {}."""
+    router = service.httpd.app if service.httpd is not None else None
+    qw = getattr(router, "quick_write", None)
+    return qw.status() if qw is not None else {}

@@ -460,3 +460,19 @@ def sql_dump_lines(conn, tables: list[str] | None = None, skip=lambda name: Fals
 
 def url_quote(s: str) -> str:
     return quote(s, safe="")
+
+
+# Reads of PRAGMAs that ddb's policy keeps for itself but that clients probe on connect:
+# SQLAlchemy's SQLite dialect reads read_uncommitted to learn the isolation level. The answer
+# is SQLite's default (0), which is also what rqlite returns.
+FIXED_PRAGMAS = {
+    "read_uncommitted": {"columns": ["read_uncommitted"], "decltypes": [None], "values": [[0]]},
+}
+PRAGMA_READ = re.compile(r"^\s*PRAGMA\s+(?:main\.)?([A-Za-z_]+)\s*;?\s*$", re.I)
+
+
+def pragma_read(stmt) -> str | None:
+    if len(stmt) != 1 or not isinstance(stmt[0], str):
+        return None
+    m = PRAGMA_READ.match(stmt[0])
+    return m.group(1).lower() if m else None

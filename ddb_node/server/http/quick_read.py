@@ -18,7 +18,6 @@ import time
 from . import format as fmt
 from .endpoint import _JSON
 from .server import Response
-from .service import _pragma_read
 from .sql import answer_headers
 
 _ARGS = frozenset(("q", "level"))
@@ -47,7 +46,7 @@ class QuickRead:
         elif len(lv) != 1 or (level := _LEVELS.get(lv[0])) is None:
             return None
         sql = q[0].decode("utf-8", "replace")
-        if _pragma_read([sql]) is not None:
+        if fmt.pragma_read([sql]) is not None:
             return None                 # run_statements may answer it without a read
         return sql, level
 

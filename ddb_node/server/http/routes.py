@@ -26,6 +26,7 @@ from .cluster import (JoinEndpoint, LeaderEndpoint, NodesEndpoint, ReadyEndpoint
                       StatusEndpoint)
 from .dashboard import (ClusterEndpoint, ControlEndpoint, DashboardEndpoint, FaultsEndpoint,
                         RootEndpoint, StaticEndpoint, _html_error)
+from .quick_write import QuickWrite
 from .sql import SqlEndpoint
 from .tx import TxBeginEndpoint, TxEndEndpoint
 
@@ -84,6 +85,9 @@ class Router:
 
     def __init__(self, service):
         self.service = service
+        # plain writes by the short path (http.quick_write), when the service's node has one
+        self.quick_write = QuickWrite(service) if QuickWrite.enabled(service) else None
+        self.answer_soon = self.quick_write.take if self.quick_write is not None else None
 
     def head(self, req: Request):
         """At the end of the headers: -> (body limit, None) or (0, early refusal)."""

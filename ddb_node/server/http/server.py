@@ -220,6 +220,10 @@ class HttpProtocol(asyncio.Protocol):
         self._limit = 0
         self._writable: asyncio.Future | None = None    # set while the transport is full
         self.adopted = b""             # what another process read of this connection (adopt)
+        # the application's short path, if it has one: answer_soon(request, reply) -> True
+        # when it took the request and will call reply(response) once (no task)
+        self._soon = getattr(server.app, "answer_soon", None)
+        self._soon_req: Request | None = None     # the request it is answering
 
     # ---- flow control (asyncio calls these when the write buffer passes its marks) ---
     def pause_writing(self) -> None:
@@ -346,12 +350,45 @@ class HttpProtocol(asyncio.Protocol):
         if self._body:
             req.body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         self.deadline = None
+        if self._soon is not None and self.task is None and self._soon_req is None \
+                and not self.queue:
+            self._soon_req = req
+            if self._soon(req, self._answered_soon):
+                return
+            self._soon_req = None
         self.queue.append(req)
         if len(self.queue) > MAX_PIPELINED and not self.paused:
             self.paused = True
             self.transport.pause_reading()
-        if self.task is None:
+        if self.task is None and self._soon_req is None:
             self.task = self.loop.create_task(self._serve())
+
+    def _answered_soon(self, resp: Response) -> None:
+        """The short path's answer: written as `_serve` writes one, then the queue goes on."""
+        req, self._soon_req = self._soon_req, None
+        if self.closing or req is None:
+            return
+        self._write(resp, req)
+        if resp.close or not req.keep_alive:
+            self.closing = True
+            self.transport.close()
+            return
+        if self.queue:
+            nxt = self.queue.popleft()          # pipelined: the next may take the short path too
+            self._soon_req = nxt
+            if self._soon(nxt, self._answered_soon):
+                self._resume_if_drained()
+                return
+            self._soon_req = None
+            self.queue.appendleft(nxt)
+            self.task = self.loop.create_task(self._serve())
+        else:
+            self.deadline = self.loop.time() + self.server.idle_timeout
+
+    def _resume_if_drained(self) -> None:
+        if self.paused and len(self.queue) <= MAX_PIPELINED // 2:
+            self.paused = False
+            self.transport.resume_reading()
 
     def _too_big_head(self) -> None:
         self._refuse(plain(431, close=True))
@@ -388,9 +425,7 @@ class HttpProtocol(asyncio.Protocol):
                     self.closing = True
                     self.transport.close()
                     return
-                if self.paused and len(self.queue) <= MAX_PIPELINED // 2:
-                    self.paused = False
-                    self.transport.resume_reading()
+                self._resume_if_drained()
             self.deadline = self.loop.time() + self.server.idle_timeout
         finally:
             self.task = None
@@ -469,5 +504,8 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
             return
         resp.close = True
+        if self._soon_req is not None:
+            self.transport.close()       # an earlier request is still being answered
+            return
         self._write(resp, req)
         self.transport.close()

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import ssl
 import time
 
@@ -195,30 +194,33 @@ class HttpService:
     async def call(self, body: dict) -> dict:
         """The node's request entry point, with every failure mapped onto an HttpError or a
         statement error."""
-        resp = await self.server.handle(body)
-        if resp.get("ok", True):
-            return resp
-        raise from_error(resp.get("error") or {"type": "Internal", "message": "request failed"})
+        return checked(await self.server.handle(body))
+
+    def base_request(self, flags: fmt.Flags, *, readonly: bool = False,
+                     level: str | None = None) -> ClientRequest:
+        """The node request rqlite's flags ask for (its statements still to be set)."""
+        timeout = flags.timeout or flags.db_timeout or flags.linearizable_timeout
+        return ClientRequest([], level=level or flags.level or "weak",
+                             transaction=bool(flags.transaction), timeout=timeout or None,
+                             freshness=flags.freshness, redirect=bool(flags.redirect),
+                             min_index=_min_index(flags),
+                             read_only=readonly, max_bytes=self.max_result)
 
     async def run_statements(self, stmts: list, flags: fmt.Flags, *, readonly: bool = False,
-                             level: str | None = None) -> dict:
+                             level: str | None = None, first: dict | None = None) -> dict:
         """Run rqlite-style statements -> {"results": [per statement, list of ddb results],
         "index": raft index or None, "node": the answering node, "level": the level served}. A statement SQLite rejects when preparing (syntax, a
         forbidden statement) gets its own error result and, without ``transaction``, the other
-        statements still run, as in rqlite."""
+        statements still run, as in rqlite. `first`: the node's reply to the first request
+        this would send, already had (the short write path's, http.quick_write)."""
         n = len(stmts)
         out: list[list | None] = [None] * n
         pending = list(range(n))
         index = None
         meta: dict = {}      # the node that answered and the level it served
-        timeout = flags.timeout or flags.db_timeout or flags.linearizable_timeout
-        base = ClientRequest([], level=level or flags.level or "weak",
-                             transaction=bool(flags.transaction), timeout=timeout or None,
-                             freshness=flags.freshness, redirect=bool(flags.redirect),
-                             min_index=_min_index(flags),
-                             read_only=readonly, max_bytes=self.max_result)
+        base = self.base_request(flags, readonly=readonly, level=level)
         for k in list(pending):
-            fixed = _FIXED_PRAGMAS.get(_pragma_read(stmts[k]))
+            fixed = fmt.FIXED_PRAGMAS.get(fmt.pragma_read(stmts[k]))
             if fixed is not None:
                 out[k] = [fixed]
                 pending.remove(k)
@@ -230,7 +232,11 @@ class HttpService:
             base.statements = [stmts[i] for i in pending]
             body = base.to_wire()
             try:
-                resp = await self.call(body)
+                if first is not None:
+                    had, first = first, None
+                    resp = checked(had)
+                else:
+                    resp = await self.call(body)
             except WritesRefused:
                 before = len(pending)
                 self._mark_writes(stmts, pending, out)
@@ -292,13 +298,11 @@ class HttpService:
                 pending.remove(k)
 
 
-# Reads of PRAGMAs that ddb's policy keeps for itself but that clients probe on connect:
-# SQLAlchemy's SQLite dialect reads read_uncommitted to learn the isolation level. The answer
-# is SQLite's default (0), which is also what rqlite returns.
-_FIXED_PRAGMAS = {
-    "read_uncommitted": {"columns": ["read_uncommitted"], "decltypes": [None], "values": [[0]]},
-}
-_PRAGMA_READ = re.compile(r"^\s*PRAGMA\s+(?:main\.)?([A-Za-z_]+)\s*;?\s*$", re.I)
+def checked(resp: dict) -> dict:
+    """A node reply, or its failure as an HttpError or a statement error."""
+    if resp.get("ok", True):
+        return resp
+    raise from_error(resp.get("error") or {"type": "Internal", "message": "request failed"})
 
 
 def _min_index(flags) -> int | None:
@@ -313,13 +317,6 @@ def _min_index(flags) -> int | None:
     if n < 0:
         raise HttpError(400, "min_index must be a log index")
     return n
-
-
-def _pragma_read(stmt) -> str | None:
-    if len(stmt) != 1 or not isinstance(stmt[0], str):
-        return None
-    m = _PRAGMA_READ.match(stmt[0])
-    return m.group(1).lower() if m else None
 
 
 # ====================================================================== write queue

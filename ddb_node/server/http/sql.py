@@ -49,7 +49,9 @@ class SqlEndpoint(Endpoint):
         except fmt.BodyError as e:
             raise HttpError(400, str(e)) from None
 
-    async def handle(self, service, req: Request) -> Response:
+    async def handle(self, service, req: Request, first: dict | None = None) -> Response:
+        """`first`: the node's reply to this request's first frame, already had (a write
+        the short path, http.quick_write, sent and that did not simply succeed)."""
         t0 = time.perf_counter()
         flags = flags_of(req)
         try:
@@ -60,7 +62,8 @@ class SqlEndpoint(Endpoint):
             if flags.raw.get("tx"):
                 out = await transactions.run(service, self.endpoint, flags.raw["tx"], stmts, flags)
                 return send_json(self._top(out, flags, t0), flags)
-            ran = await service.run_statements(stmts, flags, readonly=self.endpoint == "query")
+            ran = await service.run_statements(stmts, flags, readonly=self.endpoint == "query",
+                                               first=first)
         except HttpError as e:
             if e.status == 200:
                 return send_json(self._top({"results": [], "error": e.message}, flags, t0), flags)

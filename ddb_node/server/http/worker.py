@@ -230,6 +230,7 @@ class WorkerService:
 
     run_statements = HttpService.run_statements
     call = HttpService.call
+    base_request = HttpService.base_request
     _capped = HttpService._capped
     authorized = HttpService.authorized
 
