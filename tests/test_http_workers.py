@@ -306,6 +306,22 @@ def test_a_linearizable_read_waits_for_a_read_index_request_sent_after_it_arrive
     asyncio.run(scenario())
 
 
+def test_a_read_that_goes_away_leaves_the_others_of_its_round_waiting():
+    """A client that hangs up cancels its own read only: the reads sharing its ReadIndex
+    request still get the index."""
+    async def scenario():
+        asked = []
+        rounds = ReadIndexRounds(asked.append)
+        reads = [asyncio.ensure_future(rounds.wait()) for _ in range(3)]
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        reads[0].cancel()
+        await asyncio.sleep(0)
+        rounds.answered(1, 7, None)
+        assert reads[0].cancelled() and [await f for f in reads[1:]] == [7, 7]
+    asyncio.run(scenario())
+
+
 def test_a_port_another_nodes_workers_listen_on_is_address_in_use():
     """SO_REUSEPORT lets a node's workers share its port; it must not let a second node
     with workers silently share it too (a misconfigured port is refused, as without)."""
