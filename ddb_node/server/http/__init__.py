@@ -7,6 +7,8 @@
 - `routes.py`: the table of paths and the `Router` (body limits, 405, 401) over endpoints
 - `endpoint.py`: what every endpoint shares (flags, JSON answers, redirects)
 - `sql.py`: /db/execute, /db/query, /db/request (and the queued writes)
+- `quick_write.py`: the node's short path for a plain `POST /db/execute` (same answer)
+- `quick_read.py`: a read worker's short path for a plain `GET /db/query` (same answer)
 - `cluster.py`: /status, /nodes, /readyz, /leader, /remove, /join
 - `backup.py`: /db/backup
 - `ops.py`: /db/load, /boot, /snapshot, /reap
