@@ -129,3 +129,38 @@ def test_a_result_over_the_answer_limit_is_the_same_error_on_both_paths(apps):
     ours = answer(quick, url)
     assert ours == answer(general, url)
     assert b"answer limit" in ours[2]
+
+
+def answer_now(app, url: bytes):
+    """`answer_soon`, the worker's path with no task: (taken, what reply got)."""
+    async def go():
+        req = Request("GET", url, {"host": "x"}, ("127.0.0.1", 1))
+        limit, early = app.head(req)
+        assert early is None
+        got = []
+        taken = app.answer_soon(req, got.append)
+        assert len(got) == (1 if taken else 0), "reply must come at once, once"
+        resp = got[0] if got else None
+        return taken, None if resp is None else (resp.status, resp.headers, resp.body)
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("url", TAKEN, ids=lambda u: u.decode())
+def test_a_plain_none_or_weak_read_is_answered_at_once_with_the_same_bytes(apps, url):
+    """No task per read: the short path runs to its end inside the parser's callback. A
+    linearizable read waits for its ReadIndex round, so it keeps its task."""
+    quick, general = apps
+    taken, ours = answer_now(quick, url)
+    if b"linearizable" in url:
+        assert not taken
+        return
+    assert taken and ours is not None and ours[0] == 200
+    assert ours == answer(general, url)
+
+
+@pytest.mark.parametrize("url", [q("INSERT INTO kv(k, v) VALUES ('w', 'w')", "&level=none"),
+                                 q("SELEKT 1", "&level=none")], ids=lambda u: u.decode())
+def test_what_the_node_must_answer_is_handed_over_from_the_path_with_no_task(apps, url):
+    quick, _ = apps
+    assert answer_now(quick, url) == (True, None)
+    assert answer_now(apps[1], url) == (False, None)     # the general app takes no short path
