@@ -12,7 +12,6 @@ the table's rows at the end show each statement ran once."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 
 import pytest
@@ -90,32 +89,24 @@ def _exchange(addr: str, raws: list[bytes], pipelined: bool) -> list[tuple]:
     return out
 
 
-def _run(tmp_path, quick: bool, pipelined: bool):
+def _run(tmp_path, monkeypatch, quick: bool, pipelined: bool):
     """The corpus against a fresh node -> (answers, the table's rows, quick_writes status)."""
-    env = {"DDB_HTTP_QUICK_WRITE": "1" if quick else "0"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        with LocalCluster(1, data_dir=str(tmp_path / f"q{int(quick)}{int(pipelined)}"), http=True) as c:
-            addr = c.nodes[c.wait_for_leader()].http_addr
-            assert _exchange(addr, [SCHEMA], False)[0][0] == 200
-            answers = _exchange(addr, CORPUS, pipelined)
-            rows = request("GET", f"http://{addr}/db/query", params={
-                "q": "SELECT id, name, hex(b), n FROM t ORDER BY id", "level": "strong"}).json()
-            st = request("GET", f"http://{addr}/status").json()["http"]["quick_writes"]
-            return answers, rows, st
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    monkeypatch.setenv("DDB_HTTP_QUICK_WRITE", "1" if quick else "0")
+    with LocalCluster(1, data_dir=str(tmp_path / f"q{int(quick)}{int(pipelined)}"), http=True) as c:
+        addr = c.nodes[c.wait_for_leader()].http_addr
+        assert _exchange(addr, [SCHEMA], False)[0][0] == 200
+        answers = _exchange(addr, CORPUS, pipelined)
+        rows = request("GET", f"http://{addr}/db/query", params={
+            "q": "SELECT id, name, hex(b), n FROM t ORDER BY id", "level": "strong"}).json()
+        st = request("GET", f"http://{addr}/status").json()["http"]["quick_writes"]
+        return answers, rows, st
 
 
 @pytest.mark.parametrize("pipelined", [False, True], ids=["one-by-one", "pipelined"])
-def test_the_short_write_path_answers_as_the_general_path_byte_for_byte(tmp_path, pipelined):
-    ours, our_rows, st = _run(tmp_path, True, pipelined)
-    theirs, their_rows, off = _run(tmp_path, False, pipelined)
+def test_the_short_write_path_answers_as_the_general_path_byte_for_byte(tmp_path, monkeypatch,
+                                                                        pipelined):
+    ours, our_rows, st = _run(tmp_path, monkeypatch, True, pipelined)
+    theirs, their_rows, off = _run(tmp_path, monkeypatch, False, pipelined)
     assert off == {}
     for k, (a, b) in enumerate(zip(ours, theirs)):
         assert a == b, (k, CORPUS[k][:80], a, b)

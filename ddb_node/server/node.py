@@ -487,44 +487,31 @@ class NodeServer:
                 return {"ok": False, "node": self.id, "error": bad_request(
                     "this node keeps its database in memory: it serves no cursors").to_dict()}
             return await self.reads.fetch(body) if op == "fetch" else self.reads.close_cursor(body)
+        return await self._to_replica(body)
+
+    def _to_replica(self, body) -> asyncio.Future:
+        """Give a frame to the Replica under a new token -> the future of its reply."""
         self.token_seq += 1
         token = self.token_seq
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self.waiters[token] = fut
-        t0 = loop.time()
+        if isinstance(body, dict) and body.get("op") == "request" and not body.get("forwarded"):
+            # where the asker is: a forwarded request is timed by the node that forwarded it
+            t0 = loop.time()
+            fut.add_done_callback(lambda f: f.cancelled() or self.latency.record(loop.time() - t0))
         self.replica.handle(token, body)
         self._flush()
         self._kick()
-        resp = await fut
-        if op == "request" and not body.get("forwarded"):
-            # where the asker is: a forwarded request is timed by the node that forwarded it
-            self.latency.record(loop.time() - t0)
-        return resp
+        return fut
 
     def submit(self, body: dict, done) -> None:
         """`handle` for a request frame (op "request") without a task of its own: the
         Replica decides it and `done(reply)` runs when it answers. For the short paths of
         plain writes (http.quick_write) and of client frames: a task per request was the
         largest single cost of the loop's request handling after the HTTP parsing."""
-        self.token_seq += 1
-        token = self.token_seq
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        self.waiters[token] = fut
-        t0 = loop.time()
-        forwarded = body.get("forwarded")
-
-        def answered(f: asyncio.Future) -> None:
-            if f.cancelled():
-                return
-            if not forwarded:
-                self.latency.record(loop.time() - t0)
-            done(f.result())
-        fut.add_done_callback(answered)
-        self.replica.handle(token, body)
-        self._flush()
-        self._kick()
+        fut = self._to_replica(body)
+        fut.add_done_callback(lambda f: None if f.cancelled() else done(f.result()))
 
     async def _may_join(self, body: dict) -> bool:
         """rqlite's join permissions: `join` for any node, `join-read-only` (also spelled

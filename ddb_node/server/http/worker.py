@@ -382,15 +382,22 @@ class WorkerProtocol(HttpProtocol):
         req, self._soon_req = self._soon_req, None
         if self.closing or req is None:
             return
+        if self._answer(resp, req):
+            self._inline = True
+
+    def _answer(self, resp, req) -> bool:
+        """Write the worker's answer (None: hand the connection over) -> whether the
+        connection goes on with its next request."""
         if resp is None:
-            return self._move()
+            self._move()
+            return False
         self._write(resp, req)
         if not req.keep_alive:
             self.closing = True
             self.transport.close()
-            return
+            return False
         self.deadline = self.loop.time() + self.server.idle_timeout
-        self._inline = True
+        return True
 
     def _refuse(self, resp, req=None) -> None:
         self._move()                 # every refusal is the node's to make
@@ -405,16 +412,8 @@ class WorkerProtocol(HttpProtocol):
             except Exception:       # noqa: BLE001
                 log.exception("worker: read failed: %s %s", req.method, req.path)
                 resp = None
-            if self.closing:
+            if self.closing or not self._answer(resp, req):
                 return
-            if resp is None:
-                return self._move()
-            self._write(resp, req)
-            if not req.keep_alive:
-                self.closing = True
-                self.transport.close()
-                return
-            self.deadline = self.loop.time() + self.server.idle_timeout
         finally:
             self.task = None
         self._busy = False
