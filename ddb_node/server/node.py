@@ -44,6 +44,7 @@ from .cdc import Webhook
 from .http.service import start_http
 from .http.auth import CredentialStore, UsersFileError
 from .lanes import Lane
+from .client_port import ClientPort
 from .loop import run as run_loop
 from .membership import StartupRefused
 from .metrics import LatencyHistogram
@@ -57,7 +58,6 @@ __all__ = ["NodeServer", "StartupRefused", "run_node"]
 log = logging.getLogger("ddb.node")
 
 SHELL_COUNTERS = ("bad_frames", "nodes_reaped")
-BIG_REPLY_CELLS = 20_000      # answers with more values than this are encoded off the loop
 
 
 class NodeServer:
@@ -134,6 +134,7 @@ class NodeServer:
         self.ctx: zmq.asyncio.Context | None = None
         self.transport: PeerTransport | None = None
         self.client_sock = None
+        self.client_port = ClientPort(self)       # its frames in, replies out
         self.forwarders: dict = {}     # leader's client address -> AsyncTcpLink or DEALER
         self.http = None
         self.reaper = Reaper(opts.reap_node_timeout, opts.reap_read_only_node_timeout)
@@ -178,10 +179,10 @@ class NodeServer:
                 self.transport.set_peer(nid, addrs["peer"])
         self.trace.attach(self.transport)
         if uses_tcp(self.opts.curve):      # see net/client_wire.py
-            self.client_sock = ClientTcpEndpoint(self.opts.client_addr, self._on_client_frames,
-                                                 on_bad=self._bad_client_frame)
+            self.client_sock = ClientTcpEndpoint(self.opts.client_addr, self.client_port.on_frames,
+                                                 on_bad=self.client_port.bad_frame)
         else:
-            self.client_sock = ClientEndpoint(self.ctx, self.opts.client_addr, self._on_client_frames,
+            self.client_sock = ClientEndpoint(self.ctx, self.opts.client_addr, self.client_port.on_frames,
                                               curve=self.opts.curve)
         self.transport.start()
         if self.opts.http_addr:
@@ -433,12 +434,10 @@ class NodeServer:
         for item in self.replica.take_outbox():
             kind = item[0]
             if kind == "reply":
-                fut = self.waiters.pop(item[1], None)
                 fid = self.forward_of.pop(item[1], None)
                 if fid is not None:
                     self.forwards.pop(fid, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(item[2])
+                self._read_done(item[1], item[2])
             elif kind == "forward":
                 self._forward(item[1], item[2], item[3])
             elif kind == "read":
@@ -454,6 +453,7 @@ class NodeServer:
                     self.transport.set_peer(item[1], item[2])
 
     def _read_done(self, token: int, reply: dict) -> None:
+        """The reply to the request `token` (a read's, from the read workers, or any)."""
         fut = self.waiters.pop(token, None)
         if fut is not None and not fut.done():
             fut.set_result(reply)
@@ -506,10 +506,8 @@ class NodeServer:
         return fut
 
     def submit(self, body: dict, done) -> None:
-        """`handle` for a request frame (op "request") without a task of its own: the
-        Replica decides it and `done(reply)` runs when it answers. For the short paths of
-        plain writes (http.quick_write) and of client frames: a task per request was the
-        largest single cost of the loop's request handling after the HTTP parsing."""
+        """`handle` for a request frame (op "request") with no task of its own: `done(reply)`
+        runs when the Replica answers (the short write path, http.quick_write; client frames)."""
         fut = self._to_replica(body)
         fut.add_done_callback(lambda f: None if f.cancelled() else done(f.result()))
 
@@ -541,65 +539,6 @@ class NodeServer:
         self.replica.event("fault", cmd=cmd)
         self._flush()
         return {"ok": True, "faults": state, "node": self.id, "term": self.raft.term}
-
-    # ---- zmq clients -------------------------------------------------------------
-    def _bad_client_frame(self) -> None:
-        self.shell_counters["bad_frames"] += 1
-
-    def _on_client_frames(self, parts: list) -> None:
-        """The client endpoint's reader hands every frame here. A SQL request goes to the
-        Replica from here (`submit`: no task of its own); the shell's operations get a task."""
-        if len(parts) != 2:
-            self.shell_counters["bad_frames"] += 1
-            return
-        ident, frame = parts
-        try:
-            _, body = decode_client(frame, self.cluster_id, KIND_REQUEST)
-        except FrameError as exc:
-            self.shell_counters["bad_frames"] += 1
-            self._reply(ident, {"id": None, "ok": False,
-                                "error": {"type": "BadRequest", "message": str(exc)}})
-            return
-        if isinstance(body, dict) and body.get("op") == "request":
-            self.submit(body, lambda resp: self._answer_client(ident, body.get("id"), resp))
-        else:
-            asyncio.ensure_future(self._serve(ident, body))
-
-    async def _serve(self, ident: bytes, body) -> None:
-        self._answer_client(ident, body.get("id") if isinstance(body, dict) else None,
-                            await self.handle(body))
-
-    def _answer_client(self, ident: bytes, rid, resp: dict) -> None:
-        resp = dict(resp)
-        resp["id"] = rid
-        if _cells(resp) > BIG_REPLY_CELLS and self.reads is not None:
-            asyncio.ensure_future(self._reply_big(ident, resp))
-            return
-        self._reply(ident, resp)
-
-    async def _reply_big(self, ident: bytes, resp: dict) -> None:
-        """A long answer is encoded on a read worker thread, not in the loop."""
-        try:
-            frame = await asyncio.get_running_loop().run_in_executor(
-                self.reads.pool, encode_client, self.cluster_id, KIND_RESPONSE, resp)
-        except (TypeError, ValueError) as exc:
-            log.warning("node %d: cannot encode reply: %s", self.id, exc)
-            return
-        self._send_frame(ident, frame)
-
-    def _reply(self, ident: bytes, resp: dict) -> None:
-        try:
-            frame = encode_client(self.cluster_id, KIND_RESPONSE, resp)
-        except (TypeError, ValueError) as exc:
-            log.warning("node %d: cannot encode reply: %s", self.id, exc)
-            return
-        self._send_frame(ident, frame)
-
-    def _send_frame(self, ident: bytes, frame: bytes) -> None:
-        try:
-            self.client_sock.reply(ident, frame)
-        except (zmq.ZMQError, OSError) as exc:
-            log.warning("node %d: cannot send reply: %s", self.id, exc)
 
     # ---- forwarding to the leader ------------------------------------------------
     def _forward(self, token: int, leader_id: int, body: dict) -> None:
@@ -697,16 +636,6 @@ class NodeServer:
             "cdc": self.webhook.status() if self.webhook is not None else None,
         })
         return st
-
-
-def _cells(resp: dict) -> int:
-    """About how many values an answer carries (cheap: no row is looked at)."""
-    n = 0
-    for r in resp.get("results") or ():
-        vals = r.get("values") if isinstance(r, dict) else None
-        if vals:
-            n += len(vals) * len(vals[0])
-    return n
 
 
 def run_node(opts: NodeOptions) -> None:
