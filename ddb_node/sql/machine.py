@@ -31,6 +31,8 @@ from .transactions import VERSIONS_SCHEMA, Transactions
 
 SYNC_MODES = {"off": "OFF", "normal": "NORMAL", "full": "FULL"}
 _perf = time.perf_counter
+_DDL_CODES = policy.DDL_CODES
+_FUNCTION = apsw.SQLITE_FUNCTION
 _reseed = apsw.randomness
 
 
@@ -149,12 +151,12 @@ class StateMachine(Transactions, QueryEngine):
             return apsw.SQLITE_OK
         if self._tx_tables is not None and not self._internal:
             self._tx_record(code, a3)       # the tables an interactive transaction uses
-        if code in policy.DDL_CODES:
+        if code in _DDL_CODES:
             self.changes.schema_changed()     # column names / primary keys may differ now
             self._schema_gen += 1             # classify's cache: judge texts afresh
         # an entry being applied may not call a non-deterministic extension function: the
         # leader's classification refuses it, and a replica refuses it identically
-        if code == apsw.SQLITE_FUNCTION and self.nondeterministic and not self._internal \
+        if code == _FUNCTION and self.nondeterministic and not self._internal \
                 and determinism.context.active:
             reason = extensions.refusal(a4, self.nondeterministic)
             if reason:

@@ -49,16 +49,29 @@ def _internal(name) -> bool:
     return isinstance(name, str) and name.lower().startswith(INTERNAL_PREFIX)
 
 
+# Actions no policy refuses: most of the authorizer's calls (a column read, a SELECT), so
+# they are answered first. The codes are module constants: `apsw.X` is a module lookup
+# through apsw's own getattr, several per call of the authorizer, which SQLite calls a few
+# times for every statement it prepares (each read of an uncached statement text).
+_ALWAYS_ALLOWED = frozenset((apsw.SQLITE_READ, apsw.SQLITE_SELECT, apsw.SQLITE_RECURSIVE))
+_TRANSACTION, _SAVEPOINT = apsw.SQLITE_TRANSACTION, apsw.SQLITE_SAVEPOINT
+_ATTACH, _DETACH, _PRAGMA, _FUNCTION = (apsw.SQLITE_ATTACH, apsw.SQLITE_DETACH, apsw.SQLITE_PRAGMA,
+                                        apsw.SQLITE_FUNCTION)
+_ROW_WRITES = frozenset((apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE))
+
+
 def refusal(code: int, a3, a4, dbname, trigview) -> str | None:
     """A clear reason why this action is refused, or None when it is allowed."""
-    if code == apsw.SQLITE_TRANSACTION or code == apsw.SQLITE_SAVEPOINT:
-        what = "SAVEPOINT/RELEASE/ROLLBACK TO" if code == apsw.SQLITE_SAVEPOINT else "BEGIN/COMMIT/ROLLBACK"
+    if code in _ALWAYS_ALLOWED:
+        return None
+    if code == _TRANSACTION or code == _SAVEPOINT:
+        what = "SAVEPOINT/RELEASE/ROLLBACK TO" if code == _SAVEPOINT else "BEGIN/COMMIT/ROLLBACK"
         return TXN_MESSAGE.format(what=what)
-    if code == apsw.SQLITE_ATTACH:
+    if code == _ATTACH:
         return "ATTACH is not allowed: it would change the node's connection, not replicated data"
-    if code == apsw.SQLITE_DETACH:
+    if code == _DETACH:
         return "DETACH is not allowed: it would change the node's connection, not replicated data"
-    if code == apsw.SQLITE_PRAGMA:
+    if code == _PRAGMA:
         name = (a3 or "").lower()
         if name in DATA_PRAGMAS or name in INFO_ARG_PRAGMAS:
             return None
@@ -70,15 +83,14 @@ def refusal(code: int, a3, a4, dbname, trigview) -> str | None:
                     "(it would be lost on restart); only PRAGMA user_version and application_id "
                     "may be set")
         return None
-    if code == apsw.SQLITE_FUNCTION:
+    if code == _FUNCTION:
         return FORBIDDEN_FUNCTIONS.get((a4 or "").lower())
     if code in _TEMP_CREATES:
         return ("TEMP tables, views, indexes and triggers are not allowed: they belong to one "
                 "connection, are not replicated and vanish on restart")
     # ALTER TABLE ... RENAME rewrites sqlite_temp_master's triggers that name the table (there
     # are none: TEMP objects are refused); SQLite itself refuses any direct write to it
-    if dbname == "temp" and a3 != "sqlite_temp_master" and \
-            code in (apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE):
+    if dbname == "temp" and a3 != "sqlite_temp_master" and code in _ROW_WRITES:
         return ("TEMP tables, views, indexes and triggers are not allowed: they belong to one "
                 "connection, are not replicated and vanish on restart")
     if code in _WRITES_BY_TABLE and _internal(a3) or code in _BY_FOURTH and _internal(a4):

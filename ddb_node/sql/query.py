@@ -19,6 +19,8 @@ from .results import Result
 from .split import is_single, split_sql
 
 _perf = time.perf_counter
+_OK, _DENY = apsw.SQLITE_OK, apsw.SQLITE_DENY   # the authorizer's answers (module constants:
+_refusal = policy.refusal                       # it runs several times per statement prepared)
 
 
 class OverBudget(SqlError):
@@ -42,12 +44,12 @@ class QueryEngine:
 
     def _authorize(self, code, a3, a4, db, trig):
         if self._internal:
-            return apsw.SQLITE_OK
-        reason = policy.refusal(code, a3, a4, db, trig)
+            return _OK
+        reason = _refusal(code, a3, a4, db, trig)
         if reason is None:
-            return apsw.SQLITE_OK
+            return _OK
         self._denied = reason
-        return apsw.SQLITE_DENY
+        return _DENY
 
     def _tracer(self, cursor, sql, bindings):
         self._mark = (cursor.get_description(), cursor.is_readonly)

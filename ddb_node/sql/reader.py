@@ -59,22 +59,49 @@ class Reader(QueryEngine):
         self._mark = None
         self._entry_dml = False
         self._nonce = secrets.token_hex(8)
+        self._sql_begin = self._sql_commit = None     # built by _begin
         self._watch_schema = watch_schema
         self._schema_opened = self._schema_now = None   # schema versions: _columns_of_empty
         self._described: dict = {}
         conn.authorizer = self._authorize
 
-    def _applied(self) -> int:
-        """The applied index of the state this read transaction sees; with `watch_schema`,
-        its schema version too (an empty result's columns: _columns_of_empty)."""
+    def _begin(self) -> int:
+        """BEGIN a read transaction -> the applied index of the state it sees; with
+        `watch_schema`, note its schema version too (an empty result's columns:
+        _columns_of_empty). One call into SQLite for both statements (texts built once):
+        this is every read's fixed cost."""
+        sql = self._sql_begin
+        if sql is None:
+            n = self._nonce
+            what = "idx, (SELECT schema_version FROM pragma_schema_version)" \
+                if self._watch_schema else "idx"
+            sql = self._sql_begin = (f"BEGIN /*{n}*/; SELECT {what} FROM _ddb_applied "
+                                     f"WHERE id = 0 /*{n}*/")
+            self._sql_commit = f"COMMIT /*{n}*/"
+        self._internal = True
+        try:
+            row = self._conn.execute(sql).fetchall()[0]
+        except BaseException:
+            if not self._conn.get_autocommit():
+                self._end()
+            raise
+        finally:
+            self._internal = False
         if not self._watch_schema:
-            return self._internal_rows("SELECT idx FROM _ddb_applied WHERE id = 0")[0][0]
-        (index, version), = self._internal_rows(
-            "SELECT idx, (SELECT schema_version FROM pragma_schema_version) FROM _ddb_applied WHERE id = 0")
+            return row[0]
+        index, version = row
         if self._schema_opened is None:
             self._schema_opened = version
         self._schema_now = version
         return index
+
+    def _end(self) -> None:
+        """End the read transaction `_begin` opened."""
+        self._internal = True
+        try:
+            self._conn.execute(self._sql_commit)
+        finally:
+            self._internal = False
 
     def _stale_schema(self):
         # another connection changed the schema since this one opened (watch_schema)
@@ -89,15 +116,14 @@ class Reader(QueryEngine):
         is never served: StaleReader, which the caller answers as a retryable error."""
         if not checked:
             validate(request, self.limits)
-        self._internal_exec("BEGIN")
+        index = self._begin()
         try:
-            index = self._applied()
             if index < at_least:
                 raise StaleReader(f"this node's reader saw index {index}, older than the "
                                   f"{at_least} the read was decided at")
             return self._run_request(request, max_rows, max_bytes, budget_s), index
         finally:
-            self._internal_exec("COMMIT")
+            self._end()
 
     def cursor(self, request: Request, chunk_rows: int) -> "Cursor":
         return Cursor(self, request, chunk_rows)
@@ -125,8 +151,7 @@ class Cursor:
         self.done = False
         st = request.statements[0]
         conn = reader._conn
-        reader._internal_exec("BEGIN")
-        self.index = reader._applied()
+        self.index = reader._begin()
         self._cur = conn.cursor()
         self._desc = None
         self._stepped = False
@@ -179,6 +204,6 @@ class Cursor:
         except Exception:  # noqa: BLE001
             pass
         try:
-            r._internal_exec("COMMIT")
+            r._end()
         except apsw.Error:
             pass

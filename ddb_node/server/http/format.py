@@ -356,7 +356,9 @@ def encode_json(obj, pretty: bool = False) -> bytes:
     if pretty:
         out = _INDENT.sub(lambda m: m.group(1) * 2, out)
     for raw, esc in _HTML:
-        if raw in out:
+        # find, not `in`: bytes' `in` first tries its operand as an int, and the TypeError
+        # it raises and drops costs more than the scan (five of them per answer)
+        if out.find(raw) >= 0:
             out = out.replace(raw, esc)
     return out
 
