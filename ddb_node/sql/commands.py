@@ -104,30 +104,31 @@ def validate(request: Request, limits: Limits = DEFAULT_LIMITS) -> Request:
     return request
 
 
-def _validate_statement(st: Statement, where: str, limits: Limits) -> None:
-    def fault(why: str) -> BadRequest:
-        return BadRequest(f"{where}: {why}", detail=why)
+def _fault(where: str, why: str) -> BadRequest:
+    return BadRequest(f"{where}: {why}", detail=why)
 
+
+def _validate_statement(st: Statement, where: str, limits: Limits) -> None:
     if not isinstance(st.sql, str):
-        raise fault(f"SQL must be a string, not {type(st.sql).__name__}")
+        raise _fault(where, f"SQL must be a string, not {type(st.sql).__name__}")
     if len(st.sql) > limits.max_sql_length:
-        raise fault(f"SQL text of {len(st.sql)} characters exceeds the limit of {limits.max_sql_length}")
+        raise _fault(where, f"SQL text of {len(st.sql)} characters exceeds the limit of {limits.max_sql_length}")
     p = st.params
     if p is None:
         return
     if isinstance(p, dict):
         if len(p) > limits.max_params:
-            raise fault(f"{len(p)} parameters exceed the limit of {limits.max_params}")
+            raise _fault(where, f"{len(p)} parameters exceed the limit of {limits.max_params}")
         out = {}
         for k, v in p.items():
             if not isinstance(k, str):
-                raise fault(f"parameter names must be strings, not {k!r}")
+                raise _fault(where, f"parameter names must be strings, not {k!r}")
             out[k] = _check_value(v, f"{where}, parameter {k!r}", limits)
         st.params = out
     elif isinstance(p, (list, tuple)):
         if len(p) > limits.max_params:
-            raise fault(f"{len(p)} parameters exceed the limit of {limits.max_params}")
+            raise _fault(where, f"{len(p)} parameters exceed the limit of {limits.max_params}")
         st.params = [_check_value(v, f"{where}, parameter {j + 1}", limits) for j, v in enumerate(p)]
     else:
-        raise fault(f"parameters must be a list, a dict or None, not {type(p).__name__}")
+        raise _fault(where, f"parameters must be a list, a dict or None, not {type(p).__name__}")
 

@@ -1,7 +1,12 @@
 """Column-oriented results and their conversion to dicts and pandas DataFrames."""
 from __future__ import annotations
 
-from .affinity import EXPECTED, affinity_of, storage_class
+from collections import Counter
+
+from .affinity import EXPECTED, affinity_of
+
+# storage_class(v), by type(v) (anything else, as there: "blob")
+_CLASS_OF_TYPE = {type(None): "null", int: "integer", float: "real", str: "text", bytes: "blob"}
 
 
 _new = object.__new__
@@ -58,11 +63,22 @@ class Result:
         return r
 
     @classmethod
-    def from_rows(cls, statement, description, rows, **kw) -> "Result":
-        columns = [d[0] for d in description]
-        decltypes = [d[1] for d in description]
-        values = [list(col) for col in zip(*rows)] if rows else [[] for _ in columns]
-        return cls(statement, columns, decltypes, values, **kw)
+    def from_rows(cls, statement, description, rows, rows_affected=0, last_insert_id=None,
+                  time=0.0, truncated=False) -> "Result":
+        """A result from a cursor's description and rows, without __init__'s copies (every
+        read's result is built here)."""
+        r = _new(cls)
+        r.statement = statement
+        r.columns = columns = [d[0] for d in description]
+        r.decltypes = decltypes = [d[1] for d in description]
+        r.values = values = [list(col) for col in zip(*rows)] if rows else [[] for _ in columns]
+        r.rows_affected = rows_affected
+        r.last_insert_id = last_insert_id
+        r.error = None
+        r.time = time
+        r.truncated = truncated
+        r.affinities, r.types_seen, r.violations = analyse(columns, decltypes, values)
+        return r
 
     @property
     def rows(self) -> list[tuple]:
@@ -113,13 +129,19 @@ def analyse(columns, decltypes, values):
     """-> (affinities, types_seen, violations). A value whose storage class disagrees with its
     declared column's affinity is counted, never coerced."""
     affinities, types_seen, violations = [], [], []
+    class_of = _CLASS_OF_TYPE
     for i, (name, decl, col) in enumerate(zip(columns, decltypes, values)):
         aff = affinity_of(decl)
         affinities.append(aff)
         seen = {}
-        for v in col:
-            sc = storage_class(v)
-            seen[sc] = seen.get(sc, 0) + 1
+        if len(col) > 32:        # a long column: its types counted in C, a few at most
+            for t, n in Counter(map(type, col)).items():
+                sc = class_of.get(t, "blob")
+                seen[sc] = seen.get(sc, 0) + n
+        else:
+            for v in col:
+                sc = class_of.get(type(v), "blob")
+                seen[sc] = seen.get(sc, 0) + 1
         types_seen.append(sorted(seen))
         expected = EXPECTED[aff] if decl else None
         if expected is not None:

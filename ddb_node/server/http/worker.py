@@ -206,17 +206,19 @@ class LocalReads:
         if self.gen != (self.view.gen, self.view.schema) or self.reader is None:
             self._open()          # a new file, or a new schema (see QueryEngine._run_one)
         sreq = Request(statements=statements, level=level, timeout=timeout)
-        try:
-            # keyed on the node's schema generation, not `PRAGMA schema_version` (~10 µs a
-            # read here): a verdict kept a moment past a schema change is still right, since
-            # whether a text reads or writes does not depend on the schema, and a text that
-            # does not prepare is never kept
-            cls = classify(sreq, self.schema_conn, self.limits, self.reader.nondeterministic,
-                           self.cache.at_schema(self.gen))
-        except Exception:           # noqa: BLE001
-            raise Handoff("the node words errors") from None
-        if cls.kind != "read":
-            raise Handoff("a statement writes")
+        # keyed on the node's schema generation, not `PRAGMA schema_version` (~10 µs a read
+        # here): a verdict kept a moment past a schema change is still right, since whether
+        # a text reads or writes does not depend on the schema, and a text that does not
+        # prepare is never kept
+        cache = self.cache.at_schema(self.gen)
+        if not _judged_read(sreq, cache):
+            try:
+                cls = classify(sreq, self.schema_conn, self.limits, self.reader.nondeterministic,
+                               cache)
+            except Exception:           # noqa: BLE001
+                raise Handoff("the node words errors") from None
+            if cls.kind != "read":
+                raise Handoff("a statement writes")
         at_least = 0
         if level == LINEARIZABLE:
             at_least = await self.rounds.wait()
@@ -232,6 +234,19 @@ class LocalReads:
                 "index": at_least if level == LINEARIZABLE else index, "level": level,
                 "time": time.perf_counter() - t0, "ok": True, "node": self.id,
                 "term": self.view.term}
+
+
+def _judged_read(req: Request, cache: PrepareCache) -> bool:
+    """The request is one statement, without parameters or a timeout, whose text `classify`
+    judged a read at this schema (the verdict is kept): the same text gets the same verdict
+    and passed validation then, so it need not be classified again (most reads)."""
+    if len(req.statements) != 1 or req.timeout is not None:
+        return False
+    st = req.statements[0]
+    if st.params is not None:
+        return False
+    verdict = cache.judged.get((st.sql, False))
+    return type(verdict) is tuple and all(kind == "read" for _, kind, _ in verdict)
 
 
 class WorkerService:
