@@ -10,6 +10,7 @@ _CLASS_OF_TYPE = {type(None): "null", int: "integer", float: "real", str: "text"
 
 
 _new = object.__new__
+_ANALYSIS = frozenset(("affinities", "types_seen", "violations"))
 _LAZY = {"columns": list, "decltypes": list, "affinities": list, "types_seen": list, "values": list,
          "violations": list, "truncated": bool, "error": lambda: None}
 
@@ -50,6 +51,10 @@ class Result:
 
     def __getattr__(self, name):
         # only reached for fields a fast constructor left unset
+        if name in _ANALYSIS:
+            self.affinities, self.types_seen, self.violations = analyse(
+                self.columns, self.decltypes, self.values)
+            return object.__getattribute__(self, name)
         if name in _LAZY:
             value = _LAZY[name]()
             object.__setattr__(self, name, value)
@@ -77,26 +82,34 @@ class Result:
         r.error = None
         r.time = time
         r.truncated = truncated
-        r.affinities, r.types_seen, r.violations = analyse(columns, decltypes, values)
-        return r
+        return r      # affinities, types_seen, violations: analysed on first use
 
     @property
     def rows(self) -> list[tuple]:
         return list(zip(*self.values)) if self.values else []
 
-    def to_dict(self) -> dict:
+    def to_dict(self, analysis: bool = True) -> dict:
+        """The wire form. ``analysis=False`` leaves out affinities, types_seen and
+        violations, which an rqlite answer never shows: an HTTP read worker's results skip
+        the analysis (a Python look at every value)."""
         # the fields a fast constructor left unset are read through their slots (not
         # __getattr__, which would create and store each one): every write's answer and its
         # session record go through here
         lazy = _lazy
-        d = {"statement": self.statement, "columns": lazy(self, _COLUMNS),
-             "decltypes": lazy(self, _DECLTYPES), "affinities": lazy(self, _AFFINITIES),
-             "types_seen": lazy(self, _TYPES_SEEN), "values": lazy(self, _VALUES),
-             "rows_affected": self.rows_affected, "last_insert_id": self.last_insert_id,
-             "time": self.time}
+        columns = lazy(self, _COLUMNS)
+        d = {"statement": self.statement, "columns": columns, "decltypes": lazy(self, _DECLTYPES)}
+        if analysis:
+            if columns:          # analysed now if it was not yet
+                d["affinities"], d["types_seen"] = self.affinities, self.types_seen
+            else:
+                d["affinities"], d["types_seen"] = lazy(self, _AFFINITIES), lazy(self, _TYPES_SEEN)
+        d["values"] = lazy(self, _VALUES)
+        d["rows_affected"] = self.rows_affected
+        d["last_insert_id"] = self.last_insert_id
+        d["time"] = self.time
         if self.error is not None:
             d["error"] = self.error
-        if lazy(self, _VIOLATIONS):
+        if analysis and (self.violations if columns else lazy(self, _VIOLATIONS)):
             d["violations"] = self.violations
         if lazy(self, _TRUNCATED, False):
             d["truncated"] = True

@@ -230,7 +230,7 @@ class LocalReads:
         except Exception:           # noqa: BLE001  errors, a stale state, a long read
             raise Handoff("the node serves it") from None
         self.served += 1
-        return {"results": [x.to_dict() for x in results],
+        return {"results": [x.to_dict(analysis=False) for x in results],
                 "index": at_least if level == LINEARIZABLE else index, "level": level,
                 "time": time.perf_counter() - t0, "ok": True, "node": self.id,
                 "term": self.view.term}
@@ -246,7 +246,12 @@ def _judged_read(req: Request, cache: PrepareCache) -> bool:
     if st.params is not None:
         return False
     verdict = cache.judged.get((st.sql, False))
-    return type(verdict) is tuple and all(kind == "read" for _, kind, _ in verdict)
+    if type(verdict) is not tuple:
+        return False
+    for _piece, kind, _deferred in verdict:
+        if kind != "read":
+            return False
+    return True
 
 
 class WorkerService:
