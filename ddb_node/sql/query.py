@@ -55,19 +55,37 @@ class QueryEngine:
         self._mark = (cursor.get_description(), cursor.is_readonly)
         return True
 
+    def _internal_text(self, sql: str) -> str:
+        """`sql` with the nonce comment, which keeps its cached prepared statement out of
+        reach of user SQL with the same text (built once per text)."""
+        texts = self.__dict__.setdefault("_internal_texts", {})
+        text = texts.get(sql)
+        if text is None:
+            if len(texts) >= 1024:          # ddb's own texts are few; parameters vary
+                texts.clear()
+            text = texts[sql] = f"{sql} /*{self._nonce}*/"
+        return text
+
+    def _internal_cursor(self):
+        """One cursor of the current connection for ddb's own statements, each run to its
+        end (a new cursor per statement cost ~0.7 µs, several times per apply and read)."""
+        conn = self._conn
+        if self.__dict__.get("_icur_conn") is not conn:
+            self._icur, self._icur_conn = conn.cursor(), conn
+        return self._icur
+
     def _internal_exec(self, sql, params=None):
-        """Run ddb's own SQL past the authorizer. The nonce comment keeps its cached prepared
-        statement out of reach of user SQL with the same text."""
+        """Run ddb's own SQL past the authorizer, to its end."""
         self._internal = True
         try:
-            self._conn.execute(f"{sql} /*{self._nonce}*/", params)
+            self._internal_cursor().execute(self._internal_text(sql), params).fetchall()
         finally:
             self._internal = False
 
     def _internal_rows(self, sql, params=None):
         self._internal = True
         try:
-            return self._conn.execute(f"{sql} /*{self._nonce}*/", params).fetchall()
+            return self._internal_cursor().execute(self._internal_text(sql), params).fetchall()
         finally:
             self._internal = False
 

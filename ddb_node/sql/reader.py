@@ -80,7 +80,7 @@ class Reader(QueryEngine):
             self._sql_commit = f"COMMIT /*{n}*/"
         self._internal = True
         try:
-            row = self._conn.execute(sql).fetchall()[0]
+            row = self._internal_cursor().execute(sql).fetchall()[0]
         except BaseException:
             if not self._conn.get_autocommit():
                 self._end()
@@ -99,7 +99,7 @@ class Reader(QueryEngine):
         """End the read transaction `_begin` opened."""
         self._internal = True
         try:
-            self._conn.execute(self._sql_commit)
+            self._internal_cursor().execute(self._sql_commit)
         finally:
             self._internal = False
 
