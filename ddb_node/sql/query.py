@@ -287,6 +287,9 @@ class QueryEngine:
         return results
 
 
+_SIZED = frozenset((str, bytes))     # values counted by their length (others: 8 bytes)
+
+
 def limited(cur, max_rows, max_bytes, drain=False):
     """Keep at most ``max_rows`` rows / about ``max_bytes`` bytes; report truncation. With
     ``drain`` the statement still runs to its end (the apply path leaves nothing pending)."""
@@ -296,7 +299,8 @@ def limited(cur, max_rows, max_bytes, drain=False):
         if max_rows is not None and len(rows) >= max_rows:
             break
         if max_bytes is not None:
-            size += sum(len(v) if isinstance(v, (str, bytes)) else 8 for v in row)
+            for v in row:       # a loop, not sum() over a generator: every row of a big read
+                size += len(v) if v.__class__ in _SIZED else 8
             if size > max_bytes:
                 break
         rows.append(row)
