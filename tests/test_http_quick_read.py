@@ -164,3 +164,23 @@ def test_what_the_node_must_answer_is_handed_over_from_the_path_with_no_task(app
     quick, _ = apps
     assert answer_now(quick, url) == (True, None)
     assert answer_now(apps[1], url) == (False, None)     # the general app takes no short path
+
+
+def test_a_text_judged_once_keeps_its_verdict_and_only_a_plain_read_skips_classification(apps):
+    """LocalReads does not classify again a text it already judged a read (worker._judged_read),
+    so a write text asked again is still handed over, and only one statement without
+    parameters or a timeout is taken on the kept verdict."""
+    quick, _general = apps
+    write = q("INSERT INTO kv(k, v) VALUES ('again', 'w')", "&level=none")
+    assert answer(quick, write) is None and answer(quick, write) is None   # judged, then kept
+    read = q("SELECT v FROM kv WHERE k='s-1'", "&level=none")
+    assert answer(quick, read)[0] == 200 and answer(quick, read)[0] == 200
+    cache = quick.quick.local.cache
+    sql = "SELECT v FROM kv WHERE k='s-1'"
+    assert W._judged_read(SqlRequest([Statement(sql)], level="none"), cache)
+    assert not W._judged_read(SqlRequest([Statement(sql, [])], level="none"), cache)
+    assert not W._judged_read(SqlRequest([Statement(sql)], level="none", timeout=1.0), cache)
+    assert not W._judged_read(SqlRequest([Statement(sql), Statement(sql)], level="none"), cache)
+    assert not W._judged_read(SqlRequest([Statement("INSERT INTO kv(k, v) VALUES ('again', 'w')")],
+                                         level="none"), cache)
+    assert not W._judged_read(SqlRequest([Statement("SELECT 'never asked'")], level="none"), cache)

@@ -449,6 +449,27 @@ def test_a_reader_never_serves_a_state_older_than_the_read_was_decided_at(tmp_pa
     sm.close()
 
 
+def test_a_reader_whose_applied_index_cannot_be_read_leaves_no_transaction_open(tmp_path):
+    """Reader._begin runs BEGIN and the applied-index SELECT in one call: when the SELECT
+    fails after BEGIN succeeded, the read transaction is ended, not left open (an open one
+    would pin the WAL and serve an old state to every later read)."""
+    from ddb_node.sql.reader import Reader
+    path = str(tmp_path / "db")
+    raw = apsw.Connection(path)
+    raw.execute("PRAGMA journal_mode=WAL").fetchall()
+    raw.execute("CREATE TABLE t(a)")                # no _ddb_applied
+    r = Reader(path)
+    with pytest.raises(apsw.SQLError, match="_ddb_applied"):
+        r.read(req("SELECT a FROM t"))
+    assert r._conn.get_autocommit()
+    raw.execute("CREATE TABLE _ddb_applied(id INTEGER PRIMARY KEY, idx INTEGER, term INTEGER);"
+                "INSERT INTO _ddb_applied VALUES (0, 7, 1); INSERT INTO t VALUES (1)")
+    results, index = r.read(req("SELECT a FROM t"))
+    assert index == 7 and results[0].to_dict()["values"] == [[1]]   # sees the new commits
+    r.close()
+    raw.close()
+
+
 # ---------------------------------------------------------------- schema changes
 @pytest.mark.parametrize("where", [":memory:", "file"])
 def test_a_cached_statement_answers_with_the_columns_of_the_schema_it_runs_under(tmp_path, where):
