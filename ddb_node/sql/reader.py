@@ -59,7 +59,6 @@ class Reader(QueryEngine):
         self._mark = None
         self._entry_dml = False
         self._nonce = secrets.token_hex(8)
-        self._sql_begin = self._sql_commit = None     # built by _begin
         self._watch_schema = watch_schema
         self._schema_opened = self._schema_now = None   # schema versions: _columns_of_empty
         self._described: dict = {}
@@ -68,25 +67,15 @@ class Reader(QueryEngine):
     def _begin(self) -> int:
         """BEGIN a read transaction -> the applied index of the state it sees; with
         `watch_schema`, note its schema version too (an empty result's columns:
-        _columns_of_empty). One call into SQLite for both statements (texts built once):
-        this is every read's fixed cost."""
-        sql = self._sql_begin
-        if sql is None:
-            n = self._nonce
-            what = "idx, (SELECT schema_version FROM pragma_schema_version)" \
-                if self._watch_schema else "idx"
-            sql = self._sql_begin = (f"BEGIN /*{n}*/; SELECT {what} FROM _ddb_applied "
-                                     f"WHERE id = 0 /*{n}*/")
-            self._sql_commit = f"COMMIT /*{n}*/"
-        self._internal = True
+        _columns_of_empty). One call into SQLite for both statements: this is every read's
+        fixed cost."""
         try:
-            row = self._internal_cursor().execute(sql).fetchall()[0]
+            row = self._internal_rows(self._BEGIN_WATCHING if self._watch_schema
+                                      else self._BEGIN)[0]
         except BaseException:
             if not self._conn.get_autocommit():
                 self._end()
             raise
-        finally:
-            self._internal = False
         if not self._watch_schema:
             return row[0]
         index, version = row
@@ -95,13 +84,13 @@ class Reader(QueryEngine):
         self._schema_now = version
         return index
 
+    _BEGIN = "BEGIN; SELECT idx FROM _ddb_applied WHERE id = 0"
+    _BEGIN_WATCHING = ("BEGIN; SELECT idx, (SELECT schema_version FROM pragma_schema_version) "
+                       "FROM _ddb_applied WHERE id = 0")
+
     def _end(self) -> None:
         """End the read transaction `_begin` opened."""
-        self._internal = True
-        try:
-            self._internal_cursor().execute(self._sql_commit)
-        finally:
-            self._internal = False
+        self._internal_exec("COMMIT")
 
     def _stale_schema(self):
         # another connection changed the schema since this one opened (watch_schema)
